@@ -1,0 +1,14 @@
+"""opportunity-kg: CRM exports to one RDF knowledge graph, queried in SPARQL.
+
+The public API is small; the CLI (``okg``) and the web layer call the same
+functions:
+
+- :func:`opportunity_kg.sample.write_sample` writes a sample Salesforce export;
+- :func:`opportunity_kg.rml.run_mapping` runs an RML mapping to quads;
+- :func:`opportunity_kg.ingest.ingest` maps, validates and loads an export;
+- :func:`opportunity_kg.store.open_store` and :func:`opportunity_kg.store.run_query`;
+- :func:`opportunity_kg.queries.run_canned` runs a canned query;
+- :func:`opportunity_kg.web.create_app` builds the Flask application.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,292 @@
+"""Functions callable from RML mappings through RML-FNML.
+
+Three families, each keyed by the function's IRI:
+
+- GREL string functions (``http://users.ugent.be/~bjdmeest/function/grel.ttl#``)
+  and IDLab functions (``https://w3id.org/imec/idlab/function#``) used by the
+  RML conformance cases;
+- opportunity-kg's cleansing functions (``https://w3id.org/opportunity-kg/function#``,
+  prefix ``okgfn:``) that real CRM exports need: dates and datetimes in the
+  formats exports really use, "1"/"" booleans, amounts with currency codes,
+  trimming.
+
+A function takes keyword arguments named by its parameters and returns a
+string, or None for "no value". It raises ValueError when a value cannot be
+cleaned; the engine turns that into a data error naming the field.
+"""
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from urllib.parse import quote
+
+GREL = "http://users.ugent.be/~bjdmeest/function/grel.ttl#"
+IDLAB = "https://w3id.org/imec/idlab/function#"
+OKGFN = "https://w3id.org/opportunity-kg/function#"
+
+
+@dataclass(frozen=True)
+class Function:
+    """A callable with its parameter IRIs (mapped to Python names) and output IRIs."""
+
+    iri: str
+    call: object
+    params: dict  # parameter IRI -> keyword name
+    outputs: tuple  # output IRIs; the first is the default
+    datatypes: dict  # output IRI -> datatype IRI of the literal it gives by default
+
+
+REGISTRY = {}
+XSD = "http://www.w3.org/2001/XMLSchema#"
+
+
+def register(iri, params, outputs, datatype=None):
+    def wrap(call):
+        types = {outputs[0]: XSD + datatype} if datatype else {}
+        REGISTRY[iri] = Function(iri, call, dict(params), tuple(outputs), types)
+        return call
+
+    return wrap
+
+
+# --- GREL -------------------------------------------------------------------
+
+@register(GREL + "toUpperCase", {GREL + "valueParam": "value"}, [GREL + "stringOut"])
+def grel_upper(value=None):
+    return None if value is None else value.upper()
+
+
+@register(GREL + "toLowerCase", {GREL + "valueParam": "value"}, [GREL + "stringOut"])
+def grel_lower(value=None):
+    return None if value is None else value.lower()
+
+
+@register(GREL + "string_trim", {GREL + "valueParam": "value"}, [GREL + "stringOut"])
+def grel_trim(value=None):
+    return None if value is None else value.strip()
+
+
+@register(GREL + "string_replace",
+          {GREL + "valueParam": "value", GREL + "param_find": "find", GREL + "param_replace": "replace"},
+          [GREL + "stringOut"])
+def grel_replace(value=None, find="", replace=""):
+    return None if value is None else value.replace(find, replace)
+
+
+@register(GREL + "string_substring",
+          {GREL + "valueParam": "value", GREL + "p_int_i_from": "start", GREL + "p_int_i_opt_to": "end"},
+          [GREL + "stringOut"])
+def grel_substring(value=None, start="0", end=None):
+    if value is None:
+        return None
+    start = int(start)
+    end = len(value) if end is None else int(end)
+    if start < 0 or start > len(value) or end < start:
+        return None  # GREL (Java) substring fails outside the string: no value
+    return value[start:min(end, len(value))]
+
+
+@register(GREL + "string_length", {GREL + "valueParam": "value"}, [GREL + "output_number", GREL + "stringOut"], "integer")
+def grel_length(value=None):
+    return None if value is None else str(len(value))
+
+
+def _escape_javascript(value):
+    return value.replace("\\", "\\\\").replace("'", "\\'").replace('"', '\\"').replace("\n", "\\n")
+
+
+_ESCAPES = {
+    "html": lambda v: html.escape(v, quote=False),
+    "xml": lambda v: html.escape(v, quote=True).replace("&#x27;", "&apos;"),
+    "url": lambda v: quote(v, safe=""),
+    "csv": lambda v: '"' + v.replace('"', '""') + '"' if re.search(r'[",\n\r]', v) else v,
+    "javascript": _escape_javascript,
+}
+
+
+@register(GREL + "escape", {GREL + "valueParam": "value", GREL + "modeParam": "mode"}, [GREL + "stringOut"])
+def grel_escape(value=None, mode="html"):
+    if value is None:
+        return None
+    if mode not in _ESCAPES:
+        raise ValueError(f"unknown escape mode {mode!r}; use one of {sorted(_ESCAPES)}")
+    return _ESCAPES[mode](value)
+
+
+# --- IDLab ------------------------------------------------------------------
+
+@register(IDLAB + "toUpperCaseURL", {IDLAB + "str": "value"}, [IDLAB + "_stringOut"])
+def idlab_upper_url(value=None):
+    if value is None:
+        return None
+    upper = value.upper()
+    return upper if upper.startswith(("HTTP://", "HTTPS://")) else "http://" + upper
+
+
+@register(IDLAB + "equal", {GREL + "valueParam": "left", GREL + "valueParam2": "right"}, [IDLAB + "_boolOut"])
+def idlab_equal(left=None, right=None):
+    return "true" if left == right else "false"
+
+
+@register(IDLAB + "alwaysReturnsABC", {}, [IDLAB + "_stringOut"])
+def idlab_abc():
+    return "ABC"
+
+
+# --- opportunity-kg cleansing -------------------------------------------------
+
+OUT = OKGFN + "output"
+VALUE = {OKGFN + "value": "value"}
+
+_TRUE = {"1", "true", "t", "yes", "y", "x"}
+_FALSE = {"0", "false", "f", "no", "n", ""}
+
+
+@register(OKGFN + "trim", VALUE, [OUT])
+def trim(value=None):
+    """Strip spaces; an empty result is no value."""
+    if value is None:
+        return None
+    return value.strip() or None
+
+
+@register(OKGFN + "boolean", VALUE, [OUT], "boolean")
+def boolean(value=None):
+    """"1"/"" (Salesforce), true/false, yes/no, Y/N -> "true"/"false". Empty is false."""
+    text = (value or "").strip().lower()
+    if text in _TRUE:
+        return "true"
+    if text in _FALSE:
+        return "false"
+    raise ValueError(f"not a boolean: {value!r} (expected 1/0, true/false, yes/no or empty)")
+
+
+_DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%d.%m.%Y", "%Y/%m/%d")
+_DATETIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
+    "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y %I:%M %p", "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%y %H:%M", "%m/%d/%y %I:%M %p",
+)
+#: day zero of Excel's 1900 date system (with its leap-year bug folded in)
+EXCEL_EPOCH = datetime(1899, 12, 30)
+
+
+def _parse_datetime(text):
+    text = text.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+0000"
+    for fmt in _DATETIME_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            pass
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            pass
+    if re.fullmatch(r"\d{4,5}(\.\d+)?", text):  # an Excel serial date re-saved as a number
+        return EXCEL_EPOCH + timedelta(days=float(text))
+    raise ValueError(f"not a date or datetime: {text!r}")
+
+
+@register(OKGFN + "date", VALUE, [OUT], "date")
+def to_date(value=None):
+    """ISO, US M/D/YYYY or M/D/YY, D.M.YYYY, Excel serial, or a datetime -> xsd:date."""
+    if value is None or not value.strip():
+        return None
+    return _parse_datetime(value).date().isoformat()
+
+
+@register(OKGFN + "dateTime", VALUE, [OUT], "dateTime")
+def to_datetime(value=None):
+    """ISO with or without offset (+0000 or +00:00 or Z), US forms, Excel serial -> xsd:dateTime in UTC."""
+    if value is None or not value.strip():
+        return None
+    moment = _parse_datetime(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        return moment.isoformat(timespec="seconds") + "Z"
+    return moment.isoformat(timespec="seconds")
+
+
+_AMOUNT = re.compile(r"^(?P<pre>[A-Z]{3}|[$€£¥])?\s*(?P<num>[-+]?[\d.,' ]*\d)\s*(?P<post>[A-Z]{3}|[$€£¥])?$")
+
+
+def _split_amount(value):
+    text = value.strip().replace("\u00a0", " ")
+    negative = text.startswith("(") and text.endswith(")")
+    if negative:
+        text = text[1:-1].strip()
+    match = _AMOUNT.match(text)
+    if not match:
+        raise ValueError(f"not an amount: {value!r}")
+    number = match["num"].replace(" ", "").replace("'", "")
+    if "," in number and "." in number:
+        # the later separator is the decimal mark
+        if number.rfind(",") > number.rfind("."):
+            number = number.replace(".", "").replace(",", ".")
+        else:
+            number = number.replace(",", "")
+    elif "," in number:
+        head, _, tail = number.rpartition(",")
+        number = number.replace(",", "") if len(tail) == 3 and head else number.replace(",", ".")
+    try:
+        amount = Decimal(number)
+    except InvalidOperation:
+        raise ValueError(f"not an amount: {value!r}") from None
+    if negative:
+        amount = -amount
+    currency = match["pre"] or match["post"]
+    return amount, currency
+
+
+@register(OKGFN + "decimal", VALUE, [OUT], "decimal")
+def to_decimal(value=None):
+    """"1,234.50", "1.234,50", "USD 1200", "(50)" -> an xsd:decimal lexical form."""
+    if value is None or not value.strip():
+        return None
+    amount, _ = _split_amount(value)
+    return _decimal_text(amount)
+
+
+@register(OKGFN + "currency", {OKGFN + "value": "value", OKGFN + "default": "default"}, [OUT])
+def currency(value=None, default=None):
+    """The ISO 4217 code written with an amount ("USD 1200"), else the default column's value."""
+    if value and value.strip():
+        _, code = _split_amount(value)
+        if code and len(code) == 3:
+            return code
+    return default.strip().upper() if default and default.strip() else None
+
+
+def _decimal_text(amount):
+    text = format(amount, "f")
+    return text
+
+
+@register(OKGFN + "concat", {OKGFN + "value": "value", OKGFN + "value2": "value2"}, [OUT])
+def concat(value=None, value2=None):
+    if value is None or value2 is None:
+        return None
+    return value + value2
+
+
+OKG = "https://w3id.org/opportunity-kg/ontology#"
+_FORECAST = {"pipeline": "Pipeline", "bestcase": "BestCase", "commit": "Commit",
+             "closed": "Closed", "omitted": "Omitted", "forecast": "Commit"}
+
+
+@register(OKGFN + "forecastCategory", VALUE, [OUT])
+def forecast_category(value=None):
+    """A forecast category name or API name ("Best Case", "BestCase") -> its okg: concept IRI."""
+    if value is None or not value.strip():
+        return None
+    key = re.sub(r"[\s_-]", "", value).lower()
+    if key not in _FORECAST:
+        raise ValueError(f"unknown forecast category {value!r} (expected Pipeline, Best Case, Commit, "
+                         "Closed or Omitted)")
+    return OKG + _FORECAST[key]

@@ -1,0 +1,126 @@
+"""Streaming serialisation of SPARQL results, with a row limit.
+
+SELECT results as SPARQL JSON, XML, CSV and TSV; ASK as JSON, XML, CSV and
+TSV; CONSTRUCT/DESCRIBE results as N-Triples or Turtle. Rows are written as
+they come, so a large result never sits whole in memory, and the writers stop
+at ``max_rows``.
+"""
+
+import json
+from xml.sax.saxutils import escape
+
+import pyoxigraph as ox
+
+SELECT_FORMATS = {
+    "json": "application/sparql-results+json",
+    "xml": "application/sparql-results+xml",
+    "csv": "text/csv",
+    "tsv": "text/tab-separated-values",
+}
+GRAPH_FORMATS = {
+    "ntriples": "application/n-triples",
+    "turtle": "text/turtle",
+}
+
+
+def _csv_value(term):
+    if term is None:
+        return ""
+    text = term.value
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _tsv_value(term):
+    return "" if term is None else str(term)
+
+
+def _json_term(term):
+    if isinstance(term, ox.NamedNode):
+        return {"type": "uri", "value": term.value}
+    if isinstance(term, ox.BlankNode):
+        return {"type": "bnode", "value": term.value}
+    if isinstance(term, ox.Triple):
+        return {"type": "triple", "value": {"subject": _json_term(term.subject),
+                                            "predicate": _json_term(term.predicate),
+                                            "object": _json_term(term.object)}}
+    out = {"type": "literal", "value": term.value}
+    if term.language:
+        out["xml:lang"] = term.language
+    elif term.datatype.value != "http://www.w3.org/2001/XMLSchema#string":
+        out["datatype"] = term.datatype.value
+    return out
+
+
+def _xml_term(term):
+    if isinstance(term, ox.NamedNode):
+        return f"<uri>{escape(term.value)}</uri>"
+    if isinstance(term, ox.BlankNode):
+        return f"<bnode>{escape(term.value)}</bnode>"
+    if term.language:
+        return f'<literal xml:lang="{escape(term.language)}">{escape(term.value)}</literal>'
+    if term.datatype.value != "http://www.w3.org/2001/XMLSchema#string":
+        return f'<literal datatype="{escape(term.datatype.value)}">{escape(term.value)}</literal>'
+    return f"<literal>{escape(term.value)}</literal>"
+
+
+def write_solutions(variables, rows, fmt, max_rows):
+    """Yield text chunks of a SELECT result in ``fmt``; ``rows`` yields tuples of terms."""
+    names = [v.value for v in variables]
+    count = 0
+    if fmt == "csv":
+        yield ",".join(names) + "\r\n"
+        for row in rows:
+            if count >= max_rows:
+                break
+            count += 1
+            yield ",".join(_csv_value(t) for t in row) + "\r\n"
+    elif fmt == "tsv":
+        yield "\t".join("?" + n for n in names) + "\n"
+        for row in rows:
+            if count >= max_rows:
+                break
+            count += 1
+            yield "\t".join(_tsv_value(t) for t in row) + "\n"
+    elif fmt == "json":
+        yield '{"head":{"vars":' + json.dumps(names) + '},"results":{"bindings":['
+        for row in rows:
+            if count >= max_rows:
+                break
+            binding = {n: _json_term(t) for n, t in zip(names, row) if t is not None}
+            yield ("," if count else "") + json.dumps(binding, ensure_ascii=False)
+            count += 1
+        yield "]}}\n"
+    elif fmt == "xml":
+        yield '<?xml version="1.0"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#"><head>'
+        yield "".join(f'<variable name="{escape(n)}"/>' for n in names) + "</head><results>\n"
+        for row in rows:
+            if count >= max_rows:
+                break
+            count += 1
+            cells = "".join(f'<binding name="{escape(n)}">{_xml_term(t)}</binding>'
+                            for n, t in zip(names, row) if t is not None)
+            yield f"<result>{cells}</result>\n"
+        yield "</results></sparql>\n"
+    else:
+        raise ValueError(f"unknown results format {fmt!r}")
+
+
+def write_boolean(value, fmt):
+    if fmt == "json":
+        return json.dumps({"head": {}, "boolean": bool(value)}) + "\n"
+    if fmt == "xml":
+        return ('<?xml version="1.0"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#"><head/>'
+                f"<boolean>{'true' if value else 'false'}</boolean></sparql>\n")
+    if fmt == "csv":
+        return "_askResult\r\n" + ("true" if value else "false") + "\r\n"
+    return "?_askResult\n" + ("true" if value else "false") + "\n"
+
+
+def write_triples(triples, fmt, max_rows):
+    """Yield N-Triples lines (Turtle readers accept them too)."""
+    for count, triple in enumerate(triples):
+        if count >= max_rows:
+            break
+        yield f"{triple.subject} {triple.predicate} {triple.object} .\n"

@@ -1,0 +1,364 @@
+"""A realistic, deterministic sample Salesforce export.
+
+:func:`write_sample` writes the CSV files a Salesforce data export holds, with
+Salesforce's own API column names: a role hierarchy, users with managers,
+a territory hierarchy with assignments, accounts in hierarchies several levels
+deep, contacts with reporting lines, opportunities over several quarters (won,
+lost, open, slipped), their stage history and the contacts' roles on them.
+
+The same ``seed`` and ``opportunities`` always give byte-identical files.
+"""
+
+import csv
+import random
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+#: the day the sample export is taken (its data is as of this date)
+SAMPLE_AS_OF = date(2026, 11, 16)
+#: how many opportunities the quick start's sample holds
+DEFAULT_OPPORTUNITIES = 500
+DEFAULT_SEED = 42
+
+# Salesforce's standard sales process: (label, probability, forecast category, closed, won)
+STAGES = [
+    ("Prospecting", 10, "Pipeline", False, False),
+    ("Qualification", 10, "Pipeline", False, False),
+    ("Needs Analysis", 20, "Pipeline", False, False),
+    ("Value Proposition", 50, "Best Case", False, False),
+    ("Id. Decision Makers", 60, "Best Case", False, False),
+    ("Perception Analysis", 70, "Best Case", False, False),
+    ("Proposal/Price Quote", 75, "Commit", False, False),
+    ("Negotiation/Review", 90, "Commit", False, False),
+    ("Closed Won", 100, "Closed", True, True),
+    ("Closed Lost", 0, "Omitted", True, False),
+]
+OPEN_STAGES = [s for s in STAGES if not s[3]]
+FORECAST_API = {"Pipeline": "Pipeline", "Best Case": "BestCase", "Commit": "Commit",
+                "Closed": "Closed", "Omitted": "Omitted"}
+
+REGIONS = {
+    "AMER": ["US East", "US West", "Canada", "LATAM"],
+    "EMEA": ["UK & Ireland", "DACH", "France", "Nordics"],
+    "APAC": ["ANZ", "Japan", "India", "Southeast Asia"],
+}
+COUNTRIES = {
+    "US East": "United States", "US West": "United States", "Canada": "Canada", "LATAM": "Brazil",
+    "UK & Ireland": "United Kingdom", "DACH": "Germany", "France": "France", "Nordics": "Sweden",
+    "ANZ": "Australia", "Japan": "Japan", "India": "India", "Southeast Asia": "Singapore",
+}
+INDUSTRIES = ["Manufacturing", "Financial Services", "Healthcare", "Retail", "Technology",
+              "Energy", "Telecommunications", "Logistics", "Public Sector", "Education"]
+NAME_A = ["Northwind", "Contoso", "Fabrikam", "Tailspin", "Wingtip", "Adventure", "Litware", "Proseware",
+          "Lucerne", "Margie", "Alpine", "Blue Yonder", "Coho", "Datum", "Fourth Coffee", "Humongous",
+          "Relecloud", "Trey", "VanArsdel", "Woodgrove", "Graphic", "Consolidated", "Southridge", "Wide World"]
+NAME_B = ["Industries", "Holdings", "Systems", "Group", "Partners", "Logistics", "Labs", "Energy",
+          "Health", "Bank", "Retail", "Foods", "Motors", "Networks"]
+SUFFIX = ["Inc.", "Ltd", "GmbH", "S.A.", "LLC", "plc", "AG", "Pty Ltd", "K.K.", "B.V."]
+FIRST = ["Ava", "Ben", "Chloe", "Daniel", "Emma", "Felix", "Grace", "Hugo", "Isla", "Jack", "Kira", "Liam",
+         "Maya", "Noah", "Olivia", "Paul", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera", "Will", "Yuki",
+         "Zoe", "Aiko", "Bruno", "Carmen", "Dev", "Elena", "Farid", "Greta", "Hana", "Ivan", "Jonas", "Lena"]
+LAST = ["Smith", "Jones", "Garcia", "Müller", "Martin", "Rossi", "Tanaka", "Patel", "Kim", "Nguyen",
+        "Schmidt", "Dubois", "Silva", "Brown", "Wilson", "Andersson", "O'Brien", "Kowalski", "Sato", "Singh",
+        "Lopez", "Becker", "Moreau", "Clarke", "Fischer", "Ito", "Novak", "Hughes", "Meyer", "Costa"]
+TITLES = ["CFO", "CIO", "CTO", "VP Operations", "Head of Procurement", "IT Director", "Engineering Manager",
+          "Finance Manager", "Solutions Architect", "Operations Analyst", "COO", "Purchasing Manager"]
+CONTACT_ROLES = ["Decision Maker", "Economic Buyer", "Champion", "Influencer", "Technical Buyer",
+                 "Evaluator", "Business User", "Executive Sponsor"]
+LEAD_SOURCES = ["Web", "Partner Referral", "Trade Show", "Outbound", "Customer Referral", "Webinar"]
+PRODUCTS = ["Platform", "Analytics Suite", "Integration Hub", "Support Plus", "Data Cloud", "Security Pack"]
+
+TABLES = {
+    "UserRole.csv": ["Id", "Name", "ParentRoleId", "DeveloperName", "RollupDescription", "LastModifiedDate",
+                     "SystemModstamp"],
+    "User.csv": ["Id", "Username", "FirstName", "LastName", "Name", "Email", "Title", "Department", "IsActive",
+                 "UserRoleId", "ManagerId", "CreatedDate", "LastModifiedDate", "SystemModstamp"],
+    "Territory2.csv": ["Id", "Name", "DeveloperName", "ParentTerritory2Id", "Territory2ModelId",
+                       "Territory2TypeId", "Description", "LastModifiedDate", "SystemModstamp"],
+    "UserTerritory2Association.csv": ["Id", "UserId", "Territory2Id", "RoleInTerritory2", "IsActive",
+                                      "LastModifiedDate", "SystemModstamp"],
+    "Account.csv": ["Id", "IsDeleted", "Name", "Type", "ParentId", "BillingCity", "BillingCountry", "Industry",
+                    "AnnualRevenue", "NumberOfEmployees", "OwnerId", "CreatedDate", "LastModifiedDate",
+                    "SystemModstamp"],
+    "Contact.csv": ["Id", "IsDeleted", "AccountId", "FirstName", "LastName", "Name", "Title", "Email",
+                    "ReportsToId", "OwnerId", "CreatedDate", "LastModifiedDate", "SystemModstamp"],
+    "OpportunityStage.csv": ["Id", "MasterLabel", "ApiName", "IsActive", "SortOrder", "IsClosed", "IsWon",
+                             "ForecastCategory", "ForecastCategoryName", "DefaultProbability", "Description",
+                             "LastModifiedDate", "SystemModstamp"],
+    "Opportunity.csv": ["Id", "IsDeleted", "AccountId", "Name", "StageName", "Amount", "Probability",
+                        "CloseDate", "Type", "LeadSource", "IsClosed", "IsWon", "ForecastCategory",
+                        "ForecastCategoryName", "CurrencyIsoCode", "OwnerId", "Territory2Id", "CreatedDate",
+                        "LastModifiedDate", "SystemModstamp", "FiscalQuarter", "FiscalYear"],
+    "OpportunityHistory.csv": ["Id", "OpportunityId", "CreatedById", "CreatedDate", "StageName", "Amount",
+                               "ExpectedRevenue", "CloseDate", "Probability", "ForecastCategory", "IsDeleted",
+                               "SystemModstamp"],
+    "OpportunityContactRole.csv": ["Id", "OpportunityId", "ContactId", "Role", "IsPrimary", "IsDeleted",
+                                   "CreatedDate", "LastModifiedDate", "SystemModstamp"],
+}
+
+
+class _Ids:
+    """Salesforce-looking 18-character Ids: key prefix, org pod, counter, checksum-like tail."""
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.counters = {}
+
+    def __call__(self, prefix):
+        n = self.counters.get(prefix, 0) + 1
+        self.counters[prefix] = n
+        tail = "".join(self.rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(3))
+        return f"{prefix}Ec000{_base62(n, 7)}{tail}"
+
+
+def _base62(n, width):
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 62)
+        out = digits[r] + out
+    return out.rjust(width, "0")
+
+
+def _ts(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def _bool(flag):
+    return "true" if flag else "false"
+
+
+def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=SAMPLE_AS_OF):
+    """The sample export as a dict of file name -> list of row dicts."""
+    rng = random.Random(seed)
+    new_id = _Ids(rng)
+    rows = {name: [] for name in TABLES}
+    org_start = datetime.combine(as_of - timedelta(days=900), time(9))
+    stamp = _ts(datetime.combine(as_of, time(6)))
+
+    def when(days_before_as_of):
+        return datetime.combine(as_of, time(0)) - timedelta(days=days_before_as_of) + timedelta(
+            minutes=rng.randrange(8 * 60, 18 * 60))
+
+    # roles (teams): CEO > VP Sales > regional directors > team managers; reps sit in the team roles
+    def role(name, parent):
+        rid = new_id("00E")
+        rows["UserRole.csv"].append({"Id": rid, "Name": name, "ParentRoleId": parent or "",
+                                     "DeveloperName": "".join(c for c in name.title() if c.isalnum()),
+                                     "RollupDescription": name, "LastModifiedDate": _ts(org_start),
+                                     "SystemModstamp": _ts(org_start)})
+        return rid
+
+    ceo_role = role("CEO", None)
+    vp_role = role("VP Sales", ceo_role)
+    # territories: Global > region > sub-region
+    model_id, type_id = new_id("0MA"), new_id("0M5")
+
+    def territory(name, parent):
+        tid = new_id("0MI")
+        rows["Territory2.csv"].append({"Id": tid, "Name": name, "DeveloperName": name.replace(" & ", "_").replace(" ", "_"),
+                                       "ParentTerritory2Id": parent or "", "Territory2ModelId": model_id,
+                                       "Territory2TypeId": type_id, "Description": f"{name} sales territory",
+                                       "LastModifiedDate": _ts(org_start), "SystemModstamp": _ts(org_start)})
+        return tid
+
+    users = []
+
+    def user(first, last, title, role_id, manager):
+        uid = new_id("005")
+        name = f"{first} {last}"
+        handle = f"{first}.{last}".lower().replace("'", "").replace("ü", "ue")
+        rows["User.csv"].append({"Id": uid, "Username": f"{handle}@example.com.sample", "FirstName": first,
+                                 "LastName": last, "Name": name, "Email": f"{handle}@example.com", "Title": title,
+                                 "Department": "Sales", "IsActive": _bool(rng.random() > 0.04),
+                                 "UserRoleId": role_id, "ManagerId": manager or "",
+                                 "CreatedDate": _ts(org_start), "LastModifiedDate": _ts(org_start),
+                                 "SystemModstamp": _ts(org_start)})
+        users.append(uid)
+        return uid
+
+    people = iter(rng.sample([(f, l) for f in FIRST for l in LAST], 400))
+    ceo = user(*next(people), "Chief Executive Officer", ceo_role, None)
+    vp = user(*next(people), "VP Sales", vp_role, ceo)
+    world = territory("Global", None)
+    reps = []  # (user id, territory id)
+    for region, subregions in REGIONS.items():
+        director_role = role(f"{region} Sales Director", vp_role)
+        director = user(*next(people), f"{region} Sales Director", director_role, vp)
+        region_t = territory(region, world)
+        for sub in subregions:
+            team_role = role(f"{sub} Sales Team", director_role)
+            sub_t = territory(sub, region_t)
+            manager = user(*next(people), f"{sub} Sales Manager", team_role, director)
+            for _ in range(rng.randint(2, 3)):
+                rep = user(*next(people), rng.choice(["Account Executive", "Senior Account Executive"]),
+                           team_role, manager)
+                reps.append((rep, sub_t, sub))
+                rows["UserTerritory2Association.csv"].append({
+                    "Id": new_id("0R0"), "UserId": rep, "Territory2Id": sub_t, "RoleInTerritory2": "Owner",
+                    "IsActive": "true", "LastModifiedDate": _ts(org_start), "SystemModstamp": _ts(org_start)})
+            rows["UserTerritory2Association.csv"].append({
+                "Id": new_id("0R0"), "UserId": manager, "Territory2Id": sub_t, "RoleInTerritory2": "Sales Manager",
+                "IsActive": "true", "LastModifiedDate": _ts(org_start), "SystemModstamp": _ts(org_start)})
+
+    # opportunity stages
+    for order, (label, prob, category, closed, won) in enumerate(STAGES, start=1):
+        rows["OpportunityStage.csv"].append({
+            "Id": new_id("01J"), "MasterLabel": label, "ApiName": label, "IsActive": "true", "SortOrder": order,
+            "IsClosed": _bool(closed), "IsWon": _bool(won), "ForecastCategory": FORECAST_API[category],
+            "ForecastCategoryName": category, "DefaultProbability": prob,
+            "Description": f"Standard stage {label}", "LastModifiedDate": _ts(org_start),
+            "SystemModstamp": _ts(org_start)})
+
+    # accounts in hierarchies: group parents, subsidiaries, and their divisions
+    accounts = []  # (id, rep, territory, subregion)
+    n_groups = max(3, opportunities // 12)
+    names = set()
+
+    def company_name():
+        while True:
+            name = f"{rng.choice(NAME_A)} {rng.choice(NAME_B)}"
+            if name not in names:
+                names.add(name)
+                return name
+
+    def account(name, parent, rep_info, kind):
+        aid = new_id("001")
+        rep, terr, sub = rep_info
+        created = when(rng.randint(400, 880))
+        rows["Account.csv"].append({
+            "Id": aid, "IsDeleted": "false", "Name": name, "Type": kind, "ParentId": parent or "",
+            "BillingCity": "", "BillingCountry": COUNTRIES[sub], "Industry": rng.choice(INDUSTRIES),
+            "AnnualRevenue": rng.randrange(5, 5000) * 1_000_000, "NumberOfEmployees": rng.randrange(50, 90000),
+            "OwnerId": rep, "CreatedDate": _ts(created), "LastModifiedDate": _ts(created),
+            "SystemModstamp": _ts(created)})
+        accounts.append((aid, rep_info))
+        return aid
+
+    for _ in range(n_groups):
+        rep_info = rng.choice(reps)
+        base = company_name()
+        top = account(f"{base} {rng.choice(SUFFIX)}", None, rep_info, rng.choice(["Customer", "Prospect"]))
+        for _ in range(rng.choice([0, 0, 1, 2, 3])):
+            sub_rep = rng.choice(reps) if rng.random() < 0.3 else rep_info
+            child = account(f"{base} {COUNTRIES[sub_rep[2]]}", top, sub_rep, "Customer")
+            for d in range(rng.choice([0, 0, 1, 2])):
+                grandchild = account(f"{base} {COUNTRIES[sub_rep[2]]} {rng.choice(PRODUCTS)} Division {d + 1}",
+                                     child, sub_rep, "Customer")
+                if rng.random() < 0.3:
+                    account(f"{base} {COUNTRIES[sub_rep[2]]} Plant {d + 1}", grandchild, sub_rep, "Customer")
+
+    account_names = {row["Id"]: row["Name"] for row in rows["Account.csv"]}
+    # contacts with reporting lines
+    contacts_of = {}
+    for aid, _ in accounts:
+        ids = []
+        for i in range(rng.randint(2, 5)):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            cid = new_id("003")
+            created = when(rng.randint(300, 800))
+            rows["Contact.csv"].append({
+                "Id": cid, "IsDeleted": "false", "AccountId": aid, "FirstName": first, "LastName": last,
+                "Name": f"{first} {last}", "Title": TITLES[i % len(TITLES)] if i < 2 else rng.choice(TITLES),
+                "Email": f"{first}.{last}.{cid[-5:]}@example.org".lower().replace("'", ""),
+                "ReportsToId": ids[0] if ids and i > 0 else "", "OwnerId": rng.choice(users),
+                "CreatedDate": _ts(created), "LastModifiedDate": _ts(created), "SystemModstamp": _ts(created)})
+            ids.append(cid)
+        contacts_of[aid] = ids
+
+    # opportunities over the last seven quarters and into the next two
+    for n in range(opportunities):
+        aid, (rep, terr, _sub) = rng.choice(accounts)
+        created_days_ago = min(rng.randint(5, 640), rng.randint(5, 640))
+        created = when(created_days_ago)
+        cycle = rng.randint(30, 200)
+        close = created.date() + timedelta(days=cycle)
+        amount = round(rng.lognormvariate(10.6, 0.9), -2) + 1000
+        product = rng.choice(PRODUCTS)
+        history = []
+        stage_index = 0
+        moment = created
+        slipped = 0
+        outcome = None
+        # walk the stages until the deal closes or reaches today
+        while True:
+            label, prob, category, _, _ = OPEN_STAGES[stage_index]
+            history.append((moment, label, amount, close, prob, category))
+            step = timedelta(days=rng.randint(4, 28), hours=rng.randint(0, 8))
+            moment += step
+            if moment.date() >= as_of:
+                break
+            if moment.date() > close and rng.random() < 0.6:  # the deal slips
+                close = close + timedelta(days=rng.choice([30, 45, 60, 90]))
+                slipped += 1
+                if rng.random() < 0.5:
+                    amount = round(amount * rng.uniform(0.7, 1.2), -2)
+                history.append((moment, label, amount, close, prob, category))
+                continue
+            lose = rng.random() < 0.06 + 0.03 * slipped
+            if lose or (moment.date() > close and rng.random() < 0.2):
+                outcome = "Closed Lost"
+            elif stage_index == len(OPEN_STAGES) - 1:
+                outcome = "Closed Won" if rng.random() < 0.75 else "Closed Lost"
+            if outcome:
+                close = moment.date()
+                won = outcome == "Closed Won"
+                history.append((moment, outcome, amount, close, 100 if won else 0, "Closed" if won else "Omitted"))
+                break
+            stage_index += rng.choice([1, 1, 1, 2]) if stage_index < len(OPEN_STAGES) - 2 else 1
+            stage_index = min(stage_index, len(OPEN_STAGES) - 1)
+        last_moment, label, amount, close, prob, category = history[-1]
+        closed = outcome is not None
+        won = outcome == "Closed Won"
+        if not closed and rng.random() < 0.12:
+            prob = min(100, max(5, prob + rng.choice([-20, -10, 10, 15])))  # seller overrides the stage default
+            category = "Commit" if prob >= 75 else category
+        oid = new_id("006")
+        quarter = (close.month - 1) // 3 + 1
+        rows["Opportunity.csv"].append({
+            "Id": oid, "IsDeleted": "false", "AccountId": aid,
+            "Name": f"{account_names[aid]} - {product} - {close:%B %Y}",
+            "StageName": label, "Amount": f"{amount:.2f}", "Probability": prob, "CloseDate": close.isoformat(),
+            "Type": rng.choice(["New Business", "New Business", "Existing Business - Upgrade",
+                                "Existing Business - Renewal"]),
+            "LeadSource": rng.choice(LEAD_SOURCES), "IsClosed": _bool(closed), "IsWon": _bool(won),
+            "ForecastCategory": FORECAST_API[category], "ForecastCategoryName": category,
+            "CurrencyIsoCode": "USD", "OwnerId": rep, "Territory2Id": terr, "CreatedDate": _ts(created),
+            "LastModifiedDate": _ts(last_moment), "SystemModstamp": _ts(last_moment),
+            "FiscalQuarter": quarter, "FiscalYear": close.year})
+        for moment, h_label, h_amount, h_close, h_prob, h_cat in history:
+            rows["OpportunityHistory.csv"].append({
+                "Id": new_id("008"), "OpportunityId": oid, "CreatedById": rep, "CreatedDate": _ts(moment),
+                "StageName": h_label, "Amount": f"{h_amount:.2f}",
+                "ExpectedRevenue": f"{h_amount * h_prob / 100:.2f}", "CloseDate": h_close.isoformat(),
+                "Probability": h_prob, "ForecastCategory": FORECAST_API[h_cat], "IsDeleted": "false",
+                "SystemModstamp": _ts(moment)})
+        # stakeholders: one to four contacts of the account, exactly one primary
+        people_here = contacts_of[aid]
+        chosen = rng.sample(people_here, k=min(len(people_here), rng.randint(1, 4)))
+        roles = rng.sample(CONTACT_ROLES, k=len(chosen))
+        for i, (cid, role_name) in enumerate(zip(chosen, roles)):
+            rows["OpportunityContactRole.csv"].append({
+                "Id": new_id("00K"), "OpportunityId": oid, "ContactId": cid, "Role": role_name,
+                "IsPrimary": _bool(i == 0), "IsDeleted": "false", "CreatedDate": _ts(created),
+                "LastModifiedDate": _ts(created), "SystemModstamp": _ts(created)})
+    for table in ("UserRole.csv", "User.csv", "Territory2.csv", "UserTerritory2Association.csv",
+                  "OpportunityStage.csv"):
+        for row in rows[table]:
+            if "SystemModstamp" in row:
+                row["SystemModstamp"] = row["LastModifiedDate"] = stamp
+    return rows
+
+
+def write_sample(out_dir, opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=SAMPLE_AS_OF):
+    """Write the sample export into ``out_dir`` and return the row count per file."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for name, rows in build_sample(opportunities, seed, as_of).items():
+        with open(out / name, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=TABLES[name], lineterminator="\r\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        counts[name] = len(rows)
+    return counts

@@ -1,0 +1,43 @@
+"""Every limit and default of opportunity-kg, named, with a safe default and a description.
+
+A setting is read from the environment as ``OKG_<NAME>`` (for example
+``OKG_QUERY_TIMEOUT=10``) or given to :func:`opportunity_kg.web.create_app`;
+the README lists them all (a test checks that it does).
+"""
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: object
+    description: str
+
+
+SETTINGS = {s.name: s for s in [
+    Setting("query_timeout", 30.0,
+            "Seconds a SPARQL or canned query may run before it is stopped and answered with a timeout error."),
+    Setting("max_rows", 100_000,
+            "Most result rows (or triples) one query returns; longer results are cut at this many."),
+    Setting("max_request_bytes", 1_000_000,
+            "Largest HTTP request body accepted, in bytes (a query sent by POST)."),
+    Setting("max_concurrent_queries", 8,
+            "Queries that may run at once; further requests wait for a free slot up to the query timeout."),
+]}
+
+
+def get(name, overrides=None):
+    """The value of setting ``name``: an override, else ``OKG_<NAME>`` from the environment, else the default."""
+    setting = SETTINGS[name]
+    if overrides and name in overrides:
+        return type(setting.default)(overrides[name])
+    raw = os.environ.get("OKG_" + name.upper())
+    if raw is not None and raw != "":
+        return type(setting.default)(raw)
+    return setting.default
+
+
+def all_settings(overrides=None):
+    return {name: get(name, overrides) for name in SETTINGS}

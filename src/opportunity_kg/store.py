@@ -1,0 +1,151 @@
+"""The embedded Oxigraph store: open it, replace a graph atomically, run queries with limits.
+
+Queries run on a worker thread (pyoxigraph releases the GIL while it
+evaluates), so a query that passes the timeout is answered with
+:class:`~opportunity_kg.errors.QueryTimeout` while the caller goes on.
+"""
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyoxigraph as ox
+
+from . import settings
+from .errors import OkgError, QueryError, QueryTimeout
+
+ONTOLOGY_GRAPH = "https://w3id.org/opportunity-kg/graph/ontology"
+
+
+def open_store(path, *, create=True):
+    """Open (or create) the on-disk store at ``path``."""
+    path = Path(path)
+    if not create and not path.exists():
+        raise OkgError(f"no store at {path}: run `okg ingest EXPORT --store {path}` first")
+    try:
+        return ox.Store(str(path))
+    except OSError as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            raise OkgError(f"the store at {path} is in use by another process (an ingest or a server); "
+                           "stop it or wait for it to finish") from None
+        raise OkgError(f"cannot open the store at {path}: {text}") from None
+
+
+def replace_graphs(store, graphs):
+    """Replace each named graph with new triples, all in one transaction.
+
+    ``graphs`` maps a graph IRI to an iterable of triples (or quads, whose
+    graph is ignored). Readers see either the old graphs or the new ones.
+    """
+    parts = []
+    for graph, triples in graphs.items():
+        name = ox.NamedNode(graph)
+        lines = [f"{t.subject} {t.predicate} {t.object} ." for t in triples]
+        parts.append(f"DROP SILENT GRAPH {name}")
+        if lines:
+            parts.append(f"INSERT DATA {{ GRAPH {name} {{\n" + "\n".join(lines) + "\n}}")
+    store.update(" ;\n".join(parts))
+    store.flush()
+
+
+@dataclass
+class Result:
+    """A running query: ``kind`` is select, ask or graph."""
+
+    kind: str
+    variables: list
+    rows: object  # iterator of tuples (select) or triples (graph), or a bool (ask)
+
+
+_SENTINEL = object()
+
+
+def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=None, union_default=True,
+              max_rows=None):
+    """Run a SPARQL query; return a :class:`Result` whose rows stream under the timeout.
+
+    ``timeout`` (seconds) bounds the whole run, from parsing to the last row;
+    ``max_rows`` bounds the rows the iterator yields.
+    """
+    timeout = settings.get("query_timeout") if timeout is None else timeout
+    max_rows = settings.get("max_rows") if max_rows is None else max_rows
+    deadline = time.monotonic() + timeout
+    kwargs = {}
+    if default_graph:
+        kwargs["default_graph"] = [ox.NamedNode(g) for g in default_graph]
+    elif union_default:
+        kwargs["use_default_graph_as_union"] = True
+    if named_graphs:
+        kwargs["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
+    channel = queue.Queue(maxsize=256)
+    stop = threading.Event()
+
+    def send(item):
+        """Hand an item to the reader; False once the reader has gone."""
+        while not stop.is_set():
+            try:
+                channel.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            results = store.query(query, **kwargs)
+            if isinstance(results, ox.QuerySolutions):
+                send(("select", list(results.variables)))
+                for solution in results:
+                    if not send(("row", tuple(solution))):
+                        return
+            elif isinstance(results, ox.QueryBoolean):
+                send(("ask", bool(results)))
+            else:
+                send(("graph", None))
+                for triple in results:
+                    if not send(("row", triple)):
+                        return
+            send(("end", None))
+        except SyntaxError as exc:
+            send(("error", QueryError(f"the query is not valid SPARQL: {exc}")))
+        except OSError as exc:
+            send(("error", OkgError(f"the store failed while answering: {exc}")))
+        except Exception as exc:  # pyoxigraph raises RuntimeError for evaluation errors
+            send(("error", QueryError(f"the query failed: {exc}")))
+
+    threading.Thread(target=produce, daemon=True, name="okg-query").start()
+
+    def take():
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                raise queue.Empty
+            item = channel.get(timeout=remaining)
+        except queue.Empty:
+            stop.set()
+            raise QueryTimeout(f"the query ran longer than the {timeout:g} s timeout and was stopped; "
+                               "narrow it or raise OKG_QUERY_TIMEOUT") from None
+        if item[0] == "error":
+            raise item[1]
+        return item
+
+    kind, head = take()
+    if kind == "ask":
+        return Result("ask", [], head)
+
+    def rows():
+        count = 0
+        try:
+            while count < max_rows:
+                tag, value = take()
+                if tag == "end":
+                    return
+                count += 1
+                yield value
+        finally:
+            stop.set()
+
+    return Result(kind, head or [], rows())
