@@ -264,7 +264,12 @@ def currency(value=None, default=None):
 
 
 def _decimal_text(amount):
+    """The canonical xsd:decimal form, as stores keep it: no exponent, no trailing zeros."""
     text = format(amount, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("-0", ""):
+        text = "0"
     return text
 
 

@@ -64,6 +64,8 @@ class IngestReport:
     skipped: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
     triples: int = 0
+    unmapped: list = field(default_factory=list)
+    changed: bool = True
 
     @property
     def totals(self):
@@ -80,7 +82,8 @@ class IngestReport:
             "source": self.source, "as_of": self.as_of, "graph": self.graph, "store": self.store,
             "quarantine_file": self.quarantine_file,
             "files": {name: vars(c) for name, c in self.files.items()},
-            "total": vars(self.totals), "skipped": self.skipped, "warnings": self.warnings,
+            "total": vars(self.totals), "skipped": self.skipped, "unmapped": self.unmapped,
+            "warnings": self.warnings, "changed": self.changed,
         }
 
 
@@ -226,13 +229,17 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
             counts[name].triples += 1
     report = IngestReport(source, as_of, graph_iri, str(store_path), str(quarantine), counts, skipped,
                           report_warnings, sum(1 for n in data.values() if n))
+    mapped_files = set(counts) | set(skipped)
+    report.unmapped = sorted(p.name for p in export_dir.glob("*.csv") if p.name not in mapped_files)
     triples = list(data) + _provenance(report, export_dir)
     ontology_triples = [ox.Triple(*(_term(t) for t in spo)) for spo in ontology]
 
     _write_quarantine(quarantine, rejects)
     store = open_store(store_path)
     try:
-        replace_graphs(store, {graph_iri: triples, ONTOLOGY_GRAPH: ontology_triples})
+        added, removed = replace_graphs(store, {graph_iri: triples, ONTOLOGY_GRAPH: ontology_triples},
+                                        ignore_subjects=[graph_iri + "#ingest-run"])
+        report.changed = bool(added or removed)
     finally:
         del store
     return report

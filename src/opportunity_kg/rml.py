@@ -663,7 +663,8 @@ class _Compiler:
         fn_iri = self.one(execution, RML.function, True, "function execution")
         function = REGISTRY.get(str(fn_iri))
         if function is None:
-            raise UnsupportedError(f"function {fn_iri} is not known to the engine")
+            raise MappingError(f"unknown function {fn_iri}; the engine provides the GREL, IDLab and okgfn: "
+                               "functions listed in the README")
         inputs = []
         for inp in self.g.objects(execution, RML.input):
             param = self.one(inp, RML.parameter, True, "function input")

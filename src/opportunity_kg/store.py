@@ -34,21 +34,35 @@ def open_store(path, *, create=True):
         raise OkgError(f"cannot open the store at {path}: {text}") from None
 
 
-def replace_graphs(store, graphs):
-    """Replace each named graph with new triples, all in one transaction.
+def replace_graphs(store, graphs, *, ignore_subjects=()):
+    """Make each named graph hold exactly the given triples, all in one transaction.
 
-    ``graphs`` maps a graph IRI to an iterable of triples (or quads, whose
-    graph is ignored). Readers see either the old graphs or the new ones.
+    ``graphs`` maps a graph IRI to a collection of triples. Only the
+    difference to what the store holds is written: nothing when the graphs are
+    already equal (triples whose subject is in ``ignore_subjects``, such as an
+    ingest run's own timestamp, do not count as a change). Readers see either
+    the old graphs or the new ones. Returns the number of triples added and
+    removed.
     """
-    parts = []
+    adds, removes = [], []
     for graph, triples in graphs.items():
         name = ox.NamedNode(graph)
-        lines = [f"{t.subject} {t.predicate} {t.object} ." for t in triples]
-        parts.append(f"DROP SILENT GRAPH {name}")
-        if lines:
-            parts.append(f"INSERT DATA {{ GRAPH {name} {{\n" + "\n".join(lines) + "\n}}")
-    store.update(" ;\n".join(parts))
+        new = set(triples)
+        old = {ox.Triple(q.subject, q.predicate, q.object)
+               for q in store.quads_for_pattern(None, None, None, name)}
+        adds += [ox.Quad(t.subject, t.predicate, t.object, name) for t in new - old]
+        removes += [ox.Quad(t.subject, t.predicate, t.object, name) for t in old - new]
+    ignored = {ox.NamedNode(s) if isinstance(s, str) else s for s in ignore_subjects}
+    if not [q for q in adds + removes if q.subject not in ignored]:
+        return 0, 0
+    if not removes:
+        store.extend(adds)  # one transaction
+    else:
+        def block(quads):
+            return "\n".join(f"GRAPH {q.graph_name} {{ {q.subject} {q.predicate} {q.object} }}" for q in quads)
+        store.update(f"DELETE DATA {{ {block(removes)} }} ;\nINSERT DATA {{ {block(adds)} }}")
     store.flush()
+    return len(adds), len(removes)
 
 
 @dataclass

@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+import pyoxigraph as ox
 import rdflib
 from pyshacl import validate
 from rdflib.namespace import SH
 
 from .paths import ONTOLOGY_DIR, SHAPES_DIR
+
+XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,27 @@ def load_ontology(folder=ONTOLOGY_DIR):
 
 def to_rdflib(triples):
     """An rdflib graph from pyoxigraph triples or quads (graph names dropped)."""
-    data = "".join(f"{t.subject} {t.predicate} {t.object} .\n" for t in triples)
     graph = rdflib.Graph()
-    graph.parse(data=data, format="nt")
+    cache = {}
+
+    def convert(term):
+        node = cache.get(term)
+        if node is None:
+            if isinstance(term, ox.NamedNode):
+                node = rdflib.URIRef(term.value)
+            elif isinstance(term, ox.BlankNode):
+                node = rdflib.BNode(term.value)
+            elif term.language:
+                node = rdflib.Literal(term.value, lang=term.language)
+            else:
+                datatype = term.datatype.value
+                node = rdflib.Literal(term.value, datatype=None if datatype == XSD_STRING else datatype)
+            cache[term] = node
+        return node
+
+    add = graph.add
+    for t in triples:
+        add((convert(t.subject), convert(t.predicate), convert(t.object)))
     return graph
 
 

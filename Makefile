@@ -1,0 +1,31 @@
+# The two commands of the README's quick start, and the pieces they are made of.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA := data
+PORT ?= 5000
+
+.PHONY: demo test install install-test sample ingest serve clean
+
+# 1. install, make the sample Salesforce export, ingest it, serve http://127.0.0.1:5000/
+demo: install
+	$(BIN)/okg sample --out $(DATA)/sample-salesforce
+	$(BIN)/okg ingest $(DATA)/sample-salesforce --store $(DATA)/store --report $(DATA)/ingest-report.json
+	$(BIN)/okg serve --store $(DATA)/store --port $(PORT)
+
+# 2. install with the test extras and run the whole test suite
+test: install-test
+	$(BIN)/python -m pytest
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+
+clean:
+	rm -rf $(DATA) $(VENV)

@@ -1,0 +1,162 @@
+"""The ``okg`` command line: a thin layer over the library's functions.
+
+Only this module decides exit codes: 0 on success, 1 when the library raised
+an :class:`~opportunity_kg.errors.OkgError` (its message is printed to stderr),
+2 for a bad command line.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _read_query(text):
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            from .errors import OkgError
+
+            raise OkgError(f"cannot read the query file: {exc.strerror}", file=path) from None
+    return text
+
+
+def cmd_sample(args):
+    from .sample import write_sample
+
+    counts = write_sample(args.out, opportunities=args.opportunities, seed=args.seed)
+    for name, count in counts.items():
+        print(f"{name:32} {count:>8} rows")
+    print(f"sample Salesforce export written to {args.out}")
+
+
+def cmd_ingest(args):
+    from .ingest import ingest
+
+    report = ingest(args.export, args.store, source=args.source, as_of=args.as_of, quarantine=args.quarantine)
+    width = max([len(n) for n in report.files] + [5])
+    print(f"{'file':{width}} {'read':>8} {'loaded':>8} {'quarantined':>12} {'triples':>9}")
+    for name, c in report.files.items():
+        print(f"{name:{width}} {c.rows_read:>8} {c.rows_loaded:>8} {c.rows_quarantined:>12} {c.triples:>9}")
+    t = report.totals
+    print(f"{'total':{width}} {t.rows_read:>8} {t.rows_loaded:>8} {t.rows_quarantined:>12} {t.triples:>9}")
+    for warning in report.warnings:
+        print(f"note: {warning}")
+    if report.skipped:
+        print(f"note: not in this export: {', '.join(report.skipped)}")
+    if report.unmapped:
+        print(f"note: no mapping for these files, not read: {', '.join(report.unmapped)}")
+    if t.rows_quarantined:
+        print(f"{t.rows_quarantined} rows quarantined with their reasons in {report.quarantine_file}")
+    state = "loaded into" if report.changed else "already in (nothing changed)"
+    print(f"snapshot {report.source} as of {report.as_of} {state} graph <{report.graph}> of store {report.store}")
+    if args.report:
+        Path(args.report).write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def cmd_query(args):
+    from .results import write_boolean, write_solutions, write_triples
+    from .store import open_store, run_query
+
+    store = open_store(args.store, create=False)
+    result = run_query(store, _read_query(args.query))
+    out = sys.stdout
+    if result.kind == "ask":
+        out.write(write_boolean(result.rows, args.format))
+    elif result.kind == "graph":
+        out.writelines(write_triples(result.rows, "ntriples", 10**12))
+    else:
+        out.writelines(write_solutions(result.variables, result.rows, args.format, 10**12))
+
+
+def cmd_map(args):
+    import pyoxigraph as ox
+
+    from .rml import run_mapping
+
+    quads = run_mapping(args.mapping, args.base_iri)
+    if args.output:
+        with open(args.output, "wb") as handle:
+            ox.serialize(quads, handle, ox.RdfFormat.N_QUADS)
+    else:
+        sys.stdout.buffer.write(ox.serialize(quads, format=ox.RdfFormat.N_QUADS) or b"")
+
+
+def cmd_serve(args):
+    import logging
+
+    from waitress import serve
+
+    from .web import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = create_app(args.store)
+    print(f"serving store {args.store} at http://{args.host}:{args.port}/ (SPARQL at /sparql); Ctrl+C stops")
+    serve(app, host=args.host, port=args.port, threads=args.threads, ident="opportunity-kg")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="okg", description="opportunity-kg: CRM exports as one knowledge graph.")
+    parser.add_argument("--version", action="version", version=f"okg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sample", help="write a sample Salesforce export")
+    p.add_argument("--out", required=True, help="folder to write the CSV files into")
+    p.add_argument("--opportunities", type=int, default=500, help="how many opportunities (default 500)")
+    p.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same files")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("ingest", help="map, validate and load an export into a store")
+    p.add_argument("export", help="folder holding the export's CSV files")
+    p.add_argument("--store", required=True, help="path of the on-disk store (created if missing)")
+    p.add_argument("--source", help="the system the export came from (default: recognised from file names)")
+    p.add_argument("--as-of", help="the date the export describes, YYYY-MM-DD (default: its newest modstamp)")
+    p.add_argument("--quarantine", help="CSV file for rejected rows (default: STORE-quarantine.csv beside it)")
+    p.add_argument("--report", help="also write the counts as JSON to this file")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("query", help="run a SPARQL query against a store")
+    p.add_argument("query", help="the query text, or @FILE to read it from a file")
+    p.add_argument("--store", required=True, help="path of the store")
+    p.add_argument("--format", choices=["csv", "tsv", "json", "xml"], default="csv",
+                   help="result format (default csv)")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("map", help="run one RML mapping on its own and write N-Quads")
+    p.add_argument("mapping", help="the mapping file (Turtle)")
+    p.add_argument("--base-iri", help="base IRI for relative IRIs the mapping makes")
+    p.add_argument("-o", "--output", help="N-Quads file to write (default: standard output)")
+    p.set_defaults(func=cmd_map)
+
+    p = sub.add_parser("serve", help="serve the SPARQL endpoint and the canned-query API")
+    p.add_argument("--store", required=True, help="path of the store")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    p.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv=None):
+    from .errors import OkgError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except OkgError as exc:
+        print(f"okg {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # output piped into head or similar
+        sys.stderr.close()
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

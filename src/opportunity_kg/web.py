@@ -1,0 +1,254 @@
+"""The HTTP layer: a SPARQL 1.1 query endpoint and the canned-query API, over one store.
+
+Routes:
+
+- ``/sparql``: SPARQL 1.1 Protocol queries by GET, POST form or POST direct;
+  results as JSON, XML, CSV or TSV by ``Accept`` (or ``format=``). Read-only.
+- ``/api/queries``: the canned queries with their typed parameters (JSON).
+- ``/api/queries/<name>`` (``.csv`` or ``.json`` suffix, or ``Accept``): runs
+  a canned query with parameters from the query string.
+- ``/``: a small page that lists the above and runs a query.
+
+Every error is answered with the one JSON error shape of
+:class:`opportunity_kg.errors.OkgError`.
+"""
+
+import json
+import logging
+import re
+import threading
+import time
+
+from flask import Flask, Response, jsonify, request
+
+from . import __version__, settings
+from .errors import OkgError, QueryError
+from .queries import get_query, load_queries
+from .results import GRAPH_FORMATS, SELECT_FORMATS, write_boolean, write_solutions, write_triples
+from .store import open_store, run_query
+
+log = logging.getLogger("opportunity_kg.web")
+
+FORMAT_ALIASES = {
+    "json": "json", "application/sparql-results+json": "json", "application/json": "json",
+    "xml": "xml", "application/sparql-results+xml": "xml", "application/xml": "xml",
+    "csv": "csv", "text/csv": "csv",
+    "tsv": "tsv", "text/tab-separated-values": "tsv",
+}
+GRAPH_ALIASES = {
+    "application/n-triples": "ntriples", "ntriples": "ntriples", "nt": "ntriples",
+    "text/turtle": "turtle", "turtle": "turtle", "ttl": "turtle", "text/plain": "ntriples",
+}
+NUMERIC = {"http://www.w3.org/2001/XMLSchema#" + t for t in
+           ("integer", "decimal", "double", "float", "long", "int", "short", "nonNegativeInteger")}
+_JSON_NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?$")
+
+
+def negotiate(accept, fmt_param, choices, default):
+    """The format for a request: ``format=`` first, then the Accept header with q-weights."""
+    if fmt_param:
+        key = fmt_param.strip().lower()
+        if key in choices:
+            return choices[key]
+        raise QueryError(f"unknown format {fmt_param!r}; use one of {', '.join(sorted(set(choices.values())))}",
+                         field="format", value=fmt_param)
+    best, best_q = None, 0.0
+    for position, part in enumerate((accept or "").split(",")):
+        media, *params = [p.strip() for p in part.split(";")]
+        q = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        candidate = choices.get(media) or (default if media in ("*/*", "application/*", "text/*", "") else None)
+        if candidate and q > best_q:
+            best, best_q = candidate, q
+    return best or default
+
+
+def create_app(store_path=None, *, store=None, config=None):
+    """The Flask app over the store at ``store_path`` (or an open ``store``)."""
+    app = Flask(__name__)
+    overrides = dict(config or {})
+    limits = settings.all_settings(overrides)
+    app.config["OKG_SETTINGS"] = limits
+    app.config["MAX_CONTENT_LENGTH"] = limits["max_request_bytes"]
+    app.config["OKG_STORE"] = store if store is not None else open_store(store_path)
+    slots = threading.BoundedSemaphore(limits["max_concurrent_queries"])
+
+    def execute(query, **kwargs):
+        if not slots.acquire(timeout=limits["query_timeout"]):
+            raise OkgError("the server is busy with other queries; try again shortly")
+        try:
+            started = time.monotonic()
+            result = run_query(app.config["OKG_STORE"], query, timeout=limits["query_timeout"],
+                               max_rows=limits["max_rows"], **kwargs)
+            log.info("query kind=%s took %.1f ms to first answer", result.kind,
+                     (time.monotonic() - started) * 1000)
+            return result
+        finally:
+            slots.release()
+
+    @app.errorhandler(OkgError)
+    def okg_error(exc):
+        return jsonify(exc.as_dict()), exc.status
+
+    @app.errorhandler(413)
+    def too_large(_):
+        return jsonify({"error": "too_large", "message": f"the request body is over the "
+                        f"{limits['max_request_bytes']} byte limit (OKG_MAX_REQUEST_BYTES)"}), 413
+
+    @app.errorhandler(404)
+    def not_found(_):
+        return jsonify({"error": "not_found", "message": f"no such page: {request.path}"}), 404
+
+    @app.errorhandler(405)
+    def bad_method(_):
+        return jsonify({"error": "method_not_allowed",
+                        "message": f"{request.method} is not allowed on {request.path}"}), 405
+
+    @app.route("/sparql", methods=["GET", "POST"])
+    def sparql():
+        queries, default_graphs, named_graphs = _protocol_arguments()
+        if not queries:
+            raise QueryError("no query: send one as the 'query' parameter (GET or POST form) "
+                             "or as an application/sparql-query body")
+        if len(queries) > 1:
+            raise QueryError("more than one query in the request; send exactly one 'query'")
+        query = queries[0]
+        result = execute(query, default_graph=default_graphs or None, named_graphs=named_graphs or None)
+        return _respond(result, request.headers.get("Accept"), request.values.get("format"))
+
+    @app.route("/api/queries")
+    def list_queries():
+        return jsonify({"queries": [q.as_dict() for q in load_queries().values()]})
+
+    @app.route("/api/queries/<path:name>")
+    def canned(name):
+        fmt = None
+        for suffix in (".csv", ".json"):
+            if name.endswith(suffix):
+                name, fmt = name[: -len(suffix)], suffix[1:]
+        query = get_query(name)
+        args = request.args.to_dict()
+        fmt = fmt or negotiate(request.headers.get("Accept"), args.get("format"),
+                               {"csv": "csv", "text/csv": "csv", "json": "json", "application/json": "json"},
+                               "json")
+        result = execute(query.bind(args))
+        rows = _prime(result.rows)
+        if fmt == "csv":
+            body = write_solutions(result.variables, rows, "csv", limits["max_rows"])
+            return Response(body, mimetype="text/csv",
+                            headers={"Content-Disposition": f'inline; filename="{name}.csv"'})
+        return Response(_records(result.variables, rows), mimetype="application/json")
+
+    @app.route("/")
+    def index():
+        return Response(INDEX_HTML.replace("{version}", __version__), mimetype="text/html")
+
+    return app
+
+
+def _protocol_arguments():
+    """The query, default-graph-uri and named-graph-uri of a SPARQL Protocol request."""
+    if request.method == "GET":
+        args = request.args
+        return args.getlist("query"), args.getlist("default-graph-uri"), args.getlist("named-graph-uri")
+    content_type = (request.mimetype or "").lower()
+    if content_type == "application/x-www-form-urlencoded":
+        form = request.form
+        return form.getlist("query"), form.getlist("default-graph-uri"), form.getlist("named-graph-uri")
+    if content_type == "application/sparql-query":
+        body = request.get_data(as_text=True)
+        args = request.args
+        return [body], args.getlist("default-graph-uri"), args.getlist("named-graph-uri")
+    raise _UnsupportedMedia(content_type)
+
+
+class _UnsupportedMedia(OkgError):
+    kind = "unsupported_media_type"
+    status = 415
+
+    def __init__(self, content_type):
+        super().__init__(f"POST a query as application/x-www-form-urlencoded or application/sparql-query, "
+                         f"not {content_type or 'no content type'}")
+
+
+def _prime(rows):
+    """Fetch the first row now, so errors and timeouts come before the response starts."""
+    iterator = iter(rows)
+    try:
+        first = next(iterator)
+    except StopIteration:
+        return iter(())
+
+    def chain():
+        yield first
+        yield from iterator
+
+    return chain()
+
+
+def _respond(result, accept, fmt_param):
+    if result.kind == "graph":
+        fmt = negotiate(accept, fmt_param, GRAPH_ALIASES, "ntriples")
+        body = write_triples(_prime(result.rows), fmt, 10**12)
+        return Response(body, mimetype=GRAPH_FORMATS[fmt])
+    fmt = negotiate(accept, fmt_param, FORMAT_ALIASES, "json")
+    if result.kind == "ask":
+        return Response(write_boolean(result.rows, fmt), mimetype=SELECT_FORMATS[fmt])
+    body = write_solutions(result.variables, _prime(result.rows), fmt, 10**12)
+    return Response(body, mimetype=SELECT_FORMATS[fmt])
+
+
+def _json_value(term):
+    if term is None:
+        return "null"
+    if hasattr(term, "datatype") and term.datatype is not None:
+        datatype = term.datatype.value
+        if datatype in NUMERIC and _JSON_NUMBER.match(term.value):
+            return term.value
+        if datatype.endswith("#boolean"):
+            return "true" if term.value in ("true", "1") else "false"
+    return json.dumps(term.value, ensure_ascii=False)
+
+
+def _records(variables, rows):
+    """A JSON array of objects, numbers as JSON numbers: what BI tools read directly."""
+    names = [json.dumps(v.value) for v in variables]
+    yield "["
+    for count, row in enumerate(rows):
+        cells = ",".join(f"{n}:{_json_value(t)}" for n, t in zip(names, row))
+        yield ("," if count else "") + "\n{" + cells + "}"
+    yield "\n]\n"
+
+
+INDEX_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>opportunity-kg</title>
+<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
+textarea{width:100%;height:12rem;font-family:monospace}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:.2rem .5rem}</style></head>
+<body><h1>opportunity-kg {version}</h1>
+<p>SPARQL endpoint: <code>/sparql</code> &middot; canned queries: <a href="/api/queries">/api/queries</a></p>
+<form id="q"><textarea name="query">PREFIX okg: <https://w3id.org/opportunity-kg/ontology#>
+SELECT ?stage (COUNT(?o) AS ?opportunities) WHERE { ?o a okg:Opportunity ; okg:stage ?stage }
+GROUP BY ?stage ORDER BY DESC(?opportunities)</textarea><button>Run</button></form>
+<div id="out"></div>
+<script>
+document.getElementById('q').onsubmit = async (e) => {
+  e.preventDefault();
+  const body = new URLSearchParams(new FormData(e.target));
+  const r = await fetch('/sparql', {method: 'POST', body, headers: {Accept: 'application/sparql-results+json'}});
+  const data = await r.json();
+  const out = document.getElementById('out');
+  if (!r.ok) { out.textContent = data.message; return; }
+  const vars = data.head.vars;
+  const rows = data.results.bindings.map(b => '<tr>' + vars.map(v => '<td>' +
+    (b[v] ? b[v].value.replace(/&/g,'&amp;').replace(/</g,'&lt;') : '') + '</td>').join('') + '</tr>');
+  out.innerHTML = '<table><tr>' + vars.map(v => '<th>' + v + '</th>').join('') + '</tr>' + rows.join('') + '</table>';
+};
+</script></body></html>
+"""

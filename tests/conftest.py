@@ -1,0 +1,91 @@
+"""Shared fixtures: a sample export, a store ingested from it, and a real HTTP server over it."""
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("OKG_SHARED", ROOT.parent / "shared"))
+REAL_EXPORT = SHARED / "datasets" / "salesforce-data-cloud-workshop"
+RML_CASES = SHARED / "rml-test-cases"
+#: opportunities in the test sample: enough for every kind of deal, small enough to be quick
+TEST_OPPORTUNITIES = 300
+
+
+def okg(*args, check=True, **kwargs):
+    """Run the real `okg` command line in a subprocess."""
+    result = subprocess.run([sys.executable, "-m", "opportunity_kg.cli", *map(str, args)],
+                            capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"okg {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url, process=None, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"server exited: {process.stdout.read() if process.stdout else ''}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def sample_export(tmp_path_factory):
+    from opportunity_kg.sample import write_sample
+
+    folder = tmp_path_factory.mktemp("sample")
+    write_sample(folder, opportunities=TEST_OPPORTUNITIES, seed=7)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sample_store(sample_export, tmp_path_factory):
+    """A store with the sample ingested (by the library); yields (path, report)."""
+    from opportunity_kg.ingest import ingest
+
+    path = tmp_path_factory.mktemp("store") / "store"
+    report = ingest(sample_export, path)
+    return path, report
+
+
+@pytest.fixture(scope="session")
+def open_sample_store(sample_store):
+    from opportunity_kg.store import open_store
+
+    return open_store(sample_store[0])
+
+
+@pytest.fixture(scope="session")
+def server(open_sample_store):
+    """A real waitress server on 127.0.0.1 over the sample store; yields its base URL."""
+    from waitress.server import create_server
+
+    from opportunity_kg.web import create_app
+
+    app = create_app(store=open_sample_store, config={"query_timeout": 5})
+    port = free_port()
+    srv = create_server(app, host="127.0.0.1", port=port, threads=4)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    wait_for(base + "/api/queries")
+    yield base
+    srv.close()
