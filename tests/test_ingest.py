@@ -1,0 +1,109 @@
+"""Ingest: bad rows go to quarantine with file, line, field and reason; counts add up; loads are repeatable."""
+
+import csv
+import shutil
+
+import pytest
+
+from opportunity_kg.errors import OkgError
+from opportunity_kg.ingest import ingest
+from opportunity_kg.store import open_store, run_query
+
+OPP = "Opportunity.csv"
+
+
+@pytest.fixture
+def broken_export(sample_export, tmp_path):
+    """The sample with six kinds of bad opportunity rows, each on a known line."""
+    export = tmp_path / "export"
+    shutil.copytree(sample_export, export)
+    with open(export / OPP, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        header, rows = reader.fieldnames, list(reader)
+    bad = {
+        2: ("Amount", "-500.00", "not negative"),
+        3: ("CloseDate", "someday", "not a date"),
+        4: ("Probability", "150", "from 0 to 100"),
+        5: ("ForecastCategoryName", "Hopeful", "unknown forecast category"),
+        6: ("Id", rows[0]["Id"], "duplicate"),
+    }
+    for line, (column, value, _) in bad.items():
+        rows[line - 2][column] = value
+    with open(export / OPP, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        handle.write("006SHORTROW,false\r\n")  # a row with too few fields
+    bad[len(rows) + 2] = ("", "", "fields")
+    return export, bad
+
+
+def quarantine_rows(report):
+    with open(report.quarantine_file, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_bad_rows_are_quarantined_with_reasons(broken_export, tmp_path):
+    export, bad = broken_export
+    report = ingest(export, tmp_path / "store")
+    counts = report.files[OPP]
+    assert counts.rows_read == counts.rows_loaded + counts.rows_quarantined
+    rejected = {int(r["line"]): r for r in quarantine_rows(report) if r["source_file"] == OPP}
+    assert set(rejected) == set(bad)
+    for line, (column, value, reason) in bad.items():
+        row = rejected[line]
+        assert reason in row["reason"], row
+        if column and column != "Id":
+            assert row["field"] == column and row["value"] == value, row
+    assert counts.rows_quarantined == len(rejected)
+
+
+def test_negative_amount_is_caught_by_the_shape(broken_export, tmp_path):
+    export, _ = broken_export
+    report = ingest(export, tmp_path / "store")
+    row = next(r for r in quarantine_rows(report) if r["line"] == "2")
+    assert row["field"] == "Amount" and row["value"] == "-500.00"
+    assert "must be a single number, not negative" in row["reason"]
+    store = open_store(tmp_path / "store")
+    ask = f"""ASK {{ ?o <https://w3id.org/opportunity-kg/ontology#sourceId> "{row['record_id']}" }}"""
+    assert run_query(store, ask).rows is False  # not loaded
+
+
+def test_ingesting_twice_changes_nothing(sample_export, tmp_path):
+    first = ingest(sample_export, tmp_path / "store")
+    second = ingest(sample_export, tmp_path / "store")
+    assert first.changed and not second.changed
+    assert vars(first.totals) == vars(second.totals)
+    store = open_store(tmp_path / "store")
+    n = list(run_query(store, "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }").rows)[0][0]
+    assert int(n.value) > first.triples
+
+
+def test_missing_required_column_names_file_and_column(sample_export, tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(sample_export, export)
+    with open(export / OPP, encoding="utf-8") as handle:
+        text = handle.read()
+    (export / OPP).write_text(text.replace("StageName", "Stage", 1), encoding="utf-8")
+    with pytest.raises(OkgError) as info:
+        ingest(export, tmp_path / "store")
+    message = str(info.value)
+    assert "Opportunity.csv" in message and "'StageName'" in message
+    assert not (tmp_path / "store").exists()  # nothing written
+
+
+def test_unknown_export_is_named(tmp_path):
+    (tmp_path / "things.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(OkgError) as info:
+        ingest(tmp_path, tmp_path / "store")
+    assert "--source" in str(info.value) and "things.csv" in str(info.value)
+
+
+def test_every_fact_traces_to_file_and_line(sample_store, open_sample_store, sample_export):
+    q = """PREFIX okg: <https://w3id.org/opportunity-kg/ontology#>
+           PREFIX prov: <http://www.w3.org/ns/prov#>
+           SELECT ?id ?record WHERE { ?o a okg:Opportunity ; okg:sourceId ?id ; prov:wasDerivedFrom ?record }"""
+    rows = {r[0].value: r[1].value for r in run_query(open_sample_store, q).rows}
+    with open(sample_export / OPP, encoding="utf-8", newline="") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            assert rows[row["Id"]].endswith(f"/{OPP}#line={line}")

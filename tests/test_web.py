@@ -1,0 +1,107 @@
+"""The HTTP layer over a real waitress server: SPARQL Protocol, formats, errors, the canned-query API."""
+
+import csv
+import io
+import json
+import xml.etree.ElementTree as ET
+
+import requests
+
+COUNT = ("PREFIX okg: <https://w3id.org/opportunity-kg/ontology#> "
+         "SELECT (COUNT(?o) AS ?n) WHERE { ?o a okg:Opportunity }")
+
+
+def count_from_json(response):
+    return int(response.json()["results"]["bindings"][0]["n"]["value"])
+
+
+def test_get_post_form_and_post_direct_agree(server):
+    a = requests.get(server + "/sparql", params={"query": COUNT})
+    b = requests.post(server + "/sparql", data={"query": COUNT})
+    c = requests.post(server + "/sparql", data=COUNT.encode(), headers={"Content-Type": "application/sparql-query"})
+    assert a.status_code == b.status_code == c.status_code == 200
+    assert count_from_json(a) == count_from_json(b) == count_from_json(c) == 300
+
+
+def test_accept_header_picks_the_format(server):
+    def ask(accept):
+        return requests.get(server + "/sparql", params={"query": COUNT}, headers={"Accept": accept})
+
+    r = ask("text/csv")
+    assert r.headers["Content-Type"].startswith("text/csv")
+    assert list(csv.reader(io.StringIO(r.text))) == [["n"], ["300"]]
+    r = ask("text/tab-separated-values")
+    assert r.text.splitlines()[0] == "?n" and "300" in r.text.splitlines()[1]
+    r = ask("application/sparql-results+xml")
+    root = ET.fromstring(r.content)
+    assert root.find(".//{http://www.w3.org/2005/sparql-results#}literal").text == "300"
+    r = ask("text/csv;q=0.5, application/sparql-results+json;q=0.9")
+    assert r.headers["Content-Type"].startswith("application/sparql-results+json")
+    r = requests.get(server + "/sparql", params={"query": COUNT, "format": "csv"})
+    assert r.text.splitlines() == ["n", "300"]
+
+
+def test_ask_and_construct(server):
+    r = requests.get(server + "/sparql", params={"query": "ASK { ?s ?p ?o }"})
+    assert r.json()["boolean"] is True
+    r = requests.get(server + "/sparql", params={
+        "query": "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o } LIMIT 3"}, headers={"Accept": "text/turtle"})
+    assert r.status_code == 200 and len(r.text.strip().splitlines()) == 3
+
+
+def test_protocol_errors(server):
+    r = requests.get(server + "/sparql", params={"query": "SELEC * WHERE"})
+    assert r.status_code == 400 and "not valid SPARQL" in r.json()["message"]
+    r = requests.get(server + "/sparql", params=[("query", COUNT), ("query", COUNT)])
+    assert r.status_code == 400 and "more than one" in r.json()["message"]
+    r = requests.put(server + "/sparql", data=COUNT)
+    assert r.status_code == 405
+    r = requests.post(server + "/sparql", data=COUNT.encode(), headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415 and "application/sparql-query" in r.json()["message"]
+
+
+def test_endpoint_is_read_only(server):
+    update = "INSERT DATA { <http://x/a> <http://x/b> <http://x/c> }"
+    r = requests.post(server + "/sparql", data={"query": update})
+    assert r.status_code == 400
+    r = requests.get(server + "/sparql", params={"query": "ASK { <http://x/a> ?p ?o }"})
+    assert r.json()["boolean"] is False
+
+
+def test_query_list(server):
+    body = requests.get(server + "/api/queries").json()
+    pipeline = next(q for q in body["queries"] if q["name"] == "weighted-pipeline")
+    assert pipeline["title"] and pipeline["description"]
+    assert pipeline["parameters"] == [{
+        "name": "period", "type": "period", "required": True,
+        "description": pipeline["parameters"][0]["description"]}]
+
+
+def test_canned_query_formats_and_errors(server):
+    url = server + "/api/queries/weighted-pipeline"
+    as_json = requests.get(url + ".json", params={"period": "2026-Q4"}).json()
+    as_csv = list(csv.DictReader(io.StringIO(requests.get(url + ".csv", params={"period": "2026-Q4"}).text)))
+    assert [r["owner"] for r in as_json] == [r["owner"] for r in as_csv]
+    assert all(isinstance(r["opportunities"], int) for r in as_json)
+    for params, status, field in [({}, 400, "period"), ({"period": "Q4"}, 400, "period"),
+                                  ({"period": "2026-Q4", "colour": "red"}, 400, "colour")]:
+        r = requests.get(url, params=params)
+        assert r.status_code == status
+        body = r.json()
+        assert body["error"] == "query_error" and body["field"] == field and body["message"]
+    r = requests.get(server + "/api/queries/no-such-query")
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
+def test_every_error_has_the_one_shape(server):
+    responses = [
+        requests.get(server + "/sparql"),
+        requests.get(server + "/sparql", params={"query": "nonsense"}),
+        requests.delete(server + "/sparql"),
+        requests.get(server + "/nowhere"),
+        requests.get(server + "/api/queries/weighted-pipeline", params={"period": "x"}),
+    ]
+    for r in responses:
+        assert r.status_code >= 400
+        body = json.loads(r.text)
+        assert set(body) >= {"error", "message"} and isinstance(body["message"], str)
