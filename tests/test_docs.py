@@ -1,0 +1,35 @@
+"""The README keeps up with the code: every setting, canned query and CLI command is documented."""
+
+from opportunity_kg.cli import build_parser
+from opportunity_kg.functions import OKGFN, REGISTRY
+from opportunity_kg.queries import load_queries
+from opportunity_kg.settings import SETTINGS
+
+from .conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_setting_is_documented():
+    for name, setting in SETTINGS.items():
+        assert f"`OKG_{name.upper()}`" in README, name
+        assert setting.description in README, name
+
+
+def test_every_canned_query_is_documented():
+    for name, query in load_queries().items():
+        assert f"`{name}`" in README, name
+        for param in query.params:
+            assert f"`{param.name}`" in README, (name, param.name)
+
+
+def test_every_command_is_documented():
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for command in commands:
+        assert f"okg {command}" in README, command
+
+
+def test_every_okg_function_is_documented():
+    for iri in REGISTRY:
+        if iri.startswith(OKGFN):
+            assert "okgfn:" + iri[len(OKGFN):] in README, iri
