@@ -24,13 +24,13 @@ class OkgError(Exception):
         self.value = value
 
     def where(self):
-        """'file, line N, field F' for the parts that are known."""
+        """'file, line N, field F' for the parts that are known (the field only with a file)."""
         parts = []
         if self.file:
             parts.append(str(self.file))
         if self.line is not None:
             parts.append(f"line {self.line}")
-        if self.field:
+        if self.field and parts:
             parts.append(f"field {self.field!r}")
         return ", ".join(parts)
 
