@@ -45,7 +45,7 @@ def cmd_ingest(args):
     t = report.totals
     print(f"{'total':{width}} {t.rows_read:>8} {t.rows_loaded:>8} {t.rows_quarantined:>12} {t.triples:>9}")
     for warning in report.warnings:
-        print(f"note: {warning}")
+        print(warning if warning.startswith("warning:") else f"note: {warning}")
     if report.skipped:
         print(f"note: not in this export: {', '.join(report.skipped)}")
     if report.unmapped:

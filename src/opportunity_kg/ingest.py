@@ -193,6 +193,8 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
         violations = validate_triples(live, shapes, ontology)
         new = 0
         for violation in violations:
+            if not violation.is_violation:
+                continue
             owners = [r for r in by_subject.get(violation.focus, []) if id(r) not in bad]
             if violation.path:
                 with_path = [r for r in owners if any(q.predicate.value == violation.path for q in r.quads)]
@@ -203,6 +205,7 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
                     new += 1
         if not new:
             break
+    report_warnings += _warnings(violations, by_subject, bad)
     for row, violation in bad.values():
         column = row.predicates.get(violation.path, "") if violation.path else ""
         value = row.values.get(column, "") if column and "," not in column else (violation.value or "")
@@ -243,6 +246,24 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
     finally:
         del store
     return report
+
+
+#: warnings listed one by one in the report; more are counted
+MAX_LISTED_WARNINGS = 20
+
+
+def _warnings(violations, by_subject, bad):
+    """Readable lines for the warnings (severity sh:Warning) of the final validation pass."""
+    lines = []
+    for violation in violations:
+        if violation.is_violation:
+            continue
+        rows = [r for r in by_subject.get(violation.focus, []) if id(r) not in bad]
+        where = f"{rows[0].file} line {rows[0].line}" if rows else violation.focus
+        lines.append(f"warning: {where}: {violation.message}")
+    if len(lines) > MAX_LISTED_WARNINGS:
+        lines = lines[:MAX_LISTED_WARNINGS] + [f"... and {len(lines) - MAX_LISTED_WARNINGS} more warnings"]
+    return lines
 
 
 def _term(node):
