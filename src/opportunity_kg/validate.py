@@ -177,12 +177,10 @@ def _ox(node):
 
 
 def _pyshacl(data, shapes, ontology):
-    conforms, report, _ = validate(data, shacl_graph=shapes, ont_graph=ontology, inference="none",
+    _, report, _ = validate(data, shacl_graph=shapes, ont_graph=ontology, inference="none",
                                    advanced=True, allow_warnings=True)
     if not isinstance(report, rdflib.Graph):  # pyshacl could not run the shapes at all
         raise OkgError(f"the SHACL shapes cannot be run: {report}")
-    if conforms:
-        return []
     out = []
     for result in report.subjects(rdflib.RDF.type, SH.ValidationResult):
         severity = report.value(result, SH.resultSeverity)
