@@ -33,3 +33,9 @@ def test_every_okg_function_is_documented():
     for iri in REGISTRY:
         if iri.startswith(OKGFN):
             assert "okgfn:" + iri[len(OKGFN):] in README, iri
+
+
+def test_model_diagram_is_up_to_date():
+    from opportunity_kg.diagram import END, START, model_diagram
+
+    assert f"{START}\n{model_diagram()}{END}" in README, "run: okg diagram --write README.md"

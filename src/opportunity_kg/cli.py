@@ -86,6 +86,16 @@ def cmd_map(args):
         sys.stdout.buffer.write(ox.serialize(quads, format=ox.RdfFormat.N_QUADS) or b"")
 
 
+def cmd_diagram(args):
+    from .diagram import model_diagram, write_into
+
+    if args.write:
+        changed = write_into(args.write)
+        print(f"model diagram in {args.write} {'updated' if changed else 'already up to date'}")
+    else:
+        print(model_diagram(), end="")
+
+
 def cmd_serve(args):
     import logging
 
@@ -131,6 +141,10 @@ def build_parser():
     p.add_argument("--base-iri", help="base IRI for relative IRIs the mapping makes")
     p.add_argument("-o", "--output", help="N-Quads file to write (default: standard output)")
     p.set_defaults(func=cmd_map)
+
+    p = sub.add_parser("diagram", help="print the model as a Mermaid class diagram, or write it into a file")
+    p.add_argument("--write", metavar="FILE.md", help="replace the diagram between the markers in this file")
+    p.set_defaults(func=cmd_diagram)
 
     p = sub.add_parser("serve", help="serve the SPARQL endpoint and the canned-query API")
     p.add_argument("--store", required=True, help="path of the store")
