@@ -253,16 +253,18 @@ MAX_LISTED_WARNINGS = 20
 
 
 def _warnings(violations, by_subject, bad):
-    """Readable lines for the warnings (severity sh:Warning) of the final validation pass."""
-    lines = []
+    """Readable lines, in file and line order, for the warnings (severity sh:Warning) of the last pass."""
+    found = []
     for violation in violations:
         if violation.is_violation:
             continue
         rows = [r for r in by_subject.get(violation.focus, []) if id(r) not in bad]
+        key = (rows[0].file, rows[0].line) if rows else (violation.focus, 0)
         where = f"{rows[0].file} line {rows[0].line}" if rows else violation.focus
-        lines.append(f"warning: {where}: {violation.message}")
+        found.append((key, f"warning: {where}: {violation.message}"))
+    lines = [line for _, line in sorted(found)]
     if len(lines) > MAX_LISTED_WARNINGS:
-        lines = lines[:MAX_LISTED_WARNINGS] + [f"... and {len(lines) - MAX_LISTED_WARNINGS} more warnings"]
+        lines = lines[:MAX_LISTED_WARNINGS] + [f"warning: ... and {len(lines) - MAX_LISTED_WARNINGS} more"]
     return lines
 
 
