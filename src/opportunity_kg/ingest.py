@@ -29,7 +29,7 @@ from .errors import DataError, OkgError
 from .paths import MAPPINGS_DIR
 from .rml import load_mapping
 from .store import ONTOLOGY_GRAPH, open_store, replace_graphs
-from .validate import load_ontology, load_shapes, validate_triples
+from .validate import from_rdflib, load_ontology, load_shapes, validate_triples
 
 GRAPH_BASE = "https://w3id.org/opportunity-kg/graph/"
 OKG = "https://w3id.org/opportunity-kg/ontology#"
@@ -235,7 +235,7 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
     mapped_files = set(counts) | set(skipped)
     report.unmapped = sorted(p.name for p in export_dir.glob("*.csv") if p.name not in mapped_files)
     triples = list(data) + _provenance(report, export_dir)
-    ontology_triples = [ox.Triple(*(_term(t) for t in spo)) for spo in ontology]
+    ontology_triples = [ox.Triple(*(from_rdflib(t) for t in spo)) for spo in ontology]
 
     _write_quarantine(quarantine, rejects)
     store = open_store(store_path)
@@ -266,20 +266,6 @@ def _warnings(violations, by_subject, bad):
     if len(lines) > MAX_LISTED_WARNINGS:
         lines = lines[:MAX_LISTED_WARNINGS] + [f"warning: ... and {len(lines) - MAX_LISTED_WARNINGS} more"]
     return lines
-
-
-def _term(node):
-    import rdflib
-
-    if isinstance(node, rdflib.URIRef):
-        return ox.NamedNode(str(node))
-    if isinstance(node, rdflib.BNode):
-        return ox.BlankNode(str(node))
-    if node.language:
-        return ox.Literal(str(node), language=node.language)
-    if node.datatype:
-        return ox.Literal(str(node), datatype=ox.NamedNode(str(node.datatype)))
-    return ox.Literal(str(node))
 
 
 def _provenance(report, export_dir):

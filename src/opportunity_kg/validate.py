@@ -157,14 +157,15 @@ def validate_triples(triples, shapes=None, ontology=None, *, sparql_in_store=Tru
     out = _pyshacl(data, shapes, ontology)
     if rules:
         store = ox.Store()
-        store.extend(ox.Quad(*(_ox(n) for n in t)) for t in data)
-        store.extend(ox.Quad(*(_ox(n) for n in t)) for t in ontology)
+        store.extend(ox.Quad(*(from_rdflib(n) for n in t)) for t in data)
+        store.extend(ox.Quad(*(from_rdflib(n) for n in t)) for t in ontology)
         for rule in rules:
             out.extend(rule.run(store))
     return out
 
 
-def _ox(node):
+def from_rdflib(node):
+    """The pyoxigraph term for an rdflib term."""
     if isinstance(node, rdflib.URIRef):
         return ox.NamedNode(str(node))
     if isinstance(node, rdflib.BNode):
