@@ -9,7 +9,6 @@ fact and every rejected row can be traced back to its file and line.
 
 import codecs
 import csv
-import io
 import sys
 from dataclasses import dataclass
 
@@ -133,13 +132,3 @@ class _LineCounter:
         self.count += 1
         return line
 
-
-def read_text(path):
-    """A whole small text file, decoded like a CSV source (used for lookups)."""
-    with open(path, encoding=detect_encoding(path), newline="") as handle:
-        return handle.read()
-
-
-def open_text(data):
-    """A text stream over a string, for tests and in-memory sources."""
-    return io.StringIO(data, newline="")
