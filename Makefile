@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA := data
 PORT ?= 5000
 
-.PHONY: demo test install install-test sample ingest serve clean
+.PHONY: demo test install install-test docs lint fmt clean
 
 # 1. install, make the sample Salesforce export, ingest it, serve http://127.0.0.1:5000/
 demo: install
@@ -26,6 +26,17 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+
+# the ontology's HTML documentation and RDF downloads, in docs/ontology/
+docs: install
+	$(BIN)/okg docs --out docs/ontology
+
+# check the model files (style shapes, SHACL-SHACL, canonical Turtle); put Turtle in canonical form
+lint: install
+	$(BIN)/okg lint
+
+fmt: install
+	$(BIN)/okg fmt
 
 clean:
 	rm -rf $(DATA) $(VENV)

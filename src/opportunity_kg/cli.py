@@ -62,8 +62,22 @@ def cmd_query(args):
     from .results import write_boolean, write_solutions, write_triples
     from .store import open_store, run_query
 
+    from .errors import OkgError
+    from .queries import load_queries, run_canned
+
     store = open_store(args.store, create=False)
-    result = run_query(store, _read_query(args.query))
+    params = {}
+    for item in args.param or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise OkgError(f"--param takes NAME=VALUE, not {item!r}", field="param", value=item)
+        params[name.strip()] = value
+    if args.query in load_queries():
+        result = run_canned(store, args.query, params)
+    elif params:
+        raise OkgError(f"--param is for canned queries, and there is none named {args.query!r}", field="query")
+    else:
+        result = run_query(store, _read_query(args.query))
     out = sys.stdout
     if result.kind == "ask":
         out.write(write_boolean(result.rows, args.format))
@@ -94,6 +108,44 @@ def cmd_diagram(args):
         print(f"model diagram in {args.write} {'updated' if changed else 'already up to date'}")
     else:
         print(model_diagram(), end="")
+
+
+def cmd_docs(args):
+    from .ontology_docs import build_docs
+
+    for path in build_docs(args.out):
+        print(f"wrote {path}")
+
+
+def cmd_fmt(args):
+    from .errors import OkgError
+    from .turtle_format import format_files, turtle_files
+
+    changed = format_files(args.paths or None, check=args.check)
+    total = len(turtle_files(args.paths or None))
+    if args.check:
+        for path in changed:
+            print(f"not in canonical form: {path}")
+        if changed:
+            raise OkgError(f"{len(changed)} of {total} Turtle files are not in canonical form; run okg fmt")
+        print(f"all {total} Turtle files are in canonical form")
+    else:
+        for path in changed:
+            print(f"formatted {path}")
+        print(f"{len(changed)} of {total} Turtle files changed")
+
+
+def cmd_lint(args):
+    from .errors import OkgError
+    from .lint import lint
+
+    problems = lint()
+    for problem in problems:
+        where = problem.focus + (f" {problem.path}" if problem.path else "")
+        print(f"{where}: {problem.message}")
+    if problems:
+        raise OkgError(f"{len(problems)} problems in the model files")
+    print("ontology, shapes and mappings: no problems")
 
 
 def cmd_serve(args):
@@ -129,8 +181,10 @@ def build_parser():
     p.add_argument("--report", help="also write the counts as JSON to this file")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("query", help="run a SPARQL query against a store")
-    p.add_argument("query", help="the query text, or @FILE to read it from a file")
+    p = sub.add_parser("query", help="run a canned query or any SPARQL query against a store")
+    p.add_argument("query", help="a canned query's name (see queries/), the query text, or @FILE to read it from a file")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="a canned query's parameter (repeat for several)")
     p.add_argument("--store", required=True, help="path of the store")
     p.add_argument("--format", choices=["csv", "tsv", "json", "xml"], default="csv",
                    help="result format (default csv)")
@@ -145,6 +199,18 @@ def build_parser():
     p = sub.add_parser("diagram", help="print the model as a Mermaid class diagram, or write it into a file")
     p.add_argument("--write", metavar="FILE.md", help="replace the diagram between the markers in this file")
     p.set_defaults(func=cmd_diagram)
+
+    p = sub.add_parser("docs", help="write the ontology's HTML documentation and RDF downloads")
+    p.add_argument("--out", default="docs/ontology", help="folder to write into (default docs/ontology)")
+    p.set_defaults(func=cmd_docs)
+
+    p = sub.add_parser("fmt", help="put Turtle files in canonical form (default: ontology/, shapes/, mappings/)")
+    p.add_argument("paths", nargs="*", help="files or folders (default: the project's ontology, shapes and mappings)")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not in canonical form")
+    p.set_defaults(func=cmd_fmt)
+
+    p = sub.add_parser("lint", help="check the ontology's style, the shapes against SHACL-SHACL, and canonical form")
+    p.set_defaults(func=cmd_lint)
 
     p = sub.add_parser("serve", help="serve the SPARQL endpoint and the canned-query API")
     p.add_argument("--store", required=True, help="path of the store")

@@ -65,6 +65,8 @@ TITLES = ["CFO", "CIO", "CTO", "VP Operations", "Head of Procurement", "IT Direc
           "Finance Manager", "Solutions Architect", "Operations Analyst", "COO", "Purchasing Manager"]
 CONTACT_ROLES = ["Decision Maker", "Economic Buyer", "Champion", "Influencer", "Technical Buyer",
                  "Evaluator", "Business User", "Executive Sponsor"]
+NEXT_STEPS = ["Book a demo", "Send the proposal", "Security review with IT", "Meet the economic buyer",
+              "Agree pricing", "Legal review of the contract", "Plan the pilot"]
 LEAD_SOURCES = ["Web", "Partner Referral", "Trade Show", "Outbound", "Customer Referral", "Webinar"]
 PRODUCTS = ["Platform", "Analytics Suite", "Integration Hub", "Support Plus", "Data Cloud", "Security Pack"]
 
@@ -86,7 +88,7 @@ TABLES = {
                              "ForecastCategory", "ForecastCategoryName", "DefaultProbability", "Description",
                              "LastModifiedDate", "SystemModstamp"],
     "Opportunity.csv": ["Id", "IsDeleted", "AccountId", "Name", "StageName", "Amount", "Probability",
-                        "CloseDate", "Type", "LeadSource", "IsClosed", "IsWon", "ForecastCategory",
+                        "CloseDate", "Type", "NextStep", "LeadSource", "IsClosed", "IsWon", "ForecastCategory",
                         "ForecastCategoryName", "CurrencyIsoCode", "OwnerId", "Territory2Id", "CreatedDate",
                         "LastModifiedDate", "SystemModstamp", "FiscalQuarter", "FiscalYear"],
     "OpportunityHistory.csv": ["Id", "OpportunityId", "CreatedById", "CreatedDate", "StageName", "Amount",
@@ -314,6 +316,8 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
             prob = min(100, max(5, prob + rng.choice([-20, -10, 10, 15])))  # seller overrides the stage default
             category = "Commit" if prob >= 75 else category
         oid = new_id("006")
+        steps = random.Random(f"{seed}/{oid}")  # its own generator: the other columns do not change
+        next_step = steps.choice(NEXT_STEPS) if not closed and steps.random() < 0.7 else ""
         quarter = (close.month - 1) // 3 + 1
         rows["Opportunity.csv"].append({
             "Id": oid, "IsDeleted": "false", "AccountId": aid,
@@ -321,6 +325,7 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
             "StageName": label, "Amount": f"{amount:.2f}", "Probability": prob, "CloseDate": close.isoformat(),
             "Type": rng.choice(["New Business", "New Business", "Existing Business - Upgrade",
                                 "Existing Business - Renewal"]),
+            "NextStep": next_step,
             "LeadSource": rng.choice(LEAD_SOURCES), "IsClosed": _bool(closed), "IsWon": _bool(won),
             "ForecastCategory": FORECAST_API[category], "ForecastCategoryName": category,
             "CurrencyIsoCode": "USD", "OwnerId": rep, "Territory2Id": terr, "CreatedDate": _ts(created),

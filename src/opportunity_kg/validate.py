@@ -154,7 +154,7 @@ def validate_triples(triples, shapes=None, ontology=None, *, sparql_in_store=Tru
     rules = []
     if sparql_in_store:
         shapes, rules = split_shapes(shapes)
-    out = _pyshacl(data, shapes, ontology)
+    out = pyshacl_violations(data, shapes, ontology)
     if rules:
         store = ox.Store()
         store.extend(ox.Quad(*(from_rdflib(n) for n in t)) for t in data)
@@ -177,9 +177,15 @@ def from_rdflib(node):
     return ox.Literal(str(node))
 
 
-def _pyshacl(data, shapes, ontology):
+def pyshacl_violations(data, shapes, ontology=None):
+    """``data`` validated by pyshacl against ``shapes``: one :class:`Violation` per result."""
     _, report, _ = validate(data, shacl_graph=shapes, ont_graph=ontology, inference="none",
-                                   advanced=True, allow_warnings=True)
+                            advanced=True, allow_warnings=True)
+    return read_report(report)
+
+
+def read_report(report):
+    """The results of a SHACL validation report graph as :class:`Violation` s."""
     if not isinstance(report, rdflib.Graph):  # pyshacl could not run the shapes at all
         raise OkgError(f"the SHACL shapes cannot be run: {report}")
     out = []
