@@ -57,6 +57,10 @@ def test_ontology_format_parameter_suffix_and_version(server):
     assert requests.get(server + "/ontology.nt").headers["Content-Type"].startswith("application/n-triples")
     version = requests.get(server + "/ontology/0.1.0", headers={"Accept": "text/turtle"})
     assert version.status_code == 200 and "owl:versionIRI" in version.text
+    module = requests.get(server + "/ontology/account", headers={"Accept": "text/turtle"})
+    graph = rdflib.Graph().parse(data=module.text, format="turtle")
+    assert (OKG.Account, RDF.type, OWL.Class) in graph and (OKG.Opportunity, None, None) not in graph
+    assert (rdflib.URIRef(ONTOLOGY_IRI + "/account"), RDF.type, OWL.Ontology) in graph
     missing = requests.get(server + "/ontology/9.9.9")
     assert missing.status_code == 404 and "9.9.9" in missing.json()["message"]
     unknown = requests.get(server + "/ontology?format=docx")

@@ -89,13 +89,22 @@ def documentation_html(folder=ONTOLOGY_DIR):
 
 
 @functools.cache
-def _rdf(folder, fmt):
-    return load_ontology(folder).serialize(format=RDF_FORMATS[fmt][0])
+def _rdf(folder, fmt, module):
+    if module is None:
+        graph = load_ontology(folder)
+    else:
+        graph = rdflib.Graph().parse(Path(folder) / f"{module}.ttl", format="turtle")
+    return graph.serialize(format=RDF_FORMATS[fmt][0])
 
 
-def ontology_rdf(fmt="turtle", folder=ONTOLOGY_DIR):
-    """The whole ontology (every module) in one RDF document of format ``fmt``."""
-    return _rdf(Path(folder), fmt)
+def modules(folder=ONTOLOGY_DIR):
+    """The names of the ontology's modules (``account`` for ``<ontology/account>``)."""
+    return sorted(p.stem for p in Path(folder).glob("*.ttl") if p.stem != "opportunity-kg")
+
+
+def ontology_rdf(fmt="turtle", folder=ONTOLOGY_DIR, module=None):
+    """The whole ontology (every module), or one ``module``, in one RDF document of format ``fmt``."""
+    return _rdf(Path(folder), fmt, module)
 
 
 def build_docs(out_dir, folder=ONTOLOGY_DIR):

@@ -8,7 +8,8 @@ Routes:
 - ``/api/queries/<name>`` (``.csv`` or ``.json`` suffix, or ``Accept``): runs
   a canned query with parameters from the query string.
 - ``/ontology``: the ontology, as pyLODE HTML for a browser and as Turtle,
-  N-Triples, RDF/XML or JSON-LD for an RDF client (``Accept`` or ``format=``).
+  N-Triples, RDF/XML or JSON-LD for an RDF client (``Accept`` or ``format=``);
+  ``/ontology/<module>`` is one module, ``/ontology/<version>`` the version IRI.
 - ``/``: a small page that lists the above and runs a query.
 
 Every error is answered with the one JSON error shape of
@@ -25,7 +26,7 @@ from flask import Flask, Response, jsonify, request
 
 from . import __version__, settings
 from .errors import NotFound, OkgError, QueryError
-from .ontology_docs import DOC_FORMATS, RDF_FORMATS, documentation_html, ontology_rdf
+from .ontology_docs import DOC_FORMATS, RDF_FORMATS, documentation_html, modules, ontology_rdf
 from .queries import get_query, load_queries
 from .results import GRAPH_FORMATS, SELECT_FORMATS, write_boolean, write_solutions, write_triples
 from .store import open_store, run_query
@@ -153,13 +154,15 @@ def create_app(store_path=None, *, store=None, config=None):
     @app.route("/ontology.<suffix>")
     @app.route("/ontology/<version>")
     def ontology(suffix=None, version=None):
-        if version is not None and version not in (__version__, "index.html"):
-            raise NotFound(f"no ontology version {version}; this server has {__version__}")
+        module = version if version in modules() else None
+        if version is not None and module is None and version not in (__version__, "index.html"):
+            raise NotFound(f"no ontology version or module {version}; this server has version {__version__} "
+                           f"and the modules {', '.join(modules())}")
         fmt = negotiate(request.headers.get("Accept"), request.args.get("format") or suffix, DOC_FORMATS, "html")
         if fmt == "html":
             response = Response(documentation_html(), mimetype="text/html")
         else:
-            response = Response(ontology_rdf(fmt), mimetype=RDF_FORMATS[fmt][1])
+            response = Response(ontology_rdf(fmt, module=module), mimetype=RDF_FORMATS[fmt][1])
         response.headers["Vary"] = "Accept"
         return response
 
