@@ -2,7 +2,8 @@
 
 import pytest
 
-from opportunity_kg.functions import boolean, forecast_category, to_date, to_datetime, to_decimal
+from opportunity_kg.functions import (boolean, first, forecast_category, join, lookup, split, to_date, to_datetime,
+                                      to_decimal, to_integer, web_domain)
 
 
 @pytest.mark.parametrize("raw,expected", [
@@ -61,3 +62,80 @@ def test_forecast_categories(raw, name):
 def test_unknown_forecast_category_raises():
     with pytest.raises(ValueError):
         forecast_category("Hopeful")
+
+
+@pytest.mark.parametrize("raw,name", [("Closed won", "Closed"), ("Not forecasted", "Omitted"),
+                                      ("Committed", "Commit"), ("Best case", "BestCase"), ("NOT_FORECASTED", "Omitted")])
+def test_forecast_categories_of_hubspot_and_dynamics(raw, name):
+    assert forecast_category(raw).endswith("#" + name)
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("2026-01-22 16:14", "2026-01-22T16:14:00"), ("2026-01-22T16:14:25.000+00:00", "2026-01-22T16:14:25Z"),
+    ("11/26/2026 10:05 AM", "2026-11-26T10:05:00"), ("45610.5", "2024-11-14T12:00:00")])
+def test_datetimes_of_other_exports(raw, expected):
+    assert to_datetime(raw) == expected
+
+
+@pytest.mark.parametrize("raw,expected", [("1,200", "1200"), ("1200.0", "1200"), ("", None), (" 7 ", "7")])
+def test_integers(raw, expected):
+    assert to_integer(raw) == expected
+
+
+def test_integer_rejects_a_fraction():
+    with pytest.raises(ValueError, match="whole number"):
+        to_integer("12.5")
+
+
+def test_split_first_and_join():
+    assert split("Decision Maker; Economic Buyer;;") == ["Decision Maker", "Economic Buyer"]
+    assert split("1;2", prefix="http://x/c/") == ["http://x/c/1", "http://x/c/2"]
+    assert split("a|b", separator="|") == ["a", "b"]
+    assert split("") is None
+    assert first("123;456", prefix="http://x/c/") == "http://x/c/123"
+    assert join("Ada", "Lovelace") == "Ada Lovelace" and join("", "Lovelace") == "Lovelace"
+    assert join(None, None) is None
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("https://www.Example.com/about", "example.com"), ("example.co.uk", "example.co.uk"),
+    ("http://shop.example.com:8080", "shop.example.com"), ("", None)])
+def test_web_domains(raw, expected):
+    assert web_domain(raw) == expected
+
+
+def test_web_domain_rejects_what_is_not_one():
+    with pytest.raises(ValueError):
+        web_domain("not a site")
+
+
+@pytest.fixture
+def stages(tmp_path):
+    path = tmp_path / "stages.csv"
+    path.write_text("key,scope,value,closed\n"
+                    "won,,closedwon,true\n"
+                    "Renewed,Renewals,1003,true\n"
+                    "Renewed,Sales Pipeline,closedwon,true\n"
+                    "Parked,,,false\n"
+                    "FUND,,error: a fund relationship,\n", encoding="utf-8")
+    return str(path)
+
+
+def test_lookup_by_key_scope_and_column(stages):
+    assert lookup(" WON ", stages) == "closedwon"
+    assert lookup("Renewed", stages, scope="Renewals") == "1003"
+    assert lookup("Renewed", stages, scope="Sales Pipeline") == "closedwon"
+    assert lookup("Renewed", stages, scope="Renewals", column="closed") == "true"
+    assert lookup("Renewed", stages, scope="Renewals", prefix="http://x/stage/") == "http://x/stage/1003"
+    assert lookup("Parked", stages) is None  # an empty cell gives no value
+    assert lookup("", stages) is None
+
+
+def test_lookup_passes_ids_through_and_rejects_the_rest(stages):
+    assert lookup("98765", stages, pass_through="[0-9]+", prefix="http://x/stage/") == "http://x/stage/98765"
+    with pytest.raises(ValueError, match="'Renewed' for 'Other' is not in the lookup table stages.csv"):
+        lookup("Renewed", stages, scope="Other")
+    with pytest.raises(ValueError, match="^a fund relationship$"):
+        lookup("FUND", stages)
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        lookup("won", stages, column="nope")

@@ -20,7 +20,7 @@ def real(tmp_path_factory):
 
 def test_every_row_is_loaded_or_quarantined(real):
     report, _ = real
-    assert set(report.files) == {"Account.csv", "Contact.csv", "Opportunity.csv"}
+    assert set(report.files) == {"Account.csv", "AccountContactRelation.csv", "Contact.csv", "Opportunity.csv"}
     for name, counts in report.files.items():
         with open(REAL_EXPORT / name, encoding="utf-8-sig", newline="") as handle:
             records = sum(1 for _ in csv.DictReader(handle))
@@ -53,3 +53,19 @@ def test_quirks_come_through(real):
         assert closed.value == ("true" if row["IsClosed"] == "1" else "false")
         assert created.value == row["CreatedDate"][:19] + "Z"
     assert sum("," in r["Name"] for r in source.values()) == 26
+
+
+def test_account_contact_relations_link_real_contacts_and_accounts(real):
+    """The YARRRML mapping on the real AccountContactRelation.csv: '1'/'' flags, empty dates and roles."""
+    _, store_path = real
+    store = open_store(store_path)
+    try:
+        q = """PREFIX okg: <https://w3id.org/opportunity-kg/ontology#>
+               SELECT ?id ?direct WHERE { ?r a okg:AccountContactRelation ; okg:sourceId ?id ; okg:isDirect ?direct ;
+                 okg:relatedAccount/okg:sourceId ?a ; okg:relatedContact/okg:sourceId ?c }"""
+        rows = {r[0].value: r[1].value for r in run_query(store, q).rows}
+    finally:
+        del store
+    with open(REAL_EXPORT / "AccountContactRelation.csv", encoding="utf-8-sig", newline="") as handle:
+        source = {r["Id"]: r for r in csv.DictReader(handle)}
+    assert rows == {i: ("true" if r["IsDirect"] == "1" else "false") for i, r in source.items()}

@@ -26,12 +26,14 @@ def _read_query(text):
 
 
 def cmd_sample(args):
-    from .sample import write_sample
+    from .sample_systems import write_system_sample
 
-    counts = write_sample(args.out, opportunities=args.opportunities, seed=args.seed)
+    counts = write_system_sample(args.system, args.out, opportunities=args.opportunities, seed=args.seed,
+                                 style=args.style)
+    width = max(len(name) for name in counts)
     for name, count in counts.items():
-        print(f"{name:32} {count:>8} rows")
-    print(f"sample Salesforce export written to {args.out}")
+        print(f"{name:{width}} {count:>8} rows")
+    print(f"sample {args.system} export written to {args.out}")
 
 
 def cmd_ingest(args):
@@ -48,6 +50,8 @@ def cmd_ingest(args):
         print(warning if warning.startswith("warning:") else f"note: {warning}")
     if report.skipped:
         print(f"note: not in this export: {', '.join(report.skipped)}")
+    if report.lookups:
+        print(f"note: lookup tables from the export used instead of the mappings' own: {', '.join(report.lookups)}")
     if report.unmapped:
         print(f"note: no mapping for these files, not read: {', '.join(report.unmapped)}")
     if t.rows_quarantined:
@@ -92,7 +96,7 @@ def cmd_map(args):
 
     from .rml import run_mapping
 
-    quads = run_mapping(args.mapping, args.base_iri)
+    quads = run_mapping(args.mapping, args.base_iri, data_dir=args.data)
     if args.output:
         with open(args.output, "wb") as handle:
             ox.serialize(quads, handle, ox.RdfFormat.N_QUADS)
@@ -166,8 +170,12 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"okg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("sample", help="write a sample Salesforce export")
+    p = sub.add_parser("sample", help="write a sample export (Salesforce, HubSpot, Dynamics 365 or GLEIF)")
     p.add_argument("--out", required=True, help="folder to write the CSV files into")
+    p.add_argument("--system", choices=["salesforce", "hubspot", "dynamics", "gleif"], default="salesforce",
+                   help="which system's export (default salesforce); all describe the same companies")
+    p.add_argument("--style", choices=["labels", "internal"], default="labels",
+                   help="HubSpot headers: property labels (Deal Stage, the default) or internal names (dealstage)")
     p.add_argument("--opportunities", type=int, default=500, help="how many opportunities (default 500)")
     p.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same files")
     p.set_defaults(func=cmd_sample)
@@ -193,6 +201,7 @@ def build_parser():
     p = sub.add_parser("map", help="run one RML mapping on its own and write N-Quads")
     p.add_argument("mapping", help="the mapping file (Turtle)")
     p.add_argument("--base-iri", help="base IRI for relative IRIs the mapping makes")
+    p.add_argument("--data", metavar="DIR", help="folder the source files are in (default: the mapping's folder)")
     p.add_argument("-o", "--output", help="N-Quads file to write (default: standard output)")
     p.set_defaults(func=cmd_map)
 

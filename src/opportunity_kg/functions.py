@@ -15,6 +15,7 @@ string, or None for "no value". It raises ValueError when a value cannot be
 cleaned; the engine turns that into a data error naming the field.
 """
 
+import functools
 import html
 import re
 from dataclasses import dataclass
@@ -174,8 +175,17 @@ _DATETIME_FORMATS = (
 EXCEL_EPOCH = datetime(1899, 12, 30)
 
 
+_ISO_START = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def _parse_datetime(text):
     text = text.strip()
+    if _ISO_START.match(text):
+        try:
+            return datetime.fromisoformat(text)  # ISO 8601 forms, +0000 and Z included: the common case, fast
+        except ValueError:
+            pass
     if text.endswith("Z"):
         text = text[:-1] + "+0000"
     for fmt in _DATETIME_FORMATS:
@@ -280,14 +290,138 @@ def concat(value=None, value2=None):
     return value + value2
 
 
+@register(OKGFN + "integer", VALUE, [OUT], "integer")
+def to_integer(value=None):
+    """"1,200", "1200.0", "1 200" -> an xsd:integer lexical form (a fraction is an error)."""
+    if value is None or not value.strip():
+        return None
+    amount, _ = _split_amount(value)
+    if amount != amount.to_integral_value():
+        raise ValueError(f"not a whole number: {value!r}")
+    return str(int(amount))
+
+
+def _prefixed(value, prefix):
+    from .rml import iri_safe
+
+    return prefix + iri_safe(value) if prefix else value
+
+
+SPLIT_PARAMS = {OKGFN + "value": "value", OKGFN + "separator": "separator", OKGFN + "prefix": "prefix"}
+
+
+@register(OKGFN + "split", SPLIT_PARAMS, [OUT])
+def split(value=None, separator=";", prefix=None):
+    """"a; b;c" -> the values a, b and c (one term each); empty parts are dropped.
+    With ``prefix`` each part becomes an IRI: the prefix and the part, IRI-safe."""
+    if value is None:
+        return None
+    parts = [part.strip() for part in value.split(separator or ";")]
+    return [_prefixed(part, prefix) for part in parts if part] or None
+
+
+@register(OKGFN + "first", SPLIT_PARAMS, [OUT])
+def first(value=None, separator=";", prefix=None):
+    """The first of several values in one cell ("a;b" -> a); with ``prefix``, as an IRI."""
+    parts = split(value, separator, prefix)
+    return parts[0] if parts else None
+
+
+@register(OKGFN + "join", {OKGFN + "value": "value", OKGFN + "value2": "value2", OKGFN + "separator": "separator"},
+          [OUT])
+def join(value=None, value2=None, separator=" "):
+    """Two values joined by a separator (default a space), skipping an empty one: first and last names."""
+    parts = [v.strip() for v in (value, value2) if v and v.strip()]
+    return (separator if separator is not None else " ").join(parts) or None
+
+
+#: lookup tables read so far: path -> (scoped rows, unscoped rows)
+_TABLES = {}
+
+
+def _table(path):
+    import csv
+
+    if path not in _TABLES:
+        scoped, plain = {}, {}  # key -> the whole row
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as handle:
+                reader = csv.DictReader(handle)
+                if not reader.fieldnames or "key" not in reader.fieldnames:
+                    raise ValueError(f"lookup table {path} needs a key column (and value columns, and "
+                                     "optionally scope)")
+                for row in reader:
+                    key = (row["key"] or "").strip().casefold()
+                    scope = (row.get("scope") or "").strip().casefold()
+                    (scoped.setdefault((scope, key), row) if scope else plain.setdefault(key, row))
+        except OSError as exc:
+            raise ValueError(f"cannot read lookup table {path}: {exc.strerror}") from None
+        _TABLES[path] = (scoped, plain)
+    return _TABLES[path]
+
+
+@register(OKGFN + "lookup", {OKGFN + "value": "value", OKGFN + "table": "table", OKGFN + "scope": "scope",
+                             OKGFN + "column": "column", OKGFN + "prefix": "prefix",
+                             OKGFN + "passThrough": "pass_through"}, [OUT])
+def lookup(value=None, table=None, scope=None, column="value", prefix=None, pass_through=None):
+    """A column of the lookup table's row whose ``key`` is the value (case and outer spaces ignored).
+
+    The table is a CSV file (in the export's folder, else beside the mapping)
+    with a ``key`` column, value columns (``value`` unless ``column`` names
+    another) and optionally ``scope``: a row with a scope (a pipeline, say)
+    matches only when the ``scope`` input equals it; rows without one match
+    any scope. An empty cell gives no value; a cell starting ``error:`` rejects
+    the row with the rest as the reason. With ``prefix`` the result becomes an
+    IRI. A value not in the table is an error, unless it matches the regular
+    expression ``passThrough``, when it is kept as it is (ids, for example).
+    """
+    if value is None or not value.strip():
+        return None
+    if not table:
+        raise ValueError("okgfn:lookup needs a table")
+    scoped, plain = _table(table)
+    key = value.strip().casefold()
+    row = scoped.get((scope.strip().casefold(), key)) if scope else None
+    row = row or plain.get(key)
+    if row is not None:
+        if column not in row:
+            raise ValueError(f"lookup table {table.rsplit('/', 1)[-1]} has no column {column!r}")
+        result = (row[column] or "").strip()
+        if result.startswith("error:"):
+            raise ValueError(result[len("error:"):].strip())
+        return _prefixed(result, prefix) if result else None
+    if pass_through and re.fullmatch(pass_through, value.strip()):
+        return _prefixed(value.strip(), prefix)
+    where = f" for {scope.strip()!r}" if scope and scope.strip() else ""
+    raise ValueError(f"{value.strip()!r}{where} is not in the lookup table {table.rsplit('/', 1)[-1]}; "
+                     "add a row for it")
+
+
+@register(OKGFN + "webDomain", VALUE, [OUT])
+def web_domain(value=None):
+    """A website as CRMs hold it ("https://www.Example.com/about", "example.com") -> "example.com"."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip().lower()
+    text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text)
+    text = re.split(r"[/?#:]", text, maxsplit=1)[0]
+    text = text[4:] if text.startswith("www.") else text
+    if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", text):
+        raise ValueError(f"not a website or domain: {value!r}")
+    return text
+
+
 OKG = "https://w3id.org/opportunity-kg/ontology#"
-_FORECAST = {"pipeline": "Pipeline", "bestcase": "BestCase", "commit": "Commit",
-             "closed": "Closed", "omitted": "Omitted", "forecast": "Commit"}
+_FORECAST = {"pipeline": "Pipeline", "bestcase": "BestCase", "commit": "Commit", "committed": "Commit",
+             "closed": "Closed", "closedwon": "Closed", "won": "Closed", "omitted": "Omitted", "omit": "Omitted",
+             "notforecasted": "Omitted", "lost": "Omitted", "closedlost": "Omitted", "forecast": "Commit"}
 
 
 @register(OKGFN + "forecastCategory", VALUE, [OUT])
+@functools.lru_cache(maxsize=1024)
 def forecast_category(value=None):
-    """A forecast category name or API name ("Best Case", "BestCase") -> its okg: concept IRI."""
+    """A forecast category name or API name ("Best Case", "BestCase"; HubSpot's "Closed won" and
+    "Not forecasted", Dynamics' "Committed", "Won", "Lost") -> its okg: concept IRI."""
     if value is None or not value.strip():
         return None
     key = re.sub(r"[\s_-]", "", value).lower()

@@ -15,19 +15,24 @@ Rows read always equal rows loaded plus rows quarantined, per file and in total.
 """
 
 import csv
+import dataclasses
+import fnmatch
 import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 import pyoxigraph as ox
 
 from . import __version__
 from .errors import DataError, OkgError
 from .paths import MAPPINGS_DIR
+from .functions import _parse_datetime
 from .rml import load_mapping
+from .sources import CsvSource
 from .store import ONTOLOGY_GRAPH, open_store, replace_graphs
 from .validate import from_rdflib, load_ontology, load_shapes, validate_triples
 
@@ -36,13 +41,14 @@ OKG = "https://w3id.org/opportunity-kg/ontology#"
 PROV = "http://www.w3.org/ns/prov#"
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 XSD = "http://www.w3.org/2001/XMLSchema#"
-#: columns whose newest date tells what date an export is "as of"
+#: columns whose newest date tells what date an export is "as of", besides each
+#: mapping's own ``okgm:asOfColumn`` ones
 AS_OF_COLUMNS = ("SystemModstamp", "LastModifiedDate")
+#: the mapping files of a system: RML in Turtle, or YARRRML
+MAPPING_PATTERNS = ("*.rml.ttl", "*.yarrrml.yml", "*.yarrrml.yaml")
 #: how often validation is repeated after rows are removed (a removal can break another row)
 MAX_VALIDATION_PASSES = 5
 QUARANTINE_COLUMNS = ["source_file", "line", "record_id", "field", "value", "reason", "row"]
-#: file names that identify an export's system
-SIGNATURES = {"salesforce": {"Opportunity.csv", "Account.csv", "OpportunityHistory.csv", "User.csv"}}
 
 
 @dataclass
@@ -65,6 +71,7 @@ class IngestReport:
     warnings: list = field(default_factory=list)
     triples: int = 0
     unmapped: list = field(default_factory=list)
+    lookups: list = field(default_factory=list)
     changed: bool = True
 
     @property
@@ -83,7 +90,7 @@ class IngestReport:
             "quarantine_file": self.quarantine_file,
             "files": {name: vars(c) for name, c in self.files.items()},
             "total": vars(self.totals), "skipped": self.skipped, "unmapped": self.unmapped,
-            "warnings": self.warnings, "changed": self.changed,
+            "warnings": self.warnings, "lookups": self.lookups, "changed": self.changed,
         }
 
 
@@ -95,17 +102,93 @@ class _Row:
     quads: list
     subject: object
     predicates: dict  # predicate IRI -> column
+    record_id: str = ""
 
 
-def detect_source(export_dir):
-    """The source system an export folder came from, by its file names."""
-    names = {p.name for p in Path(export_dir).glob("*.csv")}
-    for system, signature in SIGNATURES.items():
-        if names & signature:
-            return system
-    raise OkgError(f"cannot tell which system the export in {export_dir} came from: none of its files "
-                   f"({', '.join(sorted(names)) or 'no CSV files'}) is a known export table; "
-                   f"name the system with --source ({', '.join(SIGNATURES)})")
+def mapping_files(system_dir):
+    """The mapping files of one system's folder, in name order."""
+    return sorted({p for pattern in MAPPING_PATTERNS for p in Path(system_dir).glob(pattern)})
+
+
+def export_files(export):
+    """The CSV files of an export: the folder's ``*.csv`` files, or the one file named."""
+    export = Path(export)
+    if export.is_file():
+        return [export]
+    return sorted(p for p in export.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+
+
+_HEADERS = {}
+
+
+def _header(path, aliases):
+    key = (path, tuple(sorted((k, tuple(v)) for k, v in aliases.items())))
+    if key not in _HEADERS:
+        try:
+            _HEADERS[key] = set(CsvSource(path, aliases=aliases).header)
+        except OkgError:
+            _HEADERS[key] = set()
+    return _HEADERS[key]
+
+
+def files_for(tm, files):
+    """The export files a triples map reads: its source's own file name if the export has it,
+    else every file whose name matches one of its ``okgm:filePattern`` s and whose header
+    has its required columns (under their names or aliases)."""
+    by_name = {p.name: p for p in files}
+    if tm.source.path.name in by_name:
+        return [by_name[tm.source.path.name]]
+    found = []
+    for path in files:
+        name = path.name.lower()
+        if any(fnmatch.fnmatch(name, pattern.lower()) for pattern in tm.source.patterns):
+            if tm.source.required <= _header(path, tm.source.aliases):
+                found.append(path)
+    return found
+
+
+def detect_source(export, mappings_dir=MAPPINGS_DIR):
+    """The source system an export (folder or file) came from, by its file names and headers.
+
+    Each system scores the files its mappings would read whose headers have the
+    mappings' required columns; the best score wins.
+    """
+    files = export_files(export)
+    scores = {}
+    for system_dir in sorted(p for p in Path(mappings_dir).iterdir() if p.is_dir()):
+        matched = set()
+        for mapping_file in mapping_files(system_dir):
+            try:
+                mapping = load_mapping(mapping_file, data_dir=Path(export) if Path(export).is_dir() else None)
+            except OkgError:
+                continue
+            for tm in mapping.triples_maps:
+                for path in files_for(tm, files):
+                    if tm.source.required <= _header(path, tm.source.aliases):
+                        matched.add(path)
+        if matched:
+            scores[system_dir.name] = len(matched)
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]):
+        return ranked[0][0]
+    systems = ", ".join(p.name for p in sorted(Path(mappings_dir).iterdir()) if p.is_dir())
+    if ranked:
+        raise OkgError(f"cannot tell which system {export} came from: its files fit "
+                       f"{' and '.join(s for s, _ in ranked[:2])} equally; name it with --source ({systems})")
+    names = ", ".join(p.name for p in files) or "no CSV files"
+    raise OkgError(f"cannot tell which system {export} came from: none of its files ({names}) has the "
+                   f"name and columns of a known export table; name the system with --source ({systems})")
+
+
+def file_iri(graph, name):
+    """The IRI of a source file within a snapshot graph (its name percent-encoded)."""
+    return f"{graph}/{quote(name, safe='/')}"
+
+
+def _id_column(tm):
+    """The column that names a record: the one its subject is made from (``Id`` if several)."""
+    refs = sorted(tm.subject.references)
+    return refs[0] if len(refs) == 1 else "Id"
 
 
 def _predicate_columns(tm):
@@ -121,25 +204,35 @@ def _predicate_columns(tm):
     return out
 
 
-def _as_of_from(values, current):
-    for column in AS_OF_COLUMNS:
+def _as_of_from(values, current, columns=AS_OF_COLUMNS):
+    for column in columns:
         text = values.get(column) if values else None
-        if text and re.match(r"\d{4}-\d{2}-\d{2}", text):
+        if not text:
+            continue
+        if re.match(r"\d{4}-\d{2}-\d{2}", text):
             day = text[:10]
-            if current is None or day > current:
-                current = day
+        else:
+            try:
+                day = _parse_datetime(text).date().isoformat()
+            except ValueError:
+                continue
+        if current is None or day > current:
+            current = day
     return current
 
 
 def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, mappings_dir=MAPPINGS_DIR):
     """Ingest the export in ``export_dir`` into the store at ``store_path``; return an :class:`IngestReport`."""
     export_dir = Path(export_dir)
-    if not export_dir.is_dir():
-        raise OkgError(f"{export_dir} is not a folder; give the folder that holds the export's CSV files")
-    source = source or detect_source(export_dir)
-    mapping_files = sorted((Path(mappings_dir) / source).glob("*.rml.ttl"))
-    if not mapping_files:
-        raise OkgError(f"no mappings for source {source!r} in {Path(mappings_dir) / source}")
+    if not export_dir.exists():
+        raise OkgError(f"{export_dir} does not exist; give the folder that holds the export's CSV files, or one file")
+    files = export_files(export_dir)
+    data_dir = export_dir if export_dir.is_dir() else export_dir.parent
+    source = source or detect_source(export_dir, mappings_dir)
+    system_dir = Path(mappings_dir) / source
+    if not mapping_files(system_dir):
+        known = ", ".join(p.name for p in sorted(Path(mappings_dir).iterdir()) if p.is_dir())
+        raise OkgError(f"no mappings for source {source!r} in {system_dir}; the sources with mappings are {known}")
     store_path = Path(store_path)
     quarantine = Path(quarantine) if quarantine else store_path.with_name(store_path.name + "-quarantine.csv")
 
@@ -150,41 +243,61 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
     found_as_of = None
     report_warnings = []
     skipped = []
-    for mapping_file in mapping_files:
-        mapping = load_mapping(mapping_file, data_dir=export_dir)
-        present = [tm for tm in mapping.triples_maps if tm.source.path.exists()]
+    renames = {}  # file -> {column the mapping reads: header in the file} where an alias was used
+    lines_read = defaultdict(set)  # file -> its lines read (a file two triples maps read counts once)
+    planned = []  # (mapping, triples map reading one export file)
+    lookups = set()
+    for mapping_file in mapping_files(system_dir):
+        mapping = load_mapping(mapping_file, data_dir=data_dir)
+        lookups |= {p.name for p in mapping.lookup_tables if p.parent == data_dir}
         for tm in mapping.triples_maps:
-            if tm not in present and tm.source.path.name not in skipped:
+            found = files_for(tm, files)
+            if not found and tm.source.path.name not in skipped:
                 skipped.append(tm.source.path.name)
-        for tm in present:
-            name = tm.source.path.name
-            file_counts = counts.setdefault(name, FileCounts())
-            columns = _predicate_columns(tm)
-            source_file = tm.source.open()
-            missing = mapping.missing_columns(tm, source_file, lenient=True)
-            if missing:
-                report_warnings.append(f"{name}: no column {', '.join(missing)}; read as empty")
-            for row in source_file.rows():
-                mapped = mapping._map_row(tm, source_file, row, missing)
-                file_counts.rows_read += 1
-                found_as_of = _as_of_from(mapped.values, found_as_of)
-                record_id = (mapped.values or {}).get("Id", "")
-                if mapped.error:
-                    rejects.append((name, mapped.line, record_id, mapped.field or "", mapped.value or "",
-                                    mapped.error, mapped.values))
-                    continue
-                key = (tm.name, mapped.subject)
-                if mapped.subject is not None and key in seen:
-                    rejects.append((name, mapped.line, record_id, "Id", record_id,
-                                    f"duplicate record: the same Id is on line {seen[key]}", mapped.values))
-                    continue
-                seen[key] = mapped.line
-                rows.append(_Row(name, mapped.line, mapped.values, mapped.quads, mapped.subject, columns))
+            for path in found:
+                planned.append((mapping, dataclasses.replace(tm, source=dataclasses.replace(tm.source, path=path))))
+    if not planned:
+        raise OkgError(f"no file in {export_dir} is one the {source} mappings read "
+                       f"(expected: {', '.join(skipped)})")
+    for mapping, tm in planned:
+        name = tm.source.path.name
+        file_counts = counts.setdefault(name, FileCounts())
+        columns = _predicate_columns(tm)
+        source_file = tm.source.open()
+        missing = mapping.missing_columns(tm, source_file, lenient=True)
+        if missing:
+            report_warnings.append(f"{name}: no column {', '.join(missing)}; read as empty")
+        renames[name] = dict(source_file.renamed)
+        id_column = tm.source.id_column or _id_column(tm)
+        as_of_columns = tm.source.as_of or AS_OF_COLUMNS
+        for row in source_file.rows():
+            mapped = mapping._map_row(tm, source_file, row, missing)
+            lines_read[name].add(mapped.line)
+            found_as_of = _as_of_from(mapped.values, found_as_of, as_of_columns)
+            record_id = (mapped.values or {}).get(id_column, "") or ""
+            if mapped.error:
+                rejects.append((name, mapped.line, record_id, mapped.field or "", mapped.value or "",
+                                mapped.error, mapped.values))
+                continue
+            key = (tm.name, mapped.subject)
+            if tm.source.unique_subjects and mapped.subject is not None and key in seen:
+                first_file, first_line = seen[key]
+                where = f"line {first_line}" + (f" of {first_file}" if first_file != name else "")
+                rejects.append((name, mapped.line, record_id, id_column, record_id,
+                                f"duplicate record: the same {id_column} is on {where}", mapped.values))
+                continue
+            seen[key] = (name, mapped.line)
+            rows.append(_Row(name, mapped.line, mapped.values, mapped.quads, mapped.subject, columns, record_id))
 
     # validate; rows whose facts break a shape are quarantined, then validate again
     shapes, ontology = load_shapes(), load_ontology()
+    # a line is loaded whole or not at all: if one triples map rejected it, the others' facts go too
+    rejected_lines = {(r[0], r[1]) for r in rejects}
+    rows = [row for row in rows if (row.file, row.line) not in rejected_lines]
     by_subject = defaultdict(list)
+    by_line = defaultdict(list)
     for row in rows:
+        by_line[(row.file, row.line)].append(row)
         if row.subject is not None:
             by_subject[row.subject.value].append(row)
     bad = {}
@@ -197,19 +310,23 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
                 continue
             owners = [r for r in by_subject.get(violation.focus, []) if id(r) not in bad]
             if violation.path:
-                with_path = [r for r in owners if any(q.predicate.value == violation.path for q in r.quads)]
+                with_path = [r for r in owners if any(q[1].value == violation.path for q in r.quads)]
                 owners = with_path or owners
             for row in owners:
                 if id(row) not in bad:
                     bad[id(row)] = (row, violation)
                     new += 1
+                    for sibling in by_line[(row.file, row.line)]:
+                        bad.setdefault(id(sibling), (sibling, None))
         if not new:
             break
     report_warnings += _warnings(violations, by_subject, bad)
     for row, violation in bad.values():
+        if violation is None:
+            continue  # dropped with a sibling on the same line, which names the reason
         column = row.predicates.get(violation.path, "") if violation.path else ""
         value = row.values.get(column, "") if column and "," not in column else (violation.value or "")
-        rejects.append((row.file, row.line, (row.values or {}).get("Id", ""), column, value or "",
+        rejects.append((row.file, row.line, row.record_id, column, value or "",
                         violation.message, row.values))
     loaded = [row for row in rows if id(row) not in bad]
 
@@ -217,27 +334,37 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
     graph_iri = f"{GRAPH_BASE}{source}/{as_of}"
     data = {}
     for row in loaded:
-        counts[row.file].rows_loaded += 1
-        record = ox.NamedNode(f"{graph_iri}/{row.file}#line={row.line}")
+        record = ox.NamedNode(f"{file_iri(graph_iri, row.file)}#line={row.line}")
         for quad in row.quads:
-            triple = ox.Triple(quad.subject, quad.predicate, quad.object)
+            triple = quad[:3]
             if triple not in data:
                 data[triple] = row.file
         if row.subject is not None:
-            data.setdefault(ox.Triple(row.subject, ox.NamedNode(PROV + "wasDerivedFrom"), record), None)
-    for name, *_ in rejects:
-        counts[name].rows_quarantined += 1
+            data.setdefault((row.subject, ox.NamedNode(PROV + "wasDerivedFrom"), record), None)
+    for path in sorted((system_dir / "reference").glob("*.ttl")):
+        name = f"reference/{path.name}"
+        counts[name] = FileCounts()
+        for quad in ox.parse(path=str(path), format=ox.RdfFormat.TURTLE):
+            data.setdefault((quad.subject, quad.predicate, quad.object), name)
+    quarantined = defaultdict(set)
+    for name, line, *_ in rejects:
+        quarantined[name].add(line)
+    for name, lines in lines_read.items():
+        counts[name].rows_read = len(lines)
+        counts[name].rows_quarantined = len(quarantined[name])
+        counts[name].rows_loaded = len(lines - quarantined[name])
     for triple, name in data.items():
         if name:
             counts[name].triples += 1
     report = IngestReport(source, as_of, graph_iri, str(store_path), str(quarantine), counts, skipped,
                           report_warnings, sum(1 for n in data.values() if n))
     mapped_files = set(counts) | set(skipped)
-    report.unmapped = sorted(p.name for p in export_dir.glob("*.csv") if p.name not in mapped_files)
+    report.unmapped = sorted(p.name for p in files if p.name not in mapped_files and p.name not in lookups)
+    report.lookups = sorted(lookups)
     triples = list(data) + _provenance(report, export_dir)
-    ontology_triples = [ox.Triple(*(from_rdflib(t) for t in spo)) for spo in ontology]
+    ontology_triples = [tuple(from_rdflib(t) for t in spo) for spo in ontology]
 
-    _write_quarantine(quarantine, rejects)
+    _write_quarantine(quarantine, rejects, renames)
     store = open_store(store_path)
     try:
         added, removed = replace_graphs(store, {graph_iri: triples, ONTOLOGY_GRAPH: ontology_triples},
@@ -282,42 +409,56 @@ def _provenance(report, export_dir):
 
     totals = report.totals
     out = [
-        ox.Triple(g, RDF_TYPE, ox.NamedNode(OKG + "Snapshot")),
-        ox.Triple(g, RDF_TYPE, ox.NamedNode(PROV + "Entity")),
-        ox.Triple(g, p("sourceSystem"), ox.Literal(report.source)),
-        ox.Triple(g, p("asOf"), lit(report.as_of, "date")),
-        ox.Triple(g, p("triples"), lit(report.triples, "integer")),
-        ox.Triple(g, p("rowsRead"), lit(totals.rows_read, "integer")),
-        ox.Triple(g, p("rowsLoaded"), lit(totals.rows_loaded, "integer")),
-        ox.Triple(g, p("rowsQuarantined"), lit(totals.rows_quarantined, "integer")),
-        ox.Triple(g, p("prov:wasGeneratedBy"), run),
-        ox.Triple(run, RDF_TYPE, ox.NamedNode(OKG + "IngestRun")),
-        ox.Triple(run, RDF_TYPE, ox.NamedNode(PROV + "Activity")),
-        ox.Triple(run, p("prov:endedAtTime"), lit(now, "dateTime")),
-        ox.Triple(run, ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#comment"),
+        (g, RDF_TYPE, ox.NamedNode(OKG + "Snapshot")),
+        (g, RDF_TYPE, ox.NamedNode(PROV + "Entity")),
+        (g, p("sourceSystem"), ox.Literal(report.source)),
+        (g, p("asOf"), lit(report.as_of, "date")),
+        (g, p("triples"), lit(report.triples, "integer")),
+        (g, p("rowsRead"), lit(totals.rows_read, "integer")),
+        (g, p("rowsLoaded"), lit(totals.rows_loaded, "integer")),
+        (g, p("rowsQuarantined"), lit(totals.rows_quarantined, "integer")),
+        (g, p("prov:wasGeneratedBy"), run),
+        (run, RDF_TYPE, ox.NamedNode(OKG + "IngestRun")),
+        (run, RDF_TYPE, ox.NamedNode(PROV + "Activity")),
+        (run, p("prov:endedAtTime"), lit(now, "dateTime")),
+        (run, ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#comment"),
                   ox.Literal(f"okg ingest {__version__} of {export_dir.name}")),
     ]
     for name, c in report.files.items():
-        f = ox.NamedNode(f"{report.graph}/{name}")
+        f = ox.NamedNode(file_iri(report.graph, name))
         out += [
-            ox.Triple(g, p("sourceFile"), f),
-            ox.Triple(g, p("prov:wasDerivedFrom"), f),
-            ox.Triple(run, p("prov:used"), f),
-            ox.Triple(f, RDF_TYPE, ox.NamedNode(OKG + "SourceFile")),
-            ox.Triple(f, p("fileName"), ox.Literal(name)),
-            ox.Triple(f, p("rowsRead"), lit(c.rows_read, "integer")),
-            ox.Triple(f, p("rowsLoaded"), lit(c.rows_loaded, "integer")),
-            ox.Triple(f, p("rowsQuarantined"), lit(c.rows_quarantined, "integer")),
+            (g, p("sourceFile"), f),
+            (g, p("prov:wasDerivedFrom"), f),
+            (run, p("prov:used"), f),
+            (f, RDF_TYPE, ox.NamedNode(OKG + "SourceFile")),
+            (f, p("fileName"), ox.Literal(name)),
+            (f, p("rowsRead"), lit(c.rows_read, "integer")),
+            (f, p("rowsLoaded"), lit(c.rows_loaded, "integer")),
+            (f, p("rowsQuarantined"), lit(c.rows_quarantined, "integer")),
         ]
     return out
 
 
-def _write_quarantine(path, rejects):
-    """Write this run's rejected rows (or an empty file with the header when there are none)."""
+def _write_quarantine(path, rejects, renames=None):
+    """Write this run's rejected rows (or an empty file with the header when there are none).
+
+    Fields and the row's JSON use the file's own headers, also where the mapping
+    read a column under an alias."""
+    renames = renames or {}
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(QUARANTINE_COLUMNS)
-        for name, line, record_id, column, value, reason, values in sorted(rejects, key=lambda r: (r[0], r[1])):
+        merged = {}  # one entry per rejected line; a line two triples maps rejected gets both reasons
+        for reject in sorted(rejects, key=lambda r: (r[0], r[1])):
+            key = (reject[0], reject[1])
+            if key in merged and reject[5] not in merged[key][5]:
+                merged[key] = merged[key][:5] + (merged[key][5] + "; " + reject[5],) + merged[key][6:]
+            merged.setdefault(key, tuple(reject))
+        for name, line, record_id, column, value, reason, values in merged.values():
+            header = renames.get(name, {})
+            if header:
+                column = ", ".join(header.get(c.strip(), c.strip()) for c in column.split(",")) if column else column
+                values = {header.get(k, k): v for k, v in values.items()} if values is not None else None
             writer.writerow([name, line, record_id, column, value, reason,
                              json.dumps(values, ensure_ascii=False) if values is not None else ""])

@@ -94,6 +94,12 @@ TABLES = {
     "OpportunityHistory.csv": ["Id", "OpportunityId", "CreatedById", "CreatedDate", "StageName", "Amount",
                                "ExpectedRevenue", "CloseDate", "Probability", "ForecastCategory", "IsDeleted",
                                "SystemModstamp"],
+    "OpportunityFieldHistory.csv": ["Id", "OpportunityId", "CreatedById", "CreatedDate", "Field", "DataType",
+                                    "OldValue", "NewValue", "IsDeleted"],
+    "ObjectTerritory2Association.csv": ["Id", "ObjectId", "Territory2Id", "AssociationCause", "SobjectType",
+                                        "IsDeleted", "LastModifiedDate", "SystemModstamp"],
+    "AccountContactRelation.csv": ["Id", "AccountId", "ContactId", "Roles", "IsDirect", "IsActive", "StartDate",
+                                   "EndDate", "IsDeleted", "LastModifiedDate", "SystemModstamp"],
     "OpportunityContactRole.csv": ["Id", "OpportunityId", "ContactId", "Role", "IsPrimary", "IsDeleted",
                                    "CreatedDate", "LastModifiedDate", "SystemModstamp"],
 }
@@ -218,8 +224,10 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
     names = set()
 
     def company_name():
-        while True:
+        for attempt in range(1, 10**9):
             name = f"{rng.choice(NAME_A)} {rng.choice(NAME_B)}"
+            if attempt > 20:  # the plain names are used up: number them
+                name = f"{name} {len(names) + 1}"
             if name not in names:
                 names.add(name)
                 return name
@@ -352,7 +360,53 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
         for row in rows[table]:
             if "SystemModstamp" in row:
                 row["SystemModstamp"] = row["LastModifiedDate"] = stamp
+    _more_tables(rows, random.Random(f"{seed}/more"), _Ids(random.Random(f"{seed}/more-ids")), stamp)
     return rows
+
+
+def _more_tables(rows, rng, new_id, stamp):
+    """Field history, account territories and account-contact relations, derived from the
+    other tables with generators of their own (so adding them changed no other file)."""
+    previous = {}
+    kinds = {"StageName": "Picklist", "Amount": "Currency", "CloseDate": "Date"}
+    for h in rows["OpportunityHistory.csv"]:
+        before = previous.get(h["OpportunityId"])
+        previous[h["OpportunityId"]] = h
+        if before is None:
+            continue
+        for field, kind in kinds.items():
+            if before[field] != h[field]:
+                rows["OpportunityFieldHistory.csv"].append({
+                    "Id": new_id("017"), "OpportunityId": h["OpportunityId"], "CreatedById": h["CreatedById"],
+                    "CreatedDate": h["CreatedDate"], "Field": field, "DataType": kind,
+                    "OldValue": before[field], "NewValue": h[field], "IsDeleted": "false"})
+    territory_of = {}
+    for a in rows["UserTerritory2Association.csv"]:
+        territory_of.setdefault(a["UserId"], a["Territory2Id"])
+    for account in rows["Account.csv"]:
+        territory = territory_of.get(account["OwnerId"])
+        if territory:
+            rows["ObjectTerritory2Association.csv"].append({
+                "Id": new_id("0R0"), "ObjectId": account["Id"], "Territory2Id": territory,
+                "AssociationCause": rng.choice(["Territory2Manual", "Territory2AssignmentRule"]),
+                "SobjectType": "Account", "IsDeleted": "false", "LastModifiedDate": stamp, "SystemModstamp": stamp})
+    accounts = [a["Id"] for a in rows["Account.csv"]]
+    for contact in rows["Contact.csv"]:
+        related = [(contact["AccountId"], True)]
+        if rng.random() < 0.15:  # a contact who also works with another account
+            other = rng.choice(accounts)
+            if other != contact["AccountId"]:
+                related.append((other, False))
+        for account_id, direct in related:
+            roles = rng.sample(["Decision Maker", "Economic Buyer", "Influencer", "Technical Buyer",
+                                "Business User"], k=rng.choice([0, 1, 1, 2]))
+            ended = not direct and rng.random() < 0.3
+            rows["AccountContactRelation.csv"].append({
+                "Id": new_id("07k"), "AccountId": account_id, "ContactId": contact["Id"], "Roles": ";".join(roles),
+                "IsDirect": _bool(direct), "IsActive": _bool(not ended),
+                "StartDate": contact["CreatedDate"][:10], "EndDate": "2026-06-30" if ended else "",
+                "IsDeleted": "false", "LastModifiedDate": contact["LastModifiedDate"],
+                "SystemModstamp": contact["SystemModstamp"]})
 
 
 def write_sample(out_dir, opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=SAMPLE_AS_OF):

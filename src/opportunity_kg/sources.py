@@ -65,7 +65,9 @@ def sniff_delimiter(header_line):
 class CsvSource:
     """An open CSV file: its header, encoding and delimiter, and its rows."""
 
-    def __init__(self, path, *, delimiter=None, encoding=None):
+    def __init__(self, path, *, delimiter=None, encoding=None, aliases=None):
+        """``aliases`` maps a column name to other headers it may go by (HubSpot's labels
+        for its internal names, say): a header found under an alias is read as the column."""
         self.path = path
         try:
             self.encoding = encoding or detect_encoding(path)
@@ -78,6 +80,17 @@ class CsvSource:
         self.delimiter = delimiter or sniff_delimiter(first)
         header = next(csv.reader([first], delimiter=self.delimiter), [])
         self.header = [name.strip() for name in header]
+        self.renamed = {}
+        for column, others in (aliases or {}).items():
+            if column in self.header:
+                continue
+            folded = {name.casefold(): i for i, name in enumerate(self.header)}
+            for other in others:
+                index = folded.get(other.strip().casefold())
+                if index is not None and self.header[index] not in self.renamed.values():
+                    self.renamed[column] = self.header[index]
+                    self.header[index] = column
+                    break
         duplicates = {name for name in self.header if self.header.count(name) > 1}
         if duplicates:
             raise DataError(f"duplicate column names in header: {sorted(duplicates)}", file=path, line=1)

@@ -15,6 +15,7 @@ import pyoxigraph as ox
 
 from . import settings
 from .errors import OkgError, QueryError, QueryTimeout
+from .rml import nquads
 
 ONTOLOGY_GRAPH = "https://w3id.org/opportunity-kg/graph/ontology"
 
@@ -47,19 +48,18 @@ def replace_graphs(store, graphs, *, ignore_subjects=()):
     adds, removes = [], []
     for graph, triples in graphs.items():
         name = ox.NamedNode(graph)
-        new = set(triples)
-        old = {ox.Triple(q.subject, q.predicate, q.object)
-               for q in store.quads_for_pattern(None, None, None, name)}
-        adds += [ox.Quad(t.subject, t.predicate, t.object, name) for t in new - old]
-        removes += [ox.Quad(t.subject, t.predicate, t.object, name) for t in old - new]
+        new = {t[:3] if isinstance(t, tuple) else (t.subject, t.predicate, t.object) for t in triples}
+        old = {(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, name)}
+        adds += [(*t, name) for t in new - old]
+        removes += [(*t, name) for t in old - new]
     ignored = {ox.NamedNode(s) if isinstance(s, str) else s for s in ignore_subjects}
-    if not [q for q in adds + removes if q.subject not in ignored]:
+    if not [q for q in adds + removes if q[0] not in ignored]:
         return 0, 0
     if not removes:
-        store.extend(adds)  # one transaction
+        store.load(nquads(adds), format=ox.RdfFormat.N_QUADS)  # one transaction
     else:
         def block(quads):
-            return "\n".join(f"GRAPH {q.graph_name} {{ {q.subject} {q.predicate} {q.object} }}" for q in quads)
+            return "\n".join(f"GRAPH {g} {{ {s} {p} {o} }}" for s, p, o, g in quads)
         store.update(f"DELETE DATA {{ {block(removes)} }} ;\nINSERT DATA {{ {block(adds)} }}")
     store.flush()
     return len(adds), len(removes)

@@ -52,7 +52,7 @@ def load_ontology(folder=ONTOLOGY_DIR):
 
 
 def to_rdflib(triples):
-    """An rdflib graph from pyoxigraph triples or quads (graph names dropped)."""
+    """An rdflib graph from pyoxigraph triples or quads, or the engine's tuples (graph names dropped)."""
     graph = rdflib.Graph()
     cache = {}
 
@@ -73,7 +73,10 @@ def to_rdflib(triples):
 
     add = graph.add
     for t in triples:
-        add((convert(t.subject), convert(t.predicate), convert(t.object)))
+        if isinstance(t, tuple):  # the engine's (subject, predicate, object[, graph]) tuples
+            add((convert(t[0]), convert(t[1]), convert(t[2])))
+        else:
+            add((convert(t.subject), convert(t.predicate), convert(t.object)))
     return graph
 
 
