@@ -264,6 +264,10 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
         file_counts = counts.setdefault(name, FileCounts())
         columns = _predicate_columns(tm)
         source_file = tm.source.open()
+        if not source_file.header:
+            lines_read.setdefault(name, set())
+            report_warnings.append(f"{name}: the file is empty (not even a header); nothing read")
+            continue
         missing = mapping.missing_columns(tm, source_file, lenient=True)
         if missing:
             report_warnings.append(f"{name}: no column {', '.join(missing)}; read as empty")

@@ -189,10 +189,10 @@ def hubspot_lookups():
         p = HUBSPOT_PROBABILITY[sid]
         closed, won = sid.startswith("closed"), sid == "closedwon"
         for key, scope in ((sid, ""), (label, "Sales Pipeline"), (label, "default")):
-            stages.append([key, scope, sid, str(closed).lower(), str(won).lower(), p])
+            stages.append([key, scope, sid, str(closed).lower(), str(won).lower(), p, label, "default"])
     for sid, label, p, closed, won in RENEWAL_STAGES:
         for key, scope in ((sid, ""), (label, RENEWALS_LABEL), (label, RENEWALS_ID)):
-            stages.append([key, scope, sid, str(closed).lower(), str(won).lower(), p])
+            stages.append([key, scope, sid, str(closed).lower(), str(won).lower(), p, label, RENEWALS_ID])
     pipelines = [["default", "default"], ["Sales Pipeline", "default"], [RENEWALS_ID, RENEWALS_ID],
                  [RENEWALS_LABEL, RENEWALS_ID]]
     return stages, pipelines
@@ -306,7 +306,8 @@ def write_system_sample(system, out_dir, opportunities=DEFAULT_OPPORTUNITIES, se
             counts[name] = _write(out / name, [internal for internal, _ in columns], rows, header)
         stages, pipelines = hubspot_lookups()
         counts["deal-stages.csv"] = _write(out / "deal-stages.csv",
-                                           ["key", "scope", "stage", "is_closed", "is_won", "probability"], stages)
+                                           ["key", "scope", "stage", "is_closed", "is_won", "probability", "label",
+                                            "pipeline"], stages)
         counts["pipelines.csv"] = _write(out / "pipelines.csv", ["key", "value"], pipelines)
     elif system == "dynamics":
         opportunities_rows, accounts = dynamics_rows(sf)

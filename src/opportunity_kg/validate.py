@@ -131,7 +131,9 @@ class SparqlRule:
             message = self.message
             for name, term in values.items():
                 message = message.replace("{?" + name + "}", term.value).replace("{$" + name + "}", term.value)
-            yield Violation(values["this"].value, None, None, message, self.shape, self.severity)
+            path = values.get("path")  # SHACL-SPARQL: a ?path the query binds is the result path
+            yield Violation(values["this"].value, path.value if path is not None else None, None, message,
+                            self.shape, self.severity)
 
 
 RDFS_SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
