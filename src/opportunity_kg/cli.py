@@ -39,7 +39,10 @@ def cmd_sample(args):
 def cmd_ingest(args):
     from .ingest import ingest
 
-    report = ingest(args.export, args.store, source=args.source, as_of=args.as_of, quarantine=args.quarantine)
+    from .progress import Progress
+
+    report = ingest(args.export, args.store, source=args.source, as_of=args.as_of, quarantine=args.quarantine,
+                    progress=Progress(enabled=args.progress))
     width = max([len(n) for n in report.files] + [5])
     print(f"{'file':{width}} {'read':>8} {'loaded':>8} {'quarantined':>12} {'triples':>9}")
     for name, c in report.files.items():
@@ -56,6 +59,9 @@ def cmd_ingest(args):
         print(f"note: no mapping for these files, not read: {', '.join(report.unmapped)}")
     if t.rows_quarantined:
         print(f"{t.rows_quarantined} rows quarantined with their reasons in {report.quarantine_file}")
+    if report.previous_snapshot:
+        print(f"{report.history_changes} changes of stage, amount or close date since the snapshot "
+              f"<{report.previous_snapshot}> recorded as history")
     state = "loaded into" if report.changed else "already in (nothing changed)"
     print(f"snapshot {report.source} as of {report.as_of} {state} graph <{report.graph}> of store {report.store}")
     if args.report:
@@ -187,6 +193,8 @@ def build_parser():
     p.add_argument("--as-of", help="the date the export describes, YYYY-MM-DD (default: its newest modstamp)")
     p.add_argument("--quarantine", help="CSV file for rejected rows (default: STORE-quarantine.csv beside it)")
     p.add_argument("--report", help="also write the counts as JSON to this file")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show a progress line (default: on a terminal, not when CI is set)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("query", help="run a canned query or any SPARQL query against a store")

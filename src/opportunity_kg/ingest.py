@@ -30,13 +30,14 @@ import pyoxigraph as ox
 from . import __version__
 from .errors import DataError, OkgError
 from .paths import MAPPINGS_DIR
+from .progress import Progress
 from .functions import _parse_datetime
+from .history import GRAPH_BASE, changes_since, history_graph
 from .rml import load_mapping
 from .sources import CsvSource
 from .store import ONTOLOGY_GRAPH, open_store, replace_graphs
 from .validate import from_rdflib, load_ontology, load_shapes, validate_triples
 
-GRAPH_BASE = "https://w3id.org/opportunity-kg/graph/"
 OKG = "https://w3id.org/opportunity-kg/ontology#"
 PROV = "http://www.w3.org/ns/prov#"
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
@@ -72,6 +73,8 @@ class IngestReport:
     triples: int = 0
     unmapped: list = field(default_factory=list)
     lookups: list = field(default_factory=list)
+    previous_snapshot: str | None = None
+    history_changes: int = 0
     changed: bool = True
 
     @property
@@ -90,7 +93,8 @@ class IngestReport:
             "quarantine_file": self.quarantine_file,
             "files": {name: vars(c) for name, c in self.files.items()},
             "total": vars(self.totals), "skipped": self.skipped, "unmapped": self.unmapped,
-            "warnings": self.warnings, "lookups": self.lookups, "changed": self.changed,
+            "warnings": self.warnings, "lookups": self.lookups, "previous_snapshot": self.previous_snapshot,
+            "history_changes": self.history_changes, "changed": self.changed,
         }
 
 
@@ -221,8 +225,19 @@ def _as_of_from(values, current, columns=AS_OF_COLUMNS):
     return current
 
 
-def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, mappings_dir=MAPPINGS_DIR):
-    """Ingest the export in ``export_dir`` into the store at ``store_path``; return an :class:`IngestReport`."""
+def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, mappings_dir=MAPPINGS_DIR,
+           progress=None):
+    """Ingest the export in ``export_dir`` into the store at ``store_path``; return an :class:`IngestReport`.
+
+    ``progress`` (a :class:`~opportunity_kg.progress.Progress`) shows how far it is on a terminal."""
+    progress = progress or Progress(enabled=False)
+    try:
+        return _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, progress)
+    finally:
+        progress.close()
+
+
+def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, progress):
     export_dir = Path(export_dir)
     if not export_dir.exists():
         raise OkgError(f"{export_dir} does not exist; give the folder that holds the export's CSV files, or one file")
@@ -245,6 +260,7 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
     skipped = []
     renames = {}  # file -> {column the mapping reads: header in the file} where an alias was used
     lines_read = defaultdict(set)  # file -> its lines read (a file two triples maps read counts once)
+    total_read = 0
     planned = []  # (mapping, triples map reading one export file)
     lookups = set()
     for mapping_file in mapping_files(system_dir):
@@ -277,6 +293,9 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
         for row in source_file.rows():
             mapped = mapping._map_row(tm, source_file, row, missing)
             lines_read[name].add(mapped.line)
+            total_read += 1
+            if not total_read % 2000:
+                progress.rows(name, row.number, total_read)
             found_as_of = _as_of_from(mapped.values, found_as_of, as_of_columns)
             record_id = (mapped.values or {}).get(id_column, "") or ""
             if mapped.error:
@@ -307,6 +326,7 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
     bad = {}
     for _ in range(MAX_VALIDATION_PASSES):
         live = [q for row in rows if id(row) not in bad for q in row.quads]
+        progress.phase(f"validating {len(live):,} triples against the shapes")
         violations = validate_triples(live, shapes, ontology)
         new = 0
         for violation in violations:
@@ -369,10 +389,17 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
     ontology_triples = [tuple(from_rdflib(t) for t in spo) for spo in ontology]
 
     _write_quarantine(quarantine, rejects, renames)
+    progress.phase(f"writing {len(triples):,} triples to the store")
     store = open_store(store_path)
     try:
-        added, removed = replace_graphs(store, {graph_iri: triples, ONTOLOGY_GRAPH: ontology_triples},
-                                        ignore_subjects=[graph_iri + "#ingest-run"])
+        graphs = {graph_iri: triples, ONTOLOGY_GRAPH: ontology_triples}
+        changes, report.previous_snapshot = changes_since(store, source, as_of, graph_iri, list(data))
+        report.history_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "FieldChange")
+        if changes:
+            history = ox.NamedNode(history_graph(source))
+            kept = [(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, history)]
+            graphs[history.value] = kept + changes
+        added, removed = replace_graphs(store, graphs, ignore_subjects=[graph_iri + "#ingest-run"])
         report.changed = bool(added or removed)
     finally:
         del store

@@ -15,9 +15,9 @@ import pyoxigraph as ox
 
 from . import settings
 from .errors import OkgError, QueryError, QueryTimeout
+from .history import ONTOLOGY_GRAPH  # noqa: F401  (re-exported: where the ontology graph is named)
 from .rml import nquads
 
-ONTOLOGY_GRAPH = "https://w3id.org/opportunity-kg/graph/ontology"
 
 
 def open_store(path, *, create=True):
@@ -91,7 +91,13 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
     if default_graph:
         kwargs["default_graph"] = [ox.NamedNode(g) for g in default_graph]
     elif union_default:
-        kwargs["use_default_graph_as_union"] = True
+        from .history import current_graphs
+
+        current = current_graphs(store)
+        if current:
+            kwargs["default_graph"] = [ox.NamedNode(g) for g in current]
+        else:
+            kwargs["use_default_graph_as_union"] = True
     if named_graphs:
         kwargs["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
     channel = queue.Queue(maxsize=256)

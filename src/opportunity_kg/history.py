@@ -1,0 +1,119 @@
+"""History between snapshots, and which graphs make up "now".
+
+Every ingest keeps its snapshot in a named graph of its own
+(``graph/<system>/<as-of>``). :func:`changes_since` compares a new snapshot
+with the latest earlier one of the same system and turns every change of an
+opportunity's stage, amount or close date into history events, even when the
+export has no history table: an ``okg:FieldChange`` per changed field and an
+``okg:StageChange`` per stage change, dated at the new snapshot's as-of date,
+derived (``prov:wasDerivedFrom``) from both snapshots. They accumulate in the
+system's history graph (``graph/<system>/history``).
+
+:func:`current_graphs` names the graphs of the default dataset queries see:
+the latest snapshot of each system, the history graphs and the ontology, so
+an opportunity in two snapshots is not counted twice. Earlier snapshots stay
+in the store as named graphs (``GRAPH <...>``) for "as of" questions.
+"""
+
+from urllib.parse import quote
+
+import pyoxigraph as ox
+
+GRAPH_BASE = "https://w3id.org/opportunity-kg/graph/"
+OKG = "https://w3id.org/opportunity-kg/ontology#"
+PROV = "http://www.w3.org/ns/prov#"
+XSD = "http://www.w3.org/2001/XMLSchema#"
+RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+ONTOLOGY_GRAPH = GRAPH_BASE + "ontology"
+#: the opportunity fields whose changes between snapshots become history, by the name the
+#: field change gives them (Salesforce's field names, as its field history has them)
+TRACKED = {"StageName": OKG + "stage", "Amount": OKG + "amount", "CloseDate": OKG + "closeDate"}
+
+_SNAPSHOTS = f"""SELECT ?g ?system ?asof WHERE {{
+  GRAPH ?g {{ ?g a <{OKG}Snapshot> ; <{OKG}sourceSystem> ?system ; <{OKG}asOf> ?asof }}
+}}"""
+
+
+def history_graph(system):
+    return f"{GRAPH_BASE}{system}/history"
+
+
+def snapshots(store):
+    """Every snapshot in the store: a list of (graph IRI, system, as-of date text)."""
+    return [(g.value, s.value, a.value) for g, s, a in store.query(_SNAPSHOTS)]
+
+
+def current_graphs(store):
+    """The graphs of the default dataset: the latest snapshot per system, history, ontology.
+    None when the store holds no snapshot (then the union of all graphs is as good)."""
+    latest = {}
+    for graph, system, as_of in snapshots(store):
+        if system not in latest or as_of > latest[system][1]:
+            latest[system] = (graph, as_of)
+    if not latest:
+        return None
+    names = {g.value for g in store.named_graphs()}
+    graphs = [graph for graph, _ in latest.values()]
+    graphs += [history_graph(system) for system in latest if history_graph(system) in names]
+    graphs += [ONTOLOGY_GRAPH] if ONTOLOGY_GRAPH in names else []
+    return sorted(graphs)
+
+
+def previous_snapshot(store, system, as_of):
+    """The latest snapshot graph of ``system`` dated before ``as_of`` (None if there is none)."""
+    earlier = [(a, g) for g, s, a in snapshots(store) if s == system and a < as_of]
+    return max(earlier)[1] if earlier else None
+
+
+def _values(triples):
+    """opportunity -> {field name: term} for the tracked fields, from (s, p, o) triples."""
+    opportunities = {s for s, p, o in triples if p == RDF_TYPE and o.value == OKG + "Opportunity"}
+    by_predicate = {iri: name for name, iri in TRACKED.items()}
+    out = {}
+    for s, p, o in triples:
+        name = by_predicate.get(p.value)
+        if name and s in opportunities:
+            out.setdefault(s, {})[name] = o
+    return out
+
+
+def changes_since(store, system, as_of, graph, new_triples):
+    """History triples for what changed between the previous snapshot of ``system`` and the new
+    one (``graph``, dated ``as_of``, holding ``new_triples``); returns (triples, previous graph)."""
+    before_graph = previous_snapshot(store, system, as_of)
+    if before_graph is None:
+        return [], None
+    named = ox.NamedNode(before_graph)
+    before = _values([(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, named)])
+    after = _values(new_triples)
+    moment = ox.Literal(f"{as_of}T00:00:00Z", datatype=ox.NamedNode(XSD + "dateTime"))
+    sources = [ox.NamedNode(before_graph), ox.NamedNode(graph)]
+    out = []
+    for opportunity in sorted(set(before) & set(after), key=lambda n: n.value):
+        for name in TRACKED:
+            old, new = before[opportunity].get(name), after[opportunity].get(name)
+            if old is None or new is None or old == new:
+                continue
+            local = quote(opportunity.value.rsplit("/", 1)[-1], safe="")
+            change = ox.NamedNode(f"{history_graph(system)}/{as_of}/{local}/{name}")
+            out += [
+                (change, RDF_TYPE, ox.NamedNode(OKG + "FieldChange")),
+                (change, ox.NamedNode(OKG + "fieldChangeOf"), opportunity),
+                (change, ox.NamedNode(OKG + "fieldName"), ox.Literal(name)),
+                (change, ox.NamedNode(OKG + "oldValue"), ox.Literal(old.value)),
+                (change, ox.NamedNode(OKG + "newValue"), ox.Literal(new.value)),
+                (change, ox.NamedNode(OKG + "changedAt"), moment),
+            ] + [(change, ox.NamedNode(PROV + "wasDerivedFrom"), source) for source in sources]
+            if name == "StageName":
+                stage_change = ox.NamedNode(f"{history_graph(system)}/{as_of}/{local}/stage-change")
+                out += [
+                    (stage_change, RDF_TYPE, ox.NamedNode(OKG + "StageChange")),
+                    (stage_change, ox.NamedNode(OKG + "changeOf"), opportunity),
+                    (stage_change, ox.NamedNode(OKG + "stage"), new),
+                    (stage_change, ox.NamedNode(OKG + "changedAt"), moment),
+                ] + [(stage_change, ox.NamedNode(PROV + "wasDerivedFrom"), source) for source in sources]
+                for field in ("Amount", "CloseDate"):
+                    value = after[opportunity].get(field)
+                    if value is not None:
+                        out.append((stage_change, ox.NamedNode(TRACKED[field]), value))
+    return out, before_graph

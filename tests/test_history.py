@@ -1,0 +1,100 @@
+"""A later export of the same org keeps the earlier snapshot, and what changed becomes history."""
+
+import csv
+import shutil
+
+import pytest
+
+from opportunity_kg.functions import to_decimal
+from opportunity_kg.ingest import ingest
+from opportunity_kg.store import open_store, run_query
+
+PREFIX = "PREFIX okg: <https://w3id.org/opportunity-kg/ontology#>\n"
+
+
+def rewrite(path, change):
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        header, rows = reader.fieldnames, list(reader)
+    change(rows)
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def two_snapshots(tmp_path_factory):
+    """The sample as of 2026-11-16, then a later export without history tables where three
+    opportunities moved: one stage, one amount, one close date (and stage)."""
+    from opportunity_kg.sample import write_sample
+
+    root = tmp_path_factory.mktemp("history")
+    first, later = root / "first", root / "later"
+    write_sample(first, opportunities=80, seed=3)
+    shutil.copytree(first, later)
+    for name in ("OpportunityHistory.csv", "OpportunityFieldHistory.csv"):
+        (later / name).unlink()
+    moved = {}
+
+    def change(rows):
+        open_rows = [r for r in rows if r["IsClosed"] == "false"]
+        a, b, c = open_rows[:3]
+        moved["stage"] = (a["Id"], a["StageName"], "Negotiation/Review")
+        a["StageName"] = "Negotiation/Review"
+        moved["amount"] = (b["Id"], b["Amount"], "123456.00")
+        b["Amount"] = "123456.00"
+        moved["close"] = (c["Id"], c["CloseDate"], "2027-03-31")
+        c["CloseDate"] = "2027-03-31"
+    rows = rewrite(later / "Opportunity.csv", change)
+    store = root / "store"
+    reports = [ingest(first, store, as_of="2026-11-16"), ingest(later, store, as_of="2026-12-01")]
+    return store, reports, moved, rows
+
+
+def select(store_path, query):
+    store = open_store(store_path)
+    try:
+        return [[t.value if t is not None else None for t in row] for row in run_query(store, PREFIX + query).rows]
+    finally:
+        del store
+
+
+def test_changes_become_history_events(two_snapshots):
+    store, reports, moved, _ = two_snapshots
+    assert reports[1].previous_snapshot.endswith("/salesforce/2026-11-16") and reports[1].history_changes == 3
+    got = select(store, """SELECT ?id ?field ?old ?new ?at WHERE { ?c a okg:FieldChange ; okg:fieldName ?field ;
+        okg:oldValue ?old ; okg:newValue ?new ; okg:changedAt ?at ; okg:fieldChangeOf/okg:sourceId ?id .
+        FILTER (STRSTARTS(STR(?c), "https://w3id.org/opportunity-kg/graph/salesforce/history/")) }""")
+    stage_id, old_stage, _ = moved["stage"]
+    amount_id, old_amount, _ = moved["amount"]
+    close_id, old_close, _ = moved["close"]
+    assert sorted(map(tuple, got)) == sorted([
+        (stage_id, "StageName", f"https://w3id.org/opportunity-kg/id/salesforce/stage/{old_stage.replace(' ', '%20')}",
+         "https://w3id.org/opportunity-kg/id/salesforce/stage/Negotiation%2FReview", "2026-12-01T00:00:00Z"),
+        (amount_id, "Amount", to_decimal(old_amount), "123456", "2026-12-01T00:00:00Z"),
+        (close_id, "CloseDate", old_close, "2027-03-31", "2026-12-01T00:00:00Z"),
+    ])
+    stage_changes = select(store, f"""SELECT ?at WHERE {{ ?c a okg:StageChange ; okg:changeOf/okg:sourceId "{stage_id}" ;
+        okg:stage <https://w3id.org/opportunity-kg/id/salesforce/stage/Negotiation%2FReview> ; okg:changedAt ?at }}""")
+    assert stage_changes == [["2026-12-01T00:00:00Z"]]
+
+
+def test_earlier_snapshot_is_kept_and_now_counts_each_opportunity_once(two_snapshots):
+    store, _, moved, rows = two_snapshots
+    graphs = select(store, "SELECT ?g WHERE { GRAPH ?g { ?g a okg:Snapshot } } ORDER BY ?g")
+    assert [g[0].rsplit("/", 1)[-1] for g in graphs] == ["2026-11-16", "2026-12-01"]
+    assert select(store, "SELECT (COUNT(?o) AS ?n) WHERE { ?o a okg:Opportunity }") == [[str(len(rows))]]
+    amount_id = moved["amount"][0]
+    assert select(store, f'SELECT ?a WHERE {{ ?o okg:sourceId "{amount_id}" ; okg:amount ?a }}') == [["123456"]]
+    old = select(store, f'SELECT ?a WHERE {{ GRAPH <https://w3id.org/opportunity-kg/graph/salesforce/2026-11-16> '
+                        f'{{ ?o okg:sourceId "{amount_id}" ; okg:amount ?a }} }}')
+    assert old != [["123456"]] and len(old) == 1
+
+
+def test_ingesting_the_later_export_again_changes_nothing(two_snapshots, tmp_path):
+    store, reports, _, _ = two_snapshots
+    later = store.parent / "later"
+    again = ingest(later, store, as_of="2026-12-01")
+    assert again.changed is False and again.history_changes == 3
