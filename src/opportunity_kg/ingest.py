@@ -35,7 +35,7 @@ from .functions import _parse_datetime
 from .history import GRAPH_BASE, changes_since, history_graph
 from .rml import load_mapping
 from .sources import CsvSource
-from .store import ONTOLOGY_GRAPH, open_store, replace_graphs
+from .store import ONTOLOGY_GRAPH, graph_changes, open_store, write_changes
 from .validate import from_rdflib, load_ontology, load_shapes, validate_triples
 
 OKG = "https://w3id.org/opportunity-kg/ontology#"
@@ -399,10 +399,12 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
             history = ox.NamedNode(history_graph(source))
             kept = [(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, history)]
             graphs[history.value] = kept + changes
-        added, removed = replace_graphs(store, graphs, ignore_subjects=[graph_iri + "#ingest-run"])
-        report.changed = bool(added or removed)
+        adds, removes = graph_changes(store, graphs, ignore_subjects=[graph_iri + "#ingest-run"])
     finally:
         del store
+    if adds or removes:
+        write_changes(store_path, adds, removes)
+    report.changed = bool(adds or removes)
     return report
 
 

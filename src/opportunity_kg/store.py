@@ -5,7 +5,11 @@ evaluates), so a query that passes the timeout is answered with
 :class:`~opportunity_kg.errors.QueryTimeout` while the caller goes on.
 """
 
+import contextlib
+import fcntl
+import os
 import queue
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -20,9 +24,46 @@ from .rml import nquads
 
 
 
-def open_store(path, *, create=True):
-    """Open (or create) the on-disk store at ``path``."""
+#: what an unfinished write leaves beside a store: the copy being written, and the store it replaces
+STAGING_SUFFIX, PREVIOUS_SUFFIX = ".staging", ".previous"
+#: the file that marks a staging copy as complete
+COMPLETE_MARKER = "okg-write-complete"
+
+
+def _beside(path, suffix):
+    return path.with_name(path.name + suffix)
+
+
+def recover(path):
+    """Finish or undo a write that was cut short (a killed ingest), so ``path`` holds a whole store.
+
+    A write copies the store (``.staging``), changes the copy, marks it complete, then swaps it
+    in (the old store is ``.previous`` for a moment). Killed before the mark, the copy is thrown
+    away; killed during the swap, the complete copy, else the old store, is put back.
+    """
     path = Path(path)
+    staging, previous = _beside(path, STAGING_SUFFIX), _beside(path, PREVIOUS_SUFFIX)
+    complete = (staging / COMPLETE_MARKER).exists()
+    if not path.exists():
+        if complete:
+            os.rename(staging, path)
+        elif previous.exists():
+            os.rename(previous, path)
+    if previous.exists() and path.exists():
+        shutil.rmtree(previous)
+    if staging.exists() and not (staging / COMPLETE_MARKER).exists() or staging.exists() and path.exists():
+        shutil.rmtree(staging)
+    marker = path / COMPLETE_MARKER
+    if marker.exists():
+        marker.unlink()
+
+
+def open_store(path, *, create=True):
+    """Open (or create) the on-disk store at ``path`` (after :func:`recover`)."""
+    path = Path(path)
+    with _write_lock(path, wait=False) as free:
+        if free:
+            recover(path)
     if not create and not path.exists():
         raise OkgError(f"no store at {path}: run `okg ingest EXPORT --store {path}` first")
     try:
@@ -35,15 +76,28 @@ def open_store(path, *, create=True):
         raise OkgError(f"cannot open the store at {path}: {text}") from None
 
 
-def replace_graphs(store, graphs, *, ignore_subjects=()):
-    """Make each named graph hold exactly the given triples, all in one transaction.
+@contextlib.contextmanager
+def _write_lock(path, wait=True):
+    """An exclusive lock on ``PATH.lock`` while a write (or a recovery) runs; yields whether it was got."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(_beside(path, ".lock"), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
-    ``graphs`` maps a graph IRI to a collection of triples. Only the
-    difference to what the store holds is written: nothing when the graphs are
-    already equal (triples whose subject is in ``ignore_subjects``, such as an
-    ingest run's own timestamp, do not count as a change). Readers see either
-    the old graphs or the new ones. Returns the number of triples added and
-    removed.
+
+def graph_changes(store, graphs, *, ignore_subjects=()):
+    """What makes each named graph hold exactly the given triples: (adds, removes) as quads.
+
+    ``graphs`` maps a graph IRI to a collection of triples. Nothing when the
+    graphs are already equal (triples whose subject is in ``ignore_subjects``,
+    such as an ingest run's own timestamp, do not count as a change).
     """
     adds, removes = [], []
     for graph, triples in graphs.items():
@@ -54,13 +108,59 @@ def replace_graphs(store, graphs, *, ignore_subjects=()):
         removes += [(*t, name) for t in old - new]
     ignored = {ox.NamedNode(s) if isinstance(s, str) else s for s in ignore_subjects}
     if not [q for q in adds + removes if q[0] not in ignored]:
+        return [], []
+    return adds, removes
+
+
+def write_changes(path, adds, removes):
+    """Apply the changes to the store at ``path`` atomically, at bulk-load speed.
+
+    The store is copied (a RocksDB checkpoint: hard links, not a copy of the
+    data), the copy is changed with ``bulk_load`` and marked complete, then the
+    copy takes the store's place. A process killed at any point leaves either
+    the old store or the new one, never a mix (:func:`recover` tidies up on the
+    next open). The store must not be open elsewhere while this runs.
+    """
+    path = Path(path)
+    staging, previous = _beside(path, STAGING_SUFFIX), _beside(path, PREVIOUS_SUFFIX)
+    with _write_lock(path):
+        recover(path)
+        if path.exists():
+            original = open_store(path)
+            original.backup(str(staging))
+            del original
+        copy = ox.Store(str(staging))
+        for start in range(0, len(removes), DELETE_BATCH):
+            block = "\n".join(f"GRAPH {g} {{ {s} {p} {o} }}" for s, p, o, g in removes[start:start + DELETE_BATCH])
+            copy.update(f"DELETE DATA {{ {block} }}")
+        if adds:
+            copy.bulk_load(nquads(adds).encode("utf-8"), format=ox.RdfFormat.N_QUADS)
+        copy.flush()
+        del copy
+        (staging / COMPLETE_MARKER).write_text("", encoding="utf-8")
+        if path.exists():
+            os.rename(path, previous)
+        os.rename(staging, path)
+        recover(path)
+    return len(adds), len(removes)
+
+
+#: quads removed per DELETE DATA update
+DELETE_BATCH = 20000
+
+
+def replace_graphs(store, graphs, *, ignore_subjects=()):
+    """Make each named graph of an open ``store`` hold exactly the given triples, in one transaction
+    (for stores already open, such as in-memory ones; the ingest uses :func:`write_changes`)."""
+    adds, removes = graph_changes(store, graphs, ignore_subjects=ignore_subjects)
+    if not adds and not removes:
         return 0, 0
-    if not removes:
-        store.load(nquads(adds), format=ox.RdfFormat.N_QUADS)  # one transaction
-    else:
+    if removes:
         def block(quads):
             return "\n".join(f"GRAPH {g} {{ {s} {p} {o} }}" for s, p, o, g in quads)
         store.update(f"DELETE DATA {{ {block(removes)} }} ;\nINSERT DATA {{ {block(adds)} }}")
+    else:
+        store.load(nquads(adds), format=ox.RdfFormat.N_QUADS)  # one transaction
     store.flush()
     return len(adds), len(removes)
 

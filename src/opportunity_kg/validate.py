@@ -20,6 +20,7 @@ from .errors import OkgError
 from .paths import ONTOLOGY_DIR, SHAPES_DIR
 
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+DEFAULT_GRAPH = ox.DefaultGraph()
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,10 @@ class SparqlRule:
     query: str
     message: str
     severity: str
+    path: str | None = None  # the result path, for core constraints compiled to SPARQL
+    component: str | None = None
+    body: str = ""
+    has_value: bool = False
 
     @classmethod
     def from_shapes(cls, g, shape, constraint):
@@ -132,8 +137,12 @@ class SparqlRule:
             for name, term in values.items():
                 message = message.replace("{?" + name + "}", term.value).replace("{$" + name + "}", term.value)
             path = values.get("path")  # SHACL-SPARQL: a ?path the query binds is the result path
-            yield Violation(values["this"].value, path.value if path is not None else None, None, message,
-                            self.shape, self.severity)
+            if self.component is None:  # SHACL-SPARQL: sh:value is ?value, else the focus node
+                value = values.get("value", values["this"])
+            else:
+                value = values.get("value") if self.has_value else None
+            yield Violation(values["this"].value, path.value if path is not None else self.path,
+                            value.value if value is not None else None, message, self.shape, self.severity)
 
 
 RDFS_SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
@@ -148,24 +157,35 @@ def _where_start(text):
 def validate_triples(triples, shapes=None, ontology=None, *, sparql_in_store=True):
     """Validate ``triples`` against the shapes; return a list of :class:`Violation` (and warnings).
 
-    pyshacl checks the core constraints. SHACL-SPARQL constraints run, by
-    default, once each over the whole graph in an in-memory Oxigraph store
-    (``sparql_in_store``), which gives the same results as pyshacl's run per
-    focus node at a small fraction of the time.
+    By default (``sparql_in_store``) every constraint runs as SPARQL, once over
+    the whole graph in an in-memory Oxigraph store holding the data and the
+    ontology: the SHACL-SPARQL constraints as they are, the core constraints
+    compiled by :mod:`opportunity_kg.shacl_sparql`; pyshacl checks only shapes
+    that compiler leaves to it. With ``sparql_in_store=False`` pyshacl checks
+    everything (the reference; the tests hold both to the same results).
     """
     shapes = shapes if shapes is not None else load_shapes()
     ontology = ontology if ontology is not None else load_ontology()
-    data = triples if isinstance(triples, rdflib.Graph) else to_rdflib(triples)
-    rules = []
-    if sparql_in_store:
-        shapes, rules = split_shapes(shapes)
-    out = pyshacl_violations(data, shapes, ontology)
-    if rules:
-        store = ox.Store()
-        store.extend(ox.Quad(*(from_rdflib(n) for n in t)) for t in data)
-        store.extend(ox.Quad(*(from_rdflib(n) for n in t)) for t in ontology)
-        for rule in rules:
-            out.extend(rule.run(store))
+    if not sparql_in_store:
+        data = triples if isinstance(triples, rdflib.Graph) else to_rdflib(triples)
+        return pyshacl_violations(data, shapes, ontology)
+    from .rml import nquads
+    from .shacl_sparql import compile_shapes
+
+    core, rules = split_shapes(shapes)
+    compiled, rest = compile_shapes(core)
+    store = ox.Store()
+    if isinstance(triples, rdflib.Graph):
+        store.extend(ox.Quad(*(from_rdflib(n) for n in t)) for t in triples)
+    else:
+        store.load(nquads((*t[:3], DEFAULT_GRAPH) for t in triples), format=ox.RdfFormat.N_QUADS)
+    store.extend(ox.Quad(*(from_rdflib(n) for n in t)) for t in ontology)
+    out = []
+    if len(rest):
+        data = triples if isinstance(triples, rdflib.Graph) else to_rdflib(triples)
+        out += pyshacl_violations(data, rest, ontology)
+    for rule in compiled + rules:
+        out.extend(rule.run(store))
     return out
 
 

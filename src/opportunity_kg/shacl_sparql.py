@@ -1,0 +1,200 @@
+"""SHACL core constraints compiled to SPARQL, to validate large data in Oxigraph.
+
+pyshacl validates about 30,000 triples/s on a whole in-memory graph, which
+makes it the reference but not the ingest path for big exports.
+:func:`compile_shapes` turns each node shape's core constraints into SPARQL
+queries (:class:`~opportunity_kg.validate.SparqlRule` s) that find every focus
+node and value at fault in one pass over the whole graph: targets
+(``sh:targetClass`` with subclasses, ``sh:targetSubjectsOf``,
+``sh:targetNode``) and, on property shapes with a predicate path,
+``sh:minCount``, ``sh:maxCount``, ``sh:datatype`` (ill-formed literals
+included), ``sh:nodeKind``, ``sh:class``, ``sh:minInclusive``,
+``sh:maxInclusive``, ``sh:minExclusive``, ``sh:maxExclusive``,
+``sh:pattern``, ``sh:maxLength``, ``sh:minLength``, ``sh:in``,
+``sh:hasValue``, ``sh:lessThan``, ``sh:lessThanOrEquals``; on node shapes,
+``sh:xone`` of property shapes that only require a value. A shape using
+anything else is left whole to pyshacl, so the results are always those of a
+complete SHACL processor. ``tests/test_shapes.py`` checks both paths agree on
+every shape's examples.
+"""
+
+import rdflib
+from rdflib.namespace import RDF, SH, XSD
+
+RDFS_SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
+#: datatypes whose well-formedness a SPARQL cast checks
+CASTABLE = {XSD.string, XSD.boolean, XSD.integer, XSD.decimal, XSD.float, XSD.double, XSD.dateTime, XSD.date,
+            XSD.time, XSD.duration, XSD.dayTimeDuration, XSD.yearMonthDuration}
+NODE_KINDS = {
+    SH.IRI: "!isIRI(?value)", SH.Literal: "!isLiteral(?value)", SH.BlankNode: "!isBlank(?value)",
+    SH.BlankNodeOrIRI: "isLiteral(?value)", SH.IRIOrLiteral: "isBlank(?value)", SH.BlankNodeOrLiteral: "isIRI(?value)",
+}
+#: the property-shape keys this compiler understands (anything else sends the shape to pyshacl)
+PROPERTY_KEYS = {SH.path, SH.message, SH.severity, SH.name, SH.description, SH.order, SH.group,
+                 SH.minCount, SH.maxCount, SH.datatype, SH.nodeKind, SH["class"], SH.minInclusive, SH.maxInclusive,
+                 SH.minExclusive, SH.maxExclusive, SH.pattern, SH.flags, SH.maxLength, SH.minLength, SH["in"],
+                 SH.hasValue, SH.lessThan, SH.lessThanOrEquals, RDF.type,
+                 rdflib.RDFS.label, rdflib.RDFS.comment}
+NODE_KEYS = {RDF.type, SH.targetClass, SH.targetSubjectsOf, SH.targetNode, SH.property, SH.message, SH.severity,
+             SH.xone, SH.sparql, SH.deactivated, rdflib.RDFS.label, rdflib.RDFS.comment}
+
+
+class Unsupported(Exception):
+    """A shape uses something this compiler does not translate."""
+
+
+def _term(node):
+    if isinstance(node, rdflib.URIRef):
+        return f"<{node}>"
+    if isinstance(node, rdflib.Literal):
+        return node.n3()
+    raise Unsupported(f"blank node {node} as a value")
+
+
+def _targets(g, shape):
+    parts = [f"{{ ?this a/<{RDFS_SUBCLASS}>* <{c}> }}" for c in g.objects(shape, SH.targetClass)]
+    parts += [f"{{ ?this <{p}> [] }}" for p in g.objects(shape, SH.targetSubjectsOf)]
+    parts += [f"{{ BIND ({_term(n)} AS ?this) }}" for n in g.objects(shape, SH.targetNode)]
+    if (shape, RDF.type, rdflib.RDFS.Class) in g:
+        parts.append(f"{{ ?this a/<{RDFS_SUBCLASS}>* <{shape}> }}")
+    return " UNION ".join(parts)
+
+
+def _property_checks(g, prop):
+    """(component, SPARQL WHERE body after the target, default message) for one property shape."""
+    keys = set(g.predicates(prop))
+    if keys - PROPERTY_KEYS:
+        raise Unsupported(f"property shape uses {sorted(map(str, keys - PROPERTY_KEYS))}")
+    path = g.value(prop, SH.path)
+    if not isinstance(path, rdflib.URIRef):
+        raise Unsupported("a property path other than one predicate")
+    p = f"<{path}>"
+    checks = []
+    value_filters = []
+    v = g.value
+    if v(prop, SH.minCount) is not None:
+        n = int(v(prop, SH.minCount))
+        checks.append(("MinCount", f"OPTIONAL {{ ?this {p} ?value }} }} GROUP BY ?this HAVING (COUNT(DISTINCT ?value) < {n})",
+                       f"fewer than {n} values", False))
+    if v(prop, SH.maxCount) is not None:
+        n = int(v(prop, SH.maxCount))
+        checks.append(("MaxCount", f"?this {p} ?value }} GROUP BY ?this HAVING (COUNT(DISTINCT ?value) > {n})",
+                       f"more than {n} values", False))
+    datatype = v(prop, SH.datatype)
+    if datatype is not None:
+        well_formed = f"BIND (<{datatype}>(?value) AS ?cast) " if datatype in CASTABLE else ""
+        bad = "!BOUND(?cast)" if well_formed else "false"
+        if datatype == RDF.langString:
+            value_filters.append(("Datatype", "", "!isLiteral(?value) || LANG(?value) = \"\"", f"not of datatype {datatype}"))
+        else:
+            value_filters.append(("Datatype", well_formed,
+                                  f"!isLiteral(?value) || DATATYPE(?value) != <{datatype}> || {bad}",
+                                  f"not of datatype {datatype}"))
+    kind = v(prop, SH.nodeKind)
+    if kind is not None:
+        value_filters.append(("NodeKind", "", NODE_KINDS[kind], f"not of node kind {kind}"))
+    cls = v(prop, SH["class"])
+    if cls is not None:
+        value_filters.append(("Class", "", f"NOT EXISTS {{ ?value a/<{RDFS_SUBCLASS}>* <{cls}> }}",
+                              f"not an instance of {cls}"))
+    for key, op in ((SH.minInclusive, ">="), (SH.maxInclusive, "<="), (SH.minExclusive, ">"), (SH.maxExclusive, "<")):
+        bound = v(prop, key)
+        if bound is not None:
+            value_filters.append((key.split("#")[1][0].upper() + key.split("#")[1][1:], "",
+                                  f"!COALESCE(?value {op} {_term(bound)}, false)", f"not {op} {bound}"))
+    pattern = v(prop, SH.pattern)
+    if pattern is not None:
+        flags = v(prop, SH.flags)
+        args = f"{_term(rdflib.Literal(str(pattern)))}" + (f", {_term(rdflib.Literal(str(flags)))}" if flags else "")
+        value_filters.append(("Pattern", "", f"isBlank(?value) || !REGEX(STR(?value), {args})",
+                              f"does not match {pattern}"))
+    for key, op in ((SH.maxLength, ">"), (SH.minLength, "<")):
+        n = v(prop, key)
+        if n is not None:
+            value_filters.append(("Length", "", f"isBlank(?value) || STRLEN(STR(?value)) {op} {int(n)}",
+                                  f"length {op} {n}"))
+    allowed = v(prop, SH["in"])
+    if allowed is not None:
+        members = ", ".join(_term(m) for m in rdflib.collection.Collection(g, allowed))
+        value_filters.append(("In", "", f"?value NOT IN ({members})", "not one of the allowed values"))
+    for key, op in ((SH.lessThan, "<"), (SH.lessThanOrEquals, "<=")):
+        other = v(prop, key)
+        if other is not None:
+            checks.append(("LessThan", f"?this {p} ?value . ?this <{other}> ?other "
+                                       f"FILTER (!COALESCE(?value {op} ?other, false)) }}",
+                           f"not {op} the value of {other}", True))
+    has = v(prop, SH.hasValue)
+    if has is not None:
+        checks.append(("HasValue", f"FILTER NOT EXISTS {{ ?this {p} {_term(has)} }} }}",
+                       f"does not have the value {has}", False))
+    for name, bind, condition, message in value_filters:
+        checks.append((name, f"?this {p} ?value . {bind}FILTER ({condition}) }}", message, True))
+    return path, checks
+
+
+def _xone_check(g, shape):
+    members = list(rdflib.collection.Collection(g, g.value(shape, SH.xone)))
+    parts = []
+    for member in members:
+        keys = set(g.predicates(member)) - {RDF.type}
+        path = g.value(member, SH.path)
+        if keys != {SH.path, SH.minCount} or int(g.value(member, SH.minCount)) != 1 \
+                or not isinstance(path, rdflib.URIRef):
+            raise Unsupported("sh:xone of shapes other than 'has a value for one predicate'")
+        parts.append(f"IF(EXISTS {{ ?this <{path}> ?any{len(parts)} }}, 1, 0)")
+    return f"BIND (?this AS ?value) FILTER (({' + '.join(parts)}) != 1) }}"
+
+
+def compile_shapes(shapes):
+    """SPARQL rules for the core constraints of ``shapes`` (an rdflib graph); returns (rules, rest),
+    where ``rest`` is a shapes graph of what pyshacl must still check (shapes this compiler does not
+    translate, whole), and the SHACL-SPARQL constraints are left out of both (see
+    :func:`opportunity_kg.validate.split_shapes`)."""
+    from .validate import SparqlRule
+
+    rules, rest_shapes = [], []
+    for shape in sorted(set(shapes.subjects(RDF.type, SH.NodeShape)), key=str):
+        targets = _targets(shapes, shape)
+        try:
+            keys = set(shapes.predicates(shape))
+            if keys - NODE_KEYS:
+                raise Unsupported(f"node shape uses {sorted(map(str, keys - NODE_KEYS))}")
+            compiled = []
+            severity = str(shapes.value(shape, SH.severity) or SH.Violation)
+            if shapes.value(shape, SH.xone) is not None:
+                message = shapes.value(shape, SH.message) or "does not conform to exactly one of its shapes"
+                compiled.append(SparqlRule(str(shape), "", str(message), severity, None, "Xone",
+                                           body=_xone_check(shapes, shape), has_value=True))
+            for prop in shapes.objects(shape, SH.property):
+                path, checks = _property_checks(shapes, prop)
+                message = shapes.value(prop, SH.message)
+                prop_severity = str(shapes.value(prop, SH.severity) or SH.Violation)
+                for component, body, default, has_value in checks:
+                    compiled.append(SparqlRule(str(prop), "", str(message or default), prop_severity, str(path),
+                                               component, body=body, has_value=has_value))
+        except Unsupported:
+            rest_shapes.append(shape)
+            continue
+        for rule in compiled:
+            rule.query = f"SELECT ?this{' ?value' if rule.has_value else ''} WHERE {{ {targets} . {rule.body}"
+        rules += compiled if targets else []
+    rest = rdflib.Graph()
+    for shape in rest_shapes:
+        _copy_shape(shapes, shape, rest)
+    return rules, rest
+
+
+def _copy_shape(source, shape, target):
+    """Copy a shape with everything reachable from it through blank nodes."""
+    todo, seen = [shape], set()
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        for p, o in source.predicate_objects(node):
+            if p == SH.sparql:
+                continue
+            target.add((node, p, o))
+            if isinstance(o, rdflib.BNode):
+                todo.append(o)
