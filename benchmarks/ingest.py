@@ -1,0 +1,87 @@
+"""Benchmark: end-to-end ingest against Oxigraph's own bulk load of the same quads.
+
+Usage: python benchmarks/ingest.py [--sizes 10000 100000 1000000] [--runs 1]
+
+For each size it writes a Salesforce sample export of that many
+opportunities (with their history, contacts, roles, field history), then
+- ingest: ``okg ingest`` end to end (map, validate, load) into a new on-disk
+  store, in a child process so its peak memory (max RSS) is its own;
+- bulk load: the same quads, as N-Quads, bulk-loaded by pyoxigraph into a new
+  on-disk store, also in a child process.
+It prints a Markdown table row per size: triples, seconds and triples/s of
+each, their ratio and the peak memory of each. Medians when --runs > 1. The
+machines are shared and noisy: read the ratio first.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+kind, export, store, dump = sys.argv[1:5]
+start = time.perf_counter()
+if kind == "ingest":
+    from opportunity_kg.ingest import ingest
+    report = ingest(export, store)
+    seconds = time.perf_counter() - start
+    triples = report.triples
+    import pyoxigraph as ox
+    from opportunity_kg.store import open_store
+    s = open_store(store)
+    with open(dump, "wb") as handle:
+        ox.serialize(s.quads_for_pattern(None, None, None, None), handle, ox.RdfFormat.N_QUADS)
+    del s
+else:
+    import pyoxigraph as ox
+    s = ox.Store(store)
+    s.bulk_load(path=dump, format=ox.RdfFormat.N_QUADS)
+    s.flush()
+    triples = len(s)
+    seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "triples": triples,
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def child(kind, export, store, dump):
+    out = subprocess.run([sys.executable, "-c", CHILD, kind, str(export), str(store), str(dump)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000, 1000000])
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    from opportunity_kg.sample import write_sample
+
+    print("| opportunities | triples | ingest s | ingest triples/s | ingest peak MB | bulk load s | "
+          "bulk load triples/s | bulk load peak MB | ingest / bulk load speed |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory() as folder:
+            root = Path(folder)
+            write_sample(root / "export", opportunities=size)
+            ingests, bulks = [], []
+            for run in range(args.runs):
+                dump = root / "quads.nq"
+                # the ingest's timing stops before it dumps its quads for the bulk load to read
+                ingests.append(child("ingest", root / "export", root / f"store-{run}", dump))
+                bulks.append(child("bulk", root / "export", root / f"bulk-{run}", dump))
+            i = statistics.median(r["seconds"] for r in ingests)
+            b = statistics.median(r["seconds"] for r in bulks)
+            triples = bulks[0]["triples"]
+            print(f"| {size:,} | {triples:,} | {i:.0f} | {triples / i:,.0f} | "
+                  f"{max(r['max_rss_mb'] for r in ingests):,.0f} | {b:.0f} | {triples / b:,.0f} | "
+                  f"{max(r['max_rss_mb'] for r in bulks):,.0f} | {b / i:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
