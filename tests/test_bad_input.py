@@ -148,3 +148,12 @@ def test_byte_order_mark_does_not_eat_the_first_column(export, tmp_path):
     rows = rewrite(export / "Account.csv", lambda rows: None, encoding="utf-8-sig")
     report, rejected = run(export, tmp_path)
     assert rejected == [] and report.files["Account.csv"].rows_loaded == len(rows)
+
+
+def test_progress_is_quiet_in_scripts_and_shown_on_request(export, tmp_path):
+    from .conftest import okg
+
+    quiet = okg("ingest", export, "--store", tmp_path / "a")
+    assert quiet.stderr == ""
+    shown = okg("ingest", export, "--store", tmp_path / "b", "--progress")
+    assert "validating" in shown.stderr and "triples to the store" in shown.stderr
