@@ -76,6 +76,38 @@ def open_store(path, *, create=True):
         raise OkgError(f"cannot open the store at {path}: {text}") from None
 
 
+class ReadOnlyStore:
+    """The store at ``path`` opened read-only, for a server: it takes no lock, so an ingest can
+    write meanwhile, and it reopens itself when an ingest has swapped in a new store (the
+    directory changes), so each query sees one whole store, the old one or the new one."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._store, self._identity = None, None
+        self.current()
+
+    def _stat(self):
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return None  # mid-swap: keep the store already open
+        return (info.st_ino, info.st_dev)
+
+    def current(self):
+        identity = self._stat()
+        with self._lock:
+            if self._store is None or identity is not None and identity != self._identity:
+                if not self.path.exists():
+                    raise OkgError(f"no store at {self.path}: run `okg ingest EXPORT --store {self.path}` first")
+                try:
+                    self._store = ox.Store.read_only(str(self.path))
+                except OSError as exc:
+                    raise OkgError(f"cannot open the store at {self.path}: {exc}") from None
+                self._identity = identity
+            return self._store
+
+
 @contextlib.contextmanager
 def _write_lock(path, wait=True):
     """An exclusive lock on ``PATH.lock`` while a write (or a recovery) runs; yields whether it was got."""

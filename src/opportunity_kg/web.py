@@ -29,7 +29,7 @@ from .errors import NotFound, OkgError, QueryError
 from .ontology_docs import DOC_FORMATS, RDF_FORMATS, documentation_html, modules, ontology_rdf
 from .queries import get_query, load_queries
 from .results import GRAPH_FORMATS, SELECT_FORMATS, write_boolean, write_solutions, write_triples
-from .store import open_store, run_query
+from .store import ReadOnlyStore, open_store, run_query
 
 log = logging.getLogger("opportunity_kg.web")
 
@@ -80,7 +80,12 @@ def create_app(store_path=None, *, store=None, config=None):
     limits = settings.all_settings(overrides)
     app.config["OKG_SETTINGS"] = limits
     app.config["MAX_CONTENT_LENGTH"] = limits["max_request_bytes"]
-    app.config["OKG_STORE"] = store if store is not None else open_store(store_path)
+    if store is None:
+        open_store(store_path, create=False)  # recovers a cut-short write, and names a missing store
+        handle = ReadOnlyStore(store_path)
+        app.config["OKG_STORE"] = handle.current
+    else:
+        app.config["OKG_STORE"] = lambda: store
     slots = threading.BoundedSemaphore(limits["max_concurrent_queries"])
 
     def execute(query, **kwargs):
@@ -88,7 +93,7 @@ def create_app(store_path=None, *, store=None, config=None):
             raise OkgError("the server is busy with other queries; try again shortly")
         try:
             started = time.monotonic()
-            result = run_query(app.config["OKG_STORE"], query, timeout=limits["query_timeout"],
+            result = run_query(app.config["OKG_STORE"](), query, timeout=limits["query_timeout"],
                                max_rows=limits["max_rows"], **kwargs)
             log.info("query kind=%s took %.1f ms to first answer", result.kind,
                      (time.monotonic() - started) * 1000)
