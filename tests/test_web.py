@@ -95,7 +95,10 @@ def test_canned_query_formats_and_errors(server):
 
 def test_every_error_has_the_one_shape(server):
     responses = [
-        requests.get(server + "/sparql"),
+        requests.get(server + "/sparql", params={"query": ""}),
+        requests.post(server + "/update", data={"update": "CLEAR ALL"}),
+        requests.get(server + "/rdf-graphs"),
+        requests.get(server + "/rdf-graphs", params={"graph": "http://example.com/none"}),
         requests.get(server + "/sparql", params={"query": "nonsense"}),
         requests.delete(server + "/sparql"),
         requests.get(server + "/nowhere"),

@@ -84,3 +84,17 @@ class QueryTimeout(OkgError):
 
     kind = "timeout"
     status = 503
+
+
+class Forbidden(OkgError):
+    """The request is not allowed at all (updates when no token is configured)."""
+
+    kind = "forbidden"
+    status = 403
+
+
+class Unauthorized(OkgError):
+    """The request needs credentials it did not bring (the update token)."""
+
+    kind = "unauthorized"
+    status = 401

@@ -20,7 +20,11 @@ SELECT_FORMATS = {
 GRAPH_FORMATS = {
     "ntriples": "application/n-triples",
     "turtle": "text/turtle",
+    "rdfxml": "application/rdf+xml",
+    "jsonld": "application/ld+json",
 }
+#: formats written by Oxigraph's serializer as a whole document (N-Triples and Turtle stream line by line)
+_WHOLE = {"rdfxml": ox.RdfFormat.RDF_XML, "jsonld": ox.RdfFormat.JSON_LD}
 
 
 def _csv_value(term):
@@ -119,7 +123,12 @@ def write_boolean(value, fmt):
 
 
 def write_triples(triples, fmt, max_rows):
-    """Yield N-Triples lines (Turtle readers accept them too)."""
+    """Yield the triples as N-Triples lines (which Turtle readers accept too), or as one RDF/XML or
+    JSON-LD document."""
+    if fmt in _WHOLE:
+        kept = [t for _, t in zip(range(max_rows), triples)]
+        yield ox.serialize(kept, format=_WHOLE[fmt]).decode("utf-8")
+        return
     for count, triple in enumerate(triples):
         if count >= max_rows:
             break

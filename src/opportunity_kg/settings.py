@@ -25,6 +25,12 @@ SETTINGS = {s.name: s for s in [
             "Largest HTTP request body accepted, in bytes (a query sent by POST)."),
     Setting("max_concurrent_queries", 8,
             "Queries that may run at once; further requests wait for a free slot up to the query timeout."),
+    Setting("update_token", "",
+            "Secret that turns on the SPARQL update URL (/update), for requests with `Authorization: Bearer "
+            "<token>`. Empty (the default): updates are off and the store is opened read-only."),
+    Setting("cors_origins", "",
+            "Comma-separated origins browser tools may call the API from (CORS), or `*` for any. "
+            "Empty (the default): no cross-origin access."),
 ]}
 
 

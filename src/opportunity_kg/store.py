@@ -81,8 +81,9 @@ class ReadOnlyStore:
     write meanwhile, and it reopens itself when an ingest has swapped in a new store (the
     directory changes), so each query sees one whole store, the old one or the new one."""
 
-    def __init__(self, path):
+    def __init__(self, path, writable=False):
         self.path = Path(path)
+        self.writable = writable  # for the update URL: one read-write handle, never reopened
         self._lock = threading.Lock()
         self._store, self._identity = None, None
         self.current()
@@ -97,6 +98,10 @@ class ReadOnlyStore:
     def current(self):
         identity = self._stat()
         with self._lock:
+            if self.writable:
+                if self._store is None:
+                    self._store = open_store(self.path, create=False)
+                return self._store
             if self._store is None or identity is not None and identity != self._identity:
                 if not self.path.exists():
                     raise OkgError(f"no store at {self.path}: run `okg ingest EXPORT --store {self.path}` first")

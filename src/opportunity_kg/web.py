@@ -16,19 +16,22 @@ Every error is answered with the one JSON error shape of
 :class:`opportunity_kg.errors.OkgError`.
 """
 
+import hmac
 import json
 import logging
 import re
 import threading
 import time
 
+import pyoxigraph as ox
 from flask import Flask, Response, jsonify, request
 
 from . import __version__, settings
-from .errors import NotFound, OkgError, QueryError
+from .errors import Forbidden, NotFound, OkgError, QueryError, Unauthorized
 from .ontology_docs import DOC_FORMATS, RDF_FORMATS, documentation_html, modules, ontology_rdf
 from .queries import get_query, load_queries
 from .results import GRAPH_FORMATS, SELECT_FORMATS, write_boolean, write_solutions, write_triples
+from .history import snapshots
 from .store import ReadOnlyStore, open_store, run_query
 
 log = logging.getLogger("opportunity_kg.web")
@@ -42,6 +45,9 @@ FORMAT_ALIASES = {
 GRAPH_ALIASES = {
     "application/n-triples": "ntriples", "ntriples": "ntriples", "nt": "ntriples",
     "text/turtle": "turtle", "turtle": "turtle", "ttl": "turtle", "text/plain": "ntriples",
+    "application/x-turtle": "turtle", "n3": "turtle", "text/n3": "turtle", "text/rdf+n3": "turtle",
+    "application/rdf+xml": "rdfxml", "rdfxml": "rdfxml", "xml": "rdfxml", "rdf": "rdfxml", "rdf+xml": "rdfxml",
+    "application/ld+json": "jsonld", "jsonld": "jsonld", "json-ld": "jsonld", "json": "jsonld",
 }
 NUMERIC = {"http://www.w3.org/2001/XMLSchema#" + t for t in
            ("integer", "decimal", "double", "float", "long", "int", "short", "nonNegativeInteger")}
@@ -82,7 +88,7 @@ def create_app(store_path=None, *, store=None, config=None):
     app.config["MAX_CONTENT_LENGTH"] = limits["max_request_bytes"]
     if store is None:
         open_store(store_path, create=False)  # recovers a cut-short write, and names a missing store
-        handle = ReadOnlyStore(store_path)
+        handle = ReadOnlyStore(store_path, writable=bool(limits["update_token"]))
         app.config["OKG_STORE"] = handle.current
     else:
         app.config["OKG_STORE"] = lambda: store
@@ -119,8 +125,78 @@ def create_app(store_path=None, *, store=None, config=None):
         return jsonify({"error": "method_not_allowed",
                         "message": f"{request.method} is not allowed on {request.path}"}), 405
 
+    origins = [o.strip() for o in limits["cors_origins"].split(",") if o.strip()]
+
+    @app.after_request
+    def cors(response):
+        origin = request.headers.get("Origin")
+        if origin and ("*" in origins or origin in origins):
+            response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "Accept, Content-Type, Authorization"
+            response.headers.add("Vary", "Origin")
+        return response
+
+    @app.route("/health")
+    def health():
+        store_now = app.config["OKG_STORE"]()
+        return jsonify({"status": "ok", "version": __version__,
+                        "snapshots": [{"graph": g, "system": sy, "as_of": a} for g, sy, a in snapshots(store_now)],
+                        "updates": bool(limits["update_token"])})
+
+    @app.route("/update", methods=["POST"])
+    def update():
+        token = limits["update_token"]
+        if not token:
+            raise Forbidden("updates are off: the server was started without OKG_UPDATE_TOKEN")
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            error = Unauthorized("send the update token as 'Authorization: Bearer <token>'")
+            response = jsonify(error.as_dict())
+            response.status_code = 401
+            response.headers["WWW-Authenticate"] = 'Bearer realm="opportunity-kg"'
+            return response
+        content_type = (request.mimetype or "").lower()
+        if content_type == "application/x-www-form-urlencoded":
+            updates = request.form.getlist("update")
+        elif content_type == "application/sparql-update":
+            updates = [request.get_data(as_text=True)]
+        else:
+            raise _UnsupportedMedia(content_type, "update", "application/sparql-update")
+        if len(updates) != 1:
+            raise QueryError("send exactly one 'update'")
+        try:
+            app.config["OKG_STORE"]().update(updates[0])
+        except SyntaxError as exc:
+            raise QueryError(f"the update is not valid SPARQL: {exc}") from None
+        except OSError as exc:
+            raise OkgError(f"the update failed: {exc}") from None
+        return Response(status=204)
+
+    @app.route("/rdf-graphs", methods=["GET", "HEAD"])
+    def graph_store():
+        """SPARQL 1.1 Graph Store Protocol, reading: ?graph=IRI, or ?default for the current dataset."""
+        store_now = app.config["OKG_STORE"]()
+        graph = request.args.get("graph")
+        if graph:
+            if not store_now.contains_named_graph(ox.NamedNode(graph)):
+                raise NotFound(f"no graph <{graph}> in the store")
+            query = f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
+        elif "default" in request.args:
+            query = "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }"
+        else:
+            raise QueryError("name a graph: ?graph=<IRI>, or ?default for the default graph")
+        result = execute(query)
+        response = _respond(result, request.headers.get("Accept"), request.args.get("format"), default="turtle")
+        if request.method == "HEAD":
+            response.set_data(b"")
+        return response
+
     @app.route("/sparql", methods=["GET", "POST"])
     def sparql():
+        if request.method == "GET" and not request.args.get("query") and "query" not in request.args:
+            return _service_description(request.url_root.rstrip("/"), request.headers.get("Accept"),
+                                        request.args.get("format"))
         queries, default_graphs, named_graphs = _protocol_arguments()
         if not queries:
             raise QueryError("no query: send one as the 'query' parameter (GET or POST form) "
@@ -198,9 +274,9 @@ class _UnsupportedMedia(OkgError):
     kind = "unsupported_media_type"
     status = 415
 
-    def __init__(self, content_type):
-        super().__init__(f"POST a query as application/x-www-form-urlencoded or application/sparql-query, "
-                         f"not {content_type or 'no content type'}")
+    def __init__(self, content_type, what="query", direct="application/sparql-query"):
+        super().__init__(f"POST {'a' if what == 'query' else 'an'} {what} as application/x-www-form-urlencoded "
+                         f"or {direct}, not {content_type or 'no content type'}")
 
 
 def _prime(rows):
@@ -218,9 +294,33 @@ def _prime(rows):
     return chain()
 
 
-def _respond(result, accept, fmt_param):
+def _service_description(endpoint, accept, fmt_param):
+    """The SPARQL 1.1 Service Description of the endpoint (what a plain GET of /sparql answers)."""
+    sd = "http://www.w3.org/ns/sparql-service-description#"
+    formats = ["SPARQL_Results_JSON", "SPARQL_Results_XML", "SPARQL_Results_CSV", "SPARQL_Results_TSV",
+               "Turtle", "N-Triples", "RDF_XML", "JSON-LD"]
+    lines = [
+        f"<{endpoint}/sparql#service> a <{sd}Service> ;",
+        f"  <{sd}endpoint> <{endpoint}/sparql> ;",
+        f"  <{sd}supportedLanguage> <{sd}SPARQL11Query> ;",
+        f"  <{sd}feature> <{sd}UnionDefaultGraph> ;",
+    ] + [f"  <{sd}resultFormat> <http://www.w3.org/ns/formats/{f}> ;" for f in formats] + [
+        f"  <{sd}defaultDataset> <{endpoint}/sparql#dataset> .",
+        f"<{endpoint}/sparql#dataset> a <{sd}Dataset> ;",
+        "  <http://www.w3.org/2000/01/rdf-schema#comment> \"The default graph is the latest snapshot of each "
+        "system, the history graphs and the ontology; every snapshot is also a named graph.\" .",
+    ]
+    triples = list(ox.parse("\n".join(lines).encode(), format=ox.RdfFormat.TURTLE))
+    fmt = negotiate(accept, fmt_param, GRAPH_ALIASES, "turtle")
+    body = ox.serialize([ox.Triple(q.subject, q.predicate, q.object) for q in triples],
+                        format={"ntriples": ox.RdfFormat.N_TRIPLES, "turtle": ox.RdfFormat.TURTLE,
+                                "rdfxml": ox.RdfFormat.RDF_XML, "jsonld": ox.RdfFormat.JSON_LD}[fmt])
+    return Response(body, mimetype=GRAPH_FORMATS[fmt])
+
+
+def _respond(result, accept, fmt_param, default="ntriples"):
     if result.kind == "graph":
-        fmt = negotiate(accept, fmt_param, GRAPH_ALIASES, "ntriples")
+        fmt = negotiate(accept, fmt_param, GRAPH_ALIASES, default)
         body = write_triples(_prime(result.rows), fmt, 10**12)
         return Response(body, mimetype=GRAPH_FORMATS[fmt])
     fmt = negotiate(accept, fmt_param, FORMAT_ALIASES, "json")

@@ -1,0 +1,158 @@
+"""The endpoint as real clients use it: SPARQLWrapper in every return format, rdflib's SPARQLStore,
+pandas reading CSV from a URL; the service description, Graph Store reads, CORS and the update URL."""
+
+import shutil
+import threading
+
+import pandas
+import pytest
+import rdflib
+import requests
+from rdflib.plugins.stores.sparqlstore import SPARQLStore
+from SPARQLWrapper import CSV, JSON, N3, RDFXML, TSV, TURTLE, XML, SPARQLWrapper
+
+from .conftest import free_port, wait_for
+
+OKG = "https://w3id.org/opportunity-kg/ontology#"
+STAGES = f"PREFIX okg: <{OKG}> SELECT ?stage (COUNT(?o) AS ?n) WHERE {{ ?o a okg:Opportunity ; okg:stage ?stage }} " \
+         "GROUP BY ?stage ORDER BY ?stage"
+CONSTRUCT = f"PREFIX okg: <{OKG}> CONSTRUCT {{ ?o okg:stage ?s }} WHERE {{ ?o okg:stage ?s }} LIMIT 50"
+
+
+@pytest.fixture(scope="module")
+def expected(open_sample_store):
+    from opportunity_kg.store import run_query
+
+    return {r[0].value: int(r[1].value) for r in run_query(open_sample_store, STAGES).rows}
+
+
+@pytest.mark.parametrize("fmt", [JSON, XML, CSV, TSV])
+def test_sparqlwrapper_select_in_every_results_format(server, expected, fmt):
+    client = SPARQLWrapper(server + "/sparql")
+    client.setQuery(STAGES)
+    client.setReturnFormat(fmt)
+    result = client.query().convert()
+    if fmt == JSON:
+        got = {b["stage"]["value"]: int(b["n"]["value"]) for b in result["results"]["bindings"]}
+    elif fmt == XML:
+        got = {}
+        for solution in result.getElementsByTagName("result"):
+            cells = {b.getAttribute("name"): b.firstChild.firstChild.data for b in solution.getElementsByTagName("binding")}
+            got[cells["stage"]] = int(cells["n"])
+    else:
+        sep = "," if fmt == CSV else "\t"
+        lines = result.decode("utf-8").strip().splitlines()[1:]
+        got = {}
+        for line in lines:
+            stage, n = line.split(sep)
+            got[stage.strip("<>")] = int(n.split("^^")[0].strip('"'))
+    assert got == expected
+
+
+@pytest.mark.parametrize("fmt", [TURTLE, N3, RDFXML])
+def test_sparqlwrapper_construct_in_rdf_formats(server, fmt):
+    client = SPARQLWrapper(server + "/sparql")
+    client.setQuery(CONSTRUCT)
+    client.setReturnFormat(fmt)
+    result = client.query().convert()
+    graph = result if isinstance(result, rdflib.Graph) else rdflib.Graph().parse(data=result, format="turtle")
+    assert len(graph) == 50 and all(str(p) == OKG + "stage" for _, p, _ in graph)
+
+
+def test_construct_as_json_ld(server):
+    response = requests.get(server + "/sparql", params={"query": CONSTRUCT}, headers={"Accept": "application/ld+json"})
+    assert response.headers["Content-Type"].startswith("application/ld+json")
+    assert len(rdflib.Graph().parse(data=response.text, format="json-ld")) == 50
+
+
+def test_rdflib_sparqlstore(server, expected):
+    graph = rdflib.Graph(store=SPARQLStore(server + "/sparql"))
+    got = {str(stage): int(n) for stage, n in graph.query(STAGES)}
+    assert got == expected
+
+
+def test_pandas_reads_a_canned_query_url(server):
+    frame = pandas.read_csv(server + "/api/queries/weighted-pipeline.csv?period=2026-Q4")
+    assert list(frame.columns) == ["owner", "opportunities", "amount", "weighted_amount"]
+    assert len(frame) > 5 and frame["amount"].dtype.kind in "if" and (frame["weighted_amount"] <= frame["amount"]).all()
+
+
+def test_service_description_on_a_plain_get(server):
+    response = requests.get(server + "/sparql", headers={"Accept": "text/turtle"})
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/turtle")
+    graph = rdflib.Graph().parse(data=response.text, format="turtle")
+    sd = rdflib.Namespace("http://www.w3.org/ns/sparql-service-description#")
+    service = graph.value(None, rdflib.RDF.type, sd.Service)
+    assert str(graph.value(service, sd.endpoint)) == server + "/sparql"
+    assert (service, sd.supportedLanguage, sd.SPARQL11Query) in graph
+
+
+def test_graph_store_protocol_reads_a_named_graph(server, sample_store):
+    _, report = sample_store
+    response = requests.get(server + "/rdf-graphs", params={"graph": report.graph}, headers={"Accept": "text/turtle"})
+    assert response.status_code == 200
+    graph = rdflib.Graph().parse(data=response.text, format="turtle")
+    assert (rdflib.URIRef(report.graph), rdflib.RDF.type, rdflib.URIRef(OKG + "Snapshot")) in graph
+    head = requests.head(server + "/rdf-graphs", params={"graph": report.graph})
+    assert head.status_code == 200 and head.text == ""
+    missing = requests.get(server + "/rdf-graphs", params={"graph": "http://example.com/none"})
+    assert missing.status_code == 404 and "no graph" in missing.json()["message"]
+
+
+def test_health(server):
+    body = requests.get(server + "/health").json()
+    assert body["status"] == "ok" and body["updates"] is False and body["snapshots"][0]["system"] == "salesforce"
+
+
+def test_updates_are_off_without_a_token(server):
+    response = requests.post(server + "/update", data={"update": "CLEAR ALL"})
+    assert response.status_code == 403 and "OKG_UPDATE_TOKEN" in response.json()["message"]
+
+
+@pytest.fixture
+def app_with(sample_store, tmp_path):
+    """A real server over a copy of the sample store with the given settings; yields its URL."""
+    from waitress.server import create_server
+
+    from opportunity_kg.web import create_app
+
+    servers = []
+
+    def start(**config):
+        copy = tmp_path / f"store-{len(servers)}"
+        shutil.copytree(sample_store[0], copy)
+        srv = create_server(create_app(copy, config=config), host="127.0.0.1", port=free_port(), threads=2)
+        threading.Thread(target=srv.run, daemon=True).start()
+        base = f"http://127.0.0.1:{srv.effective_port}"
+        wait_for(base + "/health")
+        servers.append(srv)
+        return base
+
+    yield start
+    for srv in servers:
+        srv.close()
+
+
+def test_update_needs_the_bearer_token(app_with):
+    base = app_with(update_token="s3cret")
+    update = 'INSERT DATA { GRAPH <http://example.com/g> { <http://example.com/a> <http://example.com/p> "x" } }'
+    assert requests.post(base + "/update", data={"update": update}).status_code == 401
+    wrong = requests.post(base + "/update", data={"update": update}, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.headers["WWW-Authenticate"].startswith("Bearer")
+    ok = requests.post(base + "/update", data=update, headers={"Authorization": "Bearer s3cret",
+                                                               "Content-Type": "application/sparql-update"})
+    assert ok.status_code == 204
+    ask = requests.get(base + "/sparql", params={"query": 'ASK { GRAPH ?g { ?s ?p "x" } }'}).json()
+    assert ask["boolean"] is True
+    bad = requests.post(base + "/update", data={"update": "INSERT nonsense"}, headers={"Authorization": "Bearer s3cret"})
+    assert bad.status_code == 400
+
+
+def test_cors_only_for_configured_origins(app_with, server):
+    base = app_with(cors_origins="https://bi.example.com")
+    allowed = requests.get(base + "/api/queries", headers={"Origin": "https://bi.example.com"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://bi.example.com"
+    other = requests.get(base + "/api/queries", headers={"Origin": "https://evil.example.com"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    assert "Access-Control-Allow-Origin" not in requests.get(server + "/api/queries",
+                                                             headers={"Origin": "https://bi.example.com"}).headers
