@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA := data
 PORT ?= 5000
 
-.PHONY: demo test install install-test docs lint fmt clean
+.PHONY: demo test install install-test browser docs lint fmt clean
 
 # 1. install, make the sample Salesforce export, ingest it, serve http://127.0.0.1:5000/
 demo: install
@@ -14,7 +14,7 @@ demo: install
 	$(BIN)/okg serve --store $(DATA)/store --port $(PORT)
 
 # 2. install with the test extras and run the whole test suite
-test: install-test
+test: install-test browser
 	$(BIN)/python -m pytest
 
 $(BIN)/python:
@@ -26,6 +26,12 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+
+# the page tests drive Debian's chromium with playwright (playwright cannot download browsers here)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the page tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "warning: could not install chromium; the page tests will be skipped"
 
 # the ontology's HTML documentation and RDF downloads, in docs/ontology/
 docs: install

@@ -156,3 +156,18 @@ def test_cors_only_for_configured_origins(app_with, server):
     assert "Access-Control-Allow-Origin" not in other.headers
     assert "Access-Control-Allow-Origin" not in requests.get(server + "/api/queries",
                                                              headers={"Origin": "https://bi.example.com"}).headers
+
+
+def test_openapi_describes_every_canned_query_with_typed_parameters(server):
+    from opportunity_kg.queries import load_queries
+
+    document = requests.get(server + "/api/openapi.json").json()
+    assert document["openapi"].startswith("3.") and "Error" in document["components"]["schemas"]
+    for query in load_queries().values():
+        for suffix in (".json", ".csv"):
+            operation = document["paths"][f"/api/queries/{query.name}{suffix}"]["get"]
+            params = {p["name"]: p for p in operation["parameters"]}
+            assert set(params) == {p.name for p in query.params}
+            assert {"400", "503"} <= set(operation["responses"])
+    period = document["paths"]["/api/queries/weighted-pipeline.json"]["get"]["parameters"][0]
+    assert period["required"] is True and period["schema"]["pattern"].startswith("^")

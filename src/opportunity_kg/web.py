@@ -17,11 +17,13 @@ Every error is answered with the one JSON error shape of
 """
 
 import hmac
+import html
 import json
 import logging
 import re
 import threading
 import time
+from pathlib import Path
 
 import pyoxigraph as ox
 from flask import Flask, Response, jsonify, request
@@ -211,8 +213,22 @@ def create_app(store_path=None, *, store=None, config=None):
     def list_queries():
         return jsonify({"queries": [q.as_dict() for q in load_queries().values()]})
 
+    @app.route("/api/openapi.json")
+    def openapi():
+        return jsonify(openapi_document(load_queries().values(), __version__))
+
+    @app.route("/queries/<name>")
+    def canned_page(name):
+        query = get_query(name)
+        page = (STATIC / "canned.html").read_text(encoding="utf-8")
+        page = page.replace("{title}", html.escape(query.title)).replace("{name}", html.escape(name))
+        return Response(page, mimetype="text/html")
+
     @app.route("/api/queries/<path:name>")
     def canned(name):
+        if name.endswith(".rq"):  # the query text with its parameters bound, for the query page
+            query = get_query(name[:-3])
+            return Response(query.bind(request.args.to_dict()), mimetype="application/sparql-query")
         fmt = None
         for suffix in (".csv", ".json"):
             if name.endswith(suffix):
@@ -249,7 +265,8 @@ def create_app(store_path=None, *, store=None, config=None):
 
     @app.route("/")
     def index():
-        return Response(INDEX_HTML.replace("{version}", __version__), mimetype="text/html")
+        page = (STATIC / "query.html").read_text(encoding="utf-8")
+        return Response(page.replace("{version}", __version__), mimetype="text/html")
 
     return app
 
@@ -352,29 +369,46 @@ def _records(variables, rows):
     yield "\n]\n"
 
 
-INDEX_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>opportunity-kg</title>
-<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
-textarea{width:100%;height:12rem;font-family:monospace}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:.2rem .5rem}</style></head>
-<body><h1>opportunity-kg {version}</h1>
-<p>SPARQL endpoint: <code>/sparql</code> &middot; canned queries: <a href="/api/queries">/api/queries</a></p>
-<form id="q"><textarea name="query">PREFIX okg: <https://w3id.org/opportunity-kg/ontology#>
-SELECT ?stage (COUNT(?o) AS ?opportunities) WHERE { ?o a okg:Opportunity ; okg:stage ?stage }
-GROUP BY ?stage ORDER BY DESC(?opportunities)</textarea><button>Run</button></form>
-<div id="out"></div>
-<script>
-document.getElementById('q').onsubmit = async (e) => {
-  e.preventDefault();
-  const body = new URLSearchParams(new FormData(e.target));
-  const r = await fetch('/sparql', {method: 'POST', body, headers: {Accept: 'application/sparql-results+json'}});
-  const data = await r.json();
-  const out = document.getElementById('out');
-  if (!r.ok) { out.textContent = data.message; return; }
-  const vars = data.head.vars;
-  const rows = data.results.bindings.map(b => '<tr>' + vars.map(v => '<td>' +
-    (b[v] ? b[v].value.replace(/&/g,'&amp;').replace(/</g,'&lt;') : '') + '</td>').join('') + '</tr>');
-  out.innerHTML = '<table><tr>' + vars.map(v => '<th>' + v + '</th>').join('') + '</tr>' + rows.join('') + '</table>';
-};
-</script></body></html>
-"""
+STATIC = Path(__file__).parent / "static"
+
+
+def openapi_document(queries, version):
+    """An OpenAPI 3.1 description of the canned-query API: one path per query, its typed parameters."""
+    schemas = {"string": {"type": "string"}, "integer": {"type": "integer"}, "number": {"type": "number"},
+               "boolean": {"type": "boolean"}, "date": {"type": "string", "format": "date"},
+               "iri": {"type": "string", "format": "iri"},
+               "period": {"type": "string", "pattern": r"^\d{4}(-(Q[1-4]|H[12]|\d{2}))?$"}}
+    error = {"description": "the one error shape",
+             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    paths = {}
+    for query in queries:
+        parameters = []
+        for p in query.params:
+            schema = dict(schemas.get(p.type, {"type": "string"}))
+            if p.choices:
+                schema = {"type": "string", "enum": p.choices}
+            if p.default is not None:
+                schema["default"] = p.default
+            parameters.append({"name": p.name, "in": "query", "required": p.required,
+                               "description": p.description, "schema": schema})
+        for suffix, media, schema in ((".json", "application/json",
+                                       {"type": "array", "items": {"type": "object"}}),
+                                      (".csv", "text/csv", {"type": "string"})):
+            paths[f"/api/queries/{query.name}{suffix}"] = {"get": {
+                "operationId": f"{query.name.replace('-', '_')}_{suffix[1:]}", "summary": query.title,
+                "description": query.description, "parameters": parameters,
+                "responses": {"200": {"description": "the results, a row per record",
+                                      "content": {media: {"schema": schema}}},
+                              "400": error, "503": error}}}
+    paths["/api/queries"] = {"get": {"operationId": "list_queries", "summary": "Every canned query",
+                                     "responses": {"200": {"description": "the queries with their parameters",
+                                                           "content": {"application/json": {}}}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "opportunity-kg canned queries", "version": version,
+                 "description": "Pipeline, forecast and win/loss tables as JSON or CSV, for BI tools."},
+        "paths": paths,
+        "components": {"schemas": {"Error": {"type": "object", "required": ["error", "message"], "properties": {
+            "error": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"},
+            "value": {"type": "string"}}}}},
+    }
