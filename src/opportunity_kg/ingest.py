@@ -35,6 +35,7 @@ from .functions import _parse_datetime
 from .history import GRAPH_BASE, changes_since, history_graph
 from .rml import load_mapping
 from .sources import CsvSource
+from .remote import is_remote
 from .store import ONTOLOGY_GRAPH, graph_changes, open_store, write_changes
 from .validate import from_rdflib, load_ontology, load_shapes, validate_triples
 
@@ -248,8 +249,11 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
     if not mapping_files(system_dir):
         known = ", ".join(p.name for p in sorted(Path(mappings_dir).iterdir()) if p.is_dir())
         raise OkgError(f"no mappings for source {source!r} in {system_dir}; the sources with mappings are {known}")
-    store_path = Path(store_path)
-    quarantine = Path(quarantine) if quarantine else store_path.with_name(store_path.name + "-quarantine.csv")
+    if is_remote(store_path):
+        quarantine = Path(quarantine) if quarantine else Path("okg-quarantine.csv")
+    else:
+        store_path = Path(store_path)
+        quarantine = Path(quarantine) if quarantine else store_path.with_name(store_path.name + "-quarantine.csv")
 
     rows = []
     rejects = []

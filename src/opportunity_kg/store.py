@@ -20,6 +20,7 @@ import pyoxigraph as ox
 from . import settings
 from .errors import OkgError, QueryError, QueryTimeout
 from .history import ONTOLOGY_GRAPH  # noqa: F401  (re-exported: where the ontology graph is named)
+from .remote import RemoteStore, is_remote
 from .rml import nquads
 
 
@@ -59,7 +60,10 @@ def recover(path):
 
 
 def open_store(path, *, create=True):
-    """Open (or create) the on-disk store at ``path`` (after :func:`recover`)."""
+    """Open (or create) the on-disk store at ``path`` (after :func:`recover`), or the SPARQL server
+    a URL names (:mod:`opportunity_kg.remote`)."""
+    if is_remote(path):
+        return RemoteStore(path)
     path = Path(path)
     with _write_lock(path, wait=False) as free:
         if free:
@@ -158,6 +162,9 @@ def write_changes(path, adds, removes):
     the old store or the new one, never a mix (:func:`recover` tidies up on the
     next open). The store must not be open elsewhere while this runs.
     """
+    if is_remote(path):
+        RemoteStore(path).write(adds, removes)
+        return len(adds), len(removes)
     path = Path(path)
     staging, previous = _beside(path, STAGING_SUFFIX), _beside(path, PREVIOUS_SUFFIX)
     with _write_lock(path):

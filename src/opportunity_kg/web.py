@@ -34,6 +34,7 @@ from .ontology_docs import DOC_FORMATS, RDF_FORMATS, documentation_html, modules
 from .queries import get_query, load_queries
 from .results import GRAPH_FORMATS, SELECT_FORMATS, write_boolean, write_solutions, write_triples
 from .history import snapshots
+from .remote import is_remote
 from .store import ReadOnlyStore, open_store, run_query
 
 log = logging.getLogger("opportunity_kg.web")
@@ -88,7 +89,10 @@ def create_app(store_path=None, *, store=None, config=None):
     limits = settings.all_settings(overrides)
     app.config["OKG_SETTINGS"] = limits
     app.config["MAX_CONTENT_LENGTH"] = limits["max_request_bytes"]
-    if store is None:
+    if store is None and is_remote(store_path):
+        remote = open_store(store_path)
+        app.config["OKG_STORE"] = lambda: remote
+    elif store is None:
         open_store(store_path, create=False)  # recovers a cut-short write, and names a missing store
         handle = ReadOnlyStore(store_path, writable=bool(limits["update_token"]))
         app.config["OKG_STORE"] = handle.current

@@ -1,0 +1,125 @@
+"""Benchmark: opportunity-kg's SPARQL endpoint against the native Oxigraph server on the same data.
+
+Usage: python benchmarks/endpoint.py --store PATH [--seconds 10] [--connections 8]
+
+Serves the store with `okg serve` (waitress) and, from a copy of the same
+quads, with `oxigraph serve`, both on 127.0.0.1; then, for each query (a
+cheap ASK, a SELECT with LIMIT 10, the weighted-pipeline aggregate), runs a
+bounded load: N connections with keep-alive for S seconds each. Prints a
+Markdown table: requests/s and p50/p99 latency for each server, and the
+ratio of opportunity-kg's throughput to the native one.
+"""
+
+import argparse
+import http.client
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+QUERIES = {
+    "ASK": "ASK { ?s ?p ?o }",
+    "SELECT LIMIT 10": "SELECT ?s ?p ?o WHERE { ?s ?p ?o } LIMIT 10",
+}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait(port, path):
+    for _ in range(300):
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", path)
+            connection.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing answers on port {port}")
+
+
+def load(port, path, seconds, connections):
+    latencies, errors = [], [0]
+    deadline = time.monotonic() + seconds
+
+    def worker():
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.monotonic() < deadline:
+            start = time.perf_counter()
+            try:
+                connection.request("GET", path, headers={"Accept": "application/sparql-results+json"})
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    errors[0] += 1
+            except OSError:
+                errors[0] += 1
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                continue
+            latencies.append(time.perf_counter() - start)
+
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    latencies.sort()
+    return {"rps": len(latencies) / seconds, "p50": statistics.median(latencies) * 1000,
+            "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000, "errors": errors[0]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+    from opportunity_kg.queries import get_query
+
+    queries = dict(QUERIES)
+    queries["weighted-pipeline (aggregate)"] = get_query("weighted-pipeline").bind({"period": "2026-Q4"})
+    okg_port, native_port = free_port(), free_port()
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory() as folder:
+        dump = Path(folder) / "quads.nq"
+        subprocess.run([str(bin_dir / "oxigraph"), "dump", "--location", args.store, "--file", str(dump)], check=True)
+        native_dir = Path(folder) / "native"
+        subprocess.run([str(bin_dir / "oxigraph"), "load", "--location", str(native_dir), "--file", str(dump)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        servers = [
+            subprocess.Popen([str(bin_dir / "okg"), "serve", "--store", args.store, "--port", str(okg_port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            subprocess.Popen([str(bin_dir / "oxigraph"), "serve-read-only", "--location", str(native_dir),
+                              "--bind", f"127.0.0.1:{native_port}", "--union-default-graph"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        ]
+        try:
+            wait(okg_port, "/health")
+            wait(native_port, "/query?query=ASK%7B%7D")
+            print(f"| query | opportunity-kg req/s | p50 ms | p99 ms | native Oxigraph req/s | p50 ms | p99 ms | "
+                  f"ratio |")
+            print("|---|---:|---:|---:|---:|---:|---:|---:|")
+            for name, text in queries.items():
+                q = urllib.parse.urlencode({"query": text})
+                ours = load(okg_port, f"/sparql?{q}", args.seconds, args.connections)
+                native = load(native_port, f"/query?{q}", args.seconds, args.connections)
+                print(f"| {name} | {ours['rps']:,.0f} | {ours['p50']:.1f} | {ours['p99']:.1f} | "
+                      f"{native['rps']:,.0f} | {native['p50']:.1f} | {native['p99']:.1f} | "
+                      f"{ours['rps'] / native['rps']:.2f} |", flush=True)
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
