@@ -43,9 +43,33 @@ def snapshots(store):
     return [(g.value, s.value, a.value) for g, s, a in store.query(_SNAPSHOTS)]
 
 
-def current_graphs(store):
+#: stores whose current graphs are known: id -> (store, graphs); a read-only store never changes,
+#: a writable one is forgotten (:func:`forget`) when it is written
+_CURRENT = {}
+#: stores remembered at most (a server reopens its store after each ingest)
+_REMEMBERED = 4
+
+
+def forget(store):
+    _CURRENT.pop(id(store), None)
+
+
+def current_graphs(store, remember=False):
     """The graphs of the default dataset: the latest snapshot per system, history, ontology.
-    None when the store holds no snapshot (then the union of all graphs is as good)."""
+    None when the store holds no snapshot (then the union of all graphs is as good).
+    With ``remember`` (a read-only store) the answer is kept for the store's next queries."""
+    known = _CURRENT.get(id(store))
+    if known is not None and known[0] is store:
+        return known[1]
+    graphs = _current_graphs(store)
+    if remember:
+        if len(_CURRENT) >= _REMEMBERED:
+            _CURRENT.clear()
+        _CURRENT[id(store)] = (store, graphs)
+    return graphs
+
+
+def _current_graphs(store):
     latest = {}
     for graph, system, as_of in snapshots(store):
         if system not in latest or as_of > latest[system][1]:

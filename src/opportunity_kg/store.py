@@ -111,6 +111,9 @@ class ReadOnlyStore:
                     raise OkgError(f"no store at {self.path}: run `okg ingest EXPORT --store {self.path}` first")
                 try:
                     self._store = ox.Store.read_only(str(self.path))
+                    from .history import current_graphs
+
+                    current_graphs(self._store, remember=True)  # it never changes: work out "now" once
                 except OSError as exc:
                     raise OkgError(f"cannot open the store at {self.path}: {exc}") from None
                 self._identity = identity
