@@ -5,6 +5,7 @@ evaluates), so a query that passes the timeout is answered with
 :class:`~opportunity_kg.errors.QueryTimeout` while the caller goes on.
 """
 
+import concurrent.futures
 import contextlib
 import fcntl
 import os
@@ -222,6 +223,8 @@ class Result:
 
 
 _SENTINEL = object()
+#: threads that evaluate queries (pyoxigraph releases the GIL meanwhile), kept rather than started per query
+_WORKERS = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="okg-query")
 
 
 def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=None, union_default=True,
@@ -283,7 +286,7 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
         except Exception as exc:  # pyoxigraph raises RuntimeError for evaluation errors
             send(("error", QueryError(f"the query failed: {exc}")))
 
-    threading.Thread(target=produce, daemon=True, name="okg-query").start()
+    _WORKERS.submit(produce)
 
     def take():
         remaining = deadline - time.monotonic()

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import pyoxigraph as ox
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 
 from . import __version__, settings
 from .errors import Forbidden, NotFound, OkgError, QueryError, Unauthorized
@@ -132,6 +132,18 @@ def create_app(store_path=None, *, store=None, config=None):
                         "message": f"{request.method} is not allowed on {request.path}"}), 405
 
     origins = [o.strip() for o in limits["cors_origins"].split(",") if o.strip()]
+
+    @app.before_request
+    def started():
+        g.started = time.monotonic()
+
+    @app.after_request
+    def log_request(response):
+        """One log line per request, written when the (streamed) response is done, with its duration."""
+        method, path, began = request.method, request.path, g.get("started", time.monotonic())
+        response.call_on_close(lambda: log.info("%s %s %s in %.1f ms", method, path, response.status_code,
+                                                (time.monotonic() - began) * 1000))
+        return response
 
     @app.after_request
     def cors(response):
