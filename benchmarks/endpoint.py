@@ -82,6 +82,7 @@ def main():
     parser.add_argument("--store", required=True)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=8, help="okg serve's waitress threads")
     args = parser.parse_args()
     from opportunity_kg.queries import get_query
 
@@ -96,7 +97,8 @@ def main():
         subprocess.run([str(bin_dir / "oxigraph"), "load", "--location", str(native_dir), "--file", str(dump)],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         servers = [
-            subprocess.Popen([str(bin_dir / "okg"), "serve", "--store", args.store, "--port", str(okg_port)],
+            subprocess.Popen([str(bin_dir / "okg"), "serve", "--store", args.store, "--port", str(okg_port),
+                              "--threads", str(args.threads)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
             subprocess.Popen([str(bin_dir / "oxigraph"), "serve-read-only", "--location", str(native_dir),
                               "--bind", f"127.0.0.1:{native_port}", "--union-default-graph"],

@@ -223,6 +223,8 @@ class Result:
 
 
 _SENTINEL = object()
+#: rows handed from the query thread to the response at a time
+ROW_BATCH = 500
 #: threads that evaluate queries (pyoxigraph releases the GIL meanwhile), kept rather than started per query
 _WORKERS = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="okg-query")
 
@@ -268,16 +270,24 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
             results = store.query(query, **kwargs)
             if isinstance(results, ox.QuerySolutions):
                 send(("select", list(results.variables)))
-                for solution in results:
-                    if not send(("row", tuple(solution))):
-                        return
+                rows = (tuple(solution) for solution in results)
             elif isinstance(results, ox.QueryBoolean):
                 send(("ask", bool(results)))
+                return
             else:
                 send(("graph", None))
-                for triple in results:
-                    if not send(("row", triple)):
+                rows = iter(results)
+            # rows go across in batches: a hand-over between threads can wait for the GIL for
+            # milliseconds, so one per row would make a ten-row answer slow under load
+            batch = []
+            for row in rows:
+                batch.append(row)
+                if len(batch) >= ROW_BATCH:
+                    if not send(("rows", batch)):
                         return
+                    batch = []
+            if batch and not send(("rows", batch)):
+                return
             send(("end", None))
         except SyntaxError as exc:
             send(("error", QueryError(f"the query is not valid SPARQL: {exc}")))
@@ -313,8 +323,9 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
                 tag, value = take()
                 if tag == "end":
                     return
-                count += 1
-                yield value
+                for row in value[: max_rows - count]:
+                    count += 1
+                    yield row
         finally:
             stop.set()
 
