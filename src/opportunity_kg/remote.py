@@ -18,10 +18,8 @@ import urllib.request
 
 import pyoxigraph as ox
 
+from . import settings
 from .errors import OkgError, QueryError
-
-#: seconds a request to the server may take before it is given up
-REMOTE_TIMEOUT = 300
 
 
 def is_remote(location):
@@ -46,7 +44,7 @@ class RemoteStore:
     def _request(self, url, data=None, headers=None, method=None):
         request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=REMOTE_TIMEOUT) as response:
+            with urllib.request.urlopen(request, timeout=settings.get("remote_timeout")) as response:
                 return response.read(), response.headers.get("Content-Type", "")
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:500]

@@ -28,6 +28,9 @@ SETTINGS = {s.name: s for s in [
     Setting("update_token", "",
             "Secret that turns on the SPARQL update URL (/update), for requests with `Authorization: Bearer "
             "<token>`. Empty (the default): updates are off and the store is opened read-only."),
+    Setting("remote_timeout", 300.0,
+            "Seconds one request to a SPARQL server used as the store (`--store http://...`) may take "
+            "before it is given up."),
     Setting("cors_origins", "",
             "Comma-separated origins browser tools may call the API from (CORS), or `*` for any. "
             "Empty (the default): no cross-origin access."),
