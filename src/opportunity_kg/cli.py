@@ -167,7 +167,12 @@ def cmd_serve(args):
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(args.store)
-    print(f"serving store {args.store} at http://{args.host}:{args.port}/ (SPARQL at /sparql); Ctrl+C stops")
+    base = f"http://{args.host}:{args.port}"
+    print(f"serving store {args.store} at {base}/ ; Ctrl+C stops\n"
+          f"  query page     {base}/\n"
+          f"  SPARQL         {base}/sparql\n"
+          f"  canned queries {base}/api/queries (pages at {base}/queries/<name>)\n"
+          f"  ontology       {base}/ontology")
     serve(app, host=args.host, port=args.port, threads=args.threads, ident="opportunity-kg")
 
 

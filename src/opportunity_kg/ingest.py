@@ -266,6 +266,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
     lines_read = defaultdict(set)  # file -> its lines read (a file two triples maps read counts once)
     total_read = 0
     planned = []  # (mapping, triples map reading one export file)
+    wanted = []  # what the system's files are called, for the error when none is there
     lookups = set()
     for mapping_file in mapping_files(system_dir):
         mapping = load_mapping(mapping_file, data_dir=data_dir)
@@ -274,11 +275,14 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
             found = files_for(tm, files)
             if not found and tm.source.path.name not in skipped:
                 skipped.append(tm.source.path.name)
+                if tm.source.patterns:
+                    wanted.append(f"{tm.source.path.name} (or {' or '.join(tm.source.patterns)} with the columns "
+                                  f"{', '.join(sorted(tm.source.required))})")
             for path in found:
                 planned.append((mapping, dataclasses.replace(tm, source=dataclasses.replace(tm.source, path=path))))
     if not planned:
         raise OkgError(f"no file in {export_dir} is one the {source} mappings read "
-                       f"(expected: {', '.join(skipped)})")
+                       f"(expected: {'; '.join(wanted) or ', '.join(skipped)})")
     for mapping, tm in planned:
         name = tm.source.path.name
         file_counts = counts.setdefault(name, FileCounts())
