@@ -181,8 +181,8 @@ def write_changes(path, adds, removes):
         for start in range(0, len(removes), DELETE_BATCH):
             block = "\n".join(f"GRAPH {g} {{ {s} {p} {o} }}" for s, p, o, g in removes[start:start + DELETE_BATCH])
             copy.update(f"DELETE DATA {{ {block} }}")
-        if adds:
-            copy.bulk_load(nquads(adds).encode("utf-8"), format=ox.RdfFormat.N_QUADS)
+        for start in range(0, len(adds), LOAD_CHUNK):  # in chunks: the text of all of them at once is big
+            copy.bulk_load(nquads(adds[start:start + LOAD_CHUNK]).encode("utf-8"), format=ox.RdfFormat.N_QUADS)
         copy.flush()
         del copy
         (staging / COMPLETE_MARKER).write_text("", encoding="utf-8")
@@ -195,6 +195,8 @@ def write_changes(path, adds, removes):
 
 #: quads removed per DELETE DATA update
 DELETE_BATCH = 20000
+#: quads bulk-loaded at a time
+LOAD_CHUNK = 200_000
 
 
 def replace_graphs(store, graphs, *, ignore_subjects=()):

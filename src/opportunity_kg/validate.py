@@ -21,6 +21,8 @@ from .paths import ONTOLOGY_DIR, SHAPES_DIR
 
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 DEFAULT_GRAPH = ox.DefaultGraph()
+#: quads turned into N-Quads text and loaded at a time
+LOAD_CHUNK = 100_000
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,13 @@ def validate_triples(triples, shapes=None, ontology=None, *, sparql_in_store=Tru
     if isinstance(triples, rdflib.Graph):
         store.extend(ox.Quad(*(from_rdflib(n) for n in t)) for t in triples)
     else:
-        store.load(nquads((*t[:3], DEFAULT_GRAPH) for t in triples), format=ox.RdfFormat.N_QUADS)
+        chunk = []
+        for t in triples:  # in chunks, so the N-Quads text of a big export is never all in memory
+            chunk.append((*t[:3], DEFAULT_GRAPH))
+            if len(chunk) >= LOAD_CHUNK:
+                store.load(nquads(chunk), format=ox.RdfFormat.N_QUADS)
+                chunk = []
+        store.load(nquads(chunk), format=ox.RdfFormat.N_QUADS)
     store.extend(ox.Quad(*(from_rdflib(n) for n in t)) for t in ontology)
     out = []
     if len(rest):
