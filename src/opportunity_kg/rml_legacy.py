@@ -68,8 +68,6 @@ def upgrade(graph):
         if str(p) in UNSUPPORTED:
             raise UnsupportedError(f"{UNSUPPORTED[str(p)]} are not supported (CSV files only)")
         out.add((s, _new(p), _new(o) if p == RDF.type or str(o).startswith((RR, QL)) else o))
-    # R2RML put the reference formulation on the logical source; a plain literal
-    # rml:source is the file path, which the engine reads relative to the mapping.
     return out
 
 

@@ -1,6 +1,10 @@
-"""The embedded Oxigraph store: open it, replace a graph atomically, run queries with limits.
+"""The store: open it (on disk, or a SPARQL server), write changes atomically, run queries with limits.
 
-Queries run on a worker thread (pyoxigraph releases the GIL while it
+:func:`graph_changes` works out what makes the stored graphs hold new
+triples, and :func:`write_changes` writes them atomically at bulk-load speed
+(a checkpoint copy, changed and swapped in; :func:`recover` tidies up after
+a killed write). :class:`ReadOnlyStore` is the server's view, which follows
+those swaps. Queries run on a worker thread (pyoxigraph releases the GIL while it
 evaluates), so a query that passes the timeout is answered with
 :class:`~opportunity_kg.errors.QueryTimeout` while the caller goes on.
 """
@@ -199,22 +203,6 @@ DELETE_BATCH = 20000
 LOAD_CHUNK = 200_000
 
 
-def replace_graphs(store, graphs, *, ignore_subjects=()):
-    """Make each named graph of an open ``store`` hold exactly the given triples, in one transaction
-    (for stores already open, such as in-memory ones; the ingest uses :func:`write_changes`)."""
-    adds, removes = graph_changes(store, graphs, ignore_subjects=ignore_subjects)
-    if not adds and not removes:
-        return 0, 0
-    if removes:
-        def block(quads):
-            return "\n".join(f"GRAPH {g} {{ {s} {p} {o} }}" for s, p, o, g in quads)
-        store.update(f"DELETE DATA {{ {block(removes)} }} ;\nINSERT DATA {{ {block(adds)} }}")
-    else:
-        store.load(nquads(adds), format=ox.RdfFormat.N_QUADS)  # one transaction
-    store.flush()
-    return len(adds), len(removes)
-
-
 @dataclass
 class Result:
     """A running query: ``kind`` is select, ask or graph."""
@@ -224,7 +212,6 @@ class Result:
     rows: object  # iterator of tuples (select) or triples (graph), or a bool (ask)
 
 
-_SENTINEL = object()
 #: rows handed from the query thread to the response at a time
 ROW_BATCH = 500
 #: threads that evaluate queries (pyoxigraph releases the GIL meanwhile), kept rather than started per query
