@@ -393,6 +393,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
     mapped_files = set(counts) | set(skipped)
     report.unmapped = sorted(p.name for p in files if p.name not in mapped_files and p.name not in lookups)
     report.lookups = sorted(lookups)
+    del rows, loaded, by_subject, by_line, bad  # the rows are in ``data`` now: let them go before the write
     triples = list(data) + _provenance(report, export_dir)
     ontology_triples = [tuple(from_rdflib(t) for t in spo) for spo in ontology]
 
