@@ -108,3 +108,25 @@ def test_every_error_has_the_one_shape(server):
         assert r.status_code >= 400
         body = json.loads(r.text)
         assert set(body) >= {"error", "message"} and isinstance(body["message"], str)
+
+
+def test_protocol_dataset_is_exactly_the_graphs_named(server, sample_store):
+    """default-graph-uri and named-graph-uri set the dataset as the SPARQL 1.1 Protocol says: the named
+    graphs are only those named (none when only default-graph-uri is given)."""
+    _, report = sample_store
+    ontology = "https://w3id.org/opportunity-kg/graph/ontology"
+    graphs = "SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } } ORDER BY ?g"
+
+    def ask(params):
+        body = requests.get(server + "/sparql", params=params,
+                            headers={"Accept": "application/sparql-results+json"}).json()
+        return [b["g"]["value"] for b in body["results"]["bindings"]]
+
+    assert ask({"query": graphs}) == sorted([ontology, report.graph])  # no dataset named: every graph
+    assert ask({"query": graphs, "default-graph-uri": report.graph}) == []
+    assert ask({"query": graphs, "named-graph-uri": ontology}) == [ontology]
+    count = "SELECT (COUNT(*) AS ?n) WHERE { ?s a ?c }"
+    only_ontology = requests.get(server + "/sparql", params={"query": count, "default-graph-uri": ontology},
+                                 headers={"Accept": "text/csv"}).text.splitlines()[1]
+    now = requests.get(server + "/sparql", params={"query": count}, headers={"Accept": "text/csv"}).text.splitlines()[1]
+    assert 0 < int(only_ontology) < int(now)

@@ -59,7 +59,7 @@ class RemoteStore:
     def query(self, query, default_graph=None, named_graphs=None, use_default_graph_as_union=False):
         params = [("query", query)]
         params += [("default-graph-uri", g.value) for g in default_graph or []]
-        if default_graph and named_graphs is None:
+        if default_graph is not None and named_graphs is None:
             # the protocol's dataset has no named graphs unless they are named; the embedded store's
             # default_graph keeps them all, so name them all
             named_graphs = self.named_graphs()

@@ -223,13 +223,17 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
     """Run a SPARQL query; return a :class:`Result` whose rows stream under the timeout.
 
     ``timeout`` (seconds) bounds the whole run, from parsing to the last row;
-    ``max_rows`` bounds the rows the iterator yields.
+    ``max_rows`` bounds the rows the iterator yields. ``default_graph`` and
+    ``named_graphs`` (lists of graph IRIs) set the dataset as the SPARQL
+    Protocol's ``default-graph-uri`` and ``named-graph-uri`` do; without them
+    the default graph is "now" (:func:`opportunity_kg.history.current_graphs`)
+    and every graph is a named graph.
     """
     timeout = settings.get("query_timeout") if timeout is None else timeout
     max_rows = settings.get("max_rows") if max_rows is None else max_rows
     deadline = time.monotonic() + timeout
     kwargs = {}
-    if default_graph:
+    if default_graph is not None:
         kwargs["default_graph"] = [ox.NamedNode(g) for g in default_graph]
     elif union_default:
         from .history import current_graphs
@@ -239,7 +243,7 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
             kwargs["default_graph"] = [ox.NamedNode(g) for g in current]
         else:
             kwargs["use_default_graph_as_union"] = True
-    if named_graphs:
+    if named_graphs is not None:  # an empty list: no named graphs at all
         kwargs["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
     channel = queue.Queue(maxsize=256)
     stop = threading.Event()

@@ -222,7 +222,10 @@ def create_app(store_path=None, *, store=None, config=None):
         if len(queries) > 1:
             raise QueryError("more than one query in the request; send exactly one 'query'")
         query = queries[0]
-        result = execute(query, default_graph=default_graphs or None, named_graphs=named_graphs or None)
+        if default_graphs or named_graphs:  # the protocol's dataset: exactly the graphs named, each kind
+            result = execute(query, default_graph=default_graphs, named_graphs=named_graphs)
+        else:
+            result = execute(query)
         return _respond(result, request.headers.get("Accept"), request.values.get("format"))
 
     @app.route("/api/queries")
