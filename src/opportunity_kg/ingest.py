@@ -402,7 +402,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
     store = open_store(store_path)
     try:
         graphs = {graph_iri: triples, ONTOLOGY_GRAPH: ontology_triples}
-        changes, report.previous_snapshot = changes_since(store, source, as_of, graph_iri, list(data))
+        changes, report.previous_snapshot = changes_since(store, source, as_of, graph_iri, triples)
         report.history_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "FieldChange")
         if changes:
             history = ox.NamedNode(history_graph(source))

@@ -20,6 +20,7 @@ import pyoxigraph as ox
 
 from . import settings
 from .errors import OkgError, QueryError
+from .rml import quad_data
 
 
 def is_remote(location):
@@ -98,12 +99,10 @@ class RemoteStore:
 
     def write(self, adds, removes):
         """Apply the changes in one update request (one transaction on servers that have them)."""
-        def block(quads):
-            return "\n".join(f"GRAPH {g} {{ {s} {p} {o} }}" for s, p, o, g in quads)
         parts = []
         if removes:
-            parts.append(f"DELETE DATA {{ {block(removes)} }}")
+            parts.append(f"DELETE DATA {{ {quad_data(removes)} }}")
         if adds:
-            parts.append(f"INSERT DATA {{ {block(adds)} }}")
+            parts.append(f"INSERT DATA {{ {quad_data(adds)} }}")
         if parts:
             self.update(" ;\n".join(parts))

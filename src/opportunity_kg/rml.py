@@ -59,6 +59,11 @@ def nquads(quads):
                    for q in quads)
 
 
+def quad_data(quads):
+    """The quads as the body of a SPARQL ``INSERT DATA`` or ``DELETE DATA`` (``GRAPH <g> { s p o }`` lines)."""
+    return "\n".join(f"GRAPH {g} {{ {s} {p} {o} }}" for s, p, o, g in quads)
+
+
 def to_ox_quads(quads):
     """pyoxigraph quads for many of our quads at once (through N-Quads, which Oxigraph parses fast)."""
     quads = list(quads)

@@ -26,7 +26,7 @@ from . import settings
 from .errors import OkgError, QueryError, QueryTimeout
 from .history import ONTOLOGY_GRAPH  # noqa: F401  (re-exported: where the ontology graph is named)
 from .remote import RemoteStore, is_remote
-from .rml import nquads
+from .rml import nquads, quad_data
 
 
 
@@ -183,8 +183,7 @@ def write_changes(path, adds, removes):
             del original
         copy = ox.Store(str(staging))
         for start in range(0, len(removes), DELETE_BATCH):
-            block = "\n".join(f"GRAPH {g} {{ {s} {p} {o} }}" for s, p, o, g in removes[start:start + DELETE_BATCH])
-            copy.update(f"DELETE DATA {{ {block} }}")
+            copy.update(f"DELETE DATA {{ {quad_data(removes[start:start + DELETE_BATCH])} }}")
         for start in range(0, len(adds), LOAD_CHUNK):  # in chunks: the text of all of them at once is big
             copy.bulk_load(nquads(adds[start:start + LOAD_CHUNK]).encode("utf-8"), format=ox.RdfFormat.N_QUADS)
         copy.flush()
