@@ -107,3 +107,49 @@ def test_every_fact_traces_to_file_and_line(sample_store, open_sample_store, sam
     with open(sample_export / OPP, encoding="utf-8", newline="") as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):
             assert rows[row["Id"]].endswith(f"/{OPP}#line={line}")
+
+
+def _graph_triples(store, graph):
+    import pyoxigraph as ox
+
+    return {(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, ox.NamedNode(graph))}
+
+
+def test_a_corrected_export_of_the_same_date_replaces_the_snapshot_exactly(sample_export, tmp_path):
+    """A second export with the same as-of date changes the snapshot to exactly what a first
+    ingest of it would give: the changed amount replaced, the removed row's facts gone."""
+    first = ingest(sample_export, tmp_path / "store")
+    corrected = tmp_path / "corrected"
+    shutil.copytree(sample_export, corrected)
+    with open(corrected / OPP, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        header, rows = reader.fieldnames, list(reader)
+    removed = rows.pop(3)["Id"]
+    rows[0]["Amount"] = "123456.00"
+    with open(corrected / OPP, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    second = ingest(corrected, tmp_path / "store", as_of=first.as_of)
+    fresh = ingest(corrected, tmp_path / "fresh", as_of=first.as_of)
+    assert second.changed and second.graph == first.graph and second.digest == fresh.digest != first.digest
+    run = f"<{first.graph}#ingest-run>"
+    updated = {t for t in _graph_triples(open_store(tmp_path / "store"), first.graph) if str(t[0]) != run}
+    expected = {t for t in _graph_triples(open_store(tmp_path / "fresh"), first.graph) if str(t[0]) != run}
+    assert updated == expected
+    assert not any(t[0].value.endswith("/" + removed) for t in updated)
+    assert any(t[1].value.endswith("#amount") and float(t[2].value) == 123456 for t in updated)
+
+
+def test_the_content_digest_is_what_its_definition_says(sample_export, tmp_path):
+    """okg:contentDigest: the sum of each distinct triple's BLAKE2b-128 hash of its N-Triples
+    form, modulo 2**128, over the snapshot graph but the ingest run's own triples."""
+    import hashlib
+
+    report = ingest(sample_export, tmp_path / "store")
+    triples = _graph_triples(open_store(tmp_path / "store"), report.graph)
+    digest_term = "https://w3id.org/opportunity-kg/ontology#contentDigest"
+    stored = [t[2].value for t in triples if t[1].value == digest_term]
+    total = sum(int.from_bytes(hashlib.blake2b(f"{s} {p} {o} .".encode(), digest_size=16).digest(), "big")
+                for s, p, o in triples if s.value != report.graph + "#ingest-run" and p.value != digest_term)
+    assert stored == [report.digest] == [f"{total % 2 ** 128:032x}"]

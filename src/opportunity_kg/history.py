@@ -101,15 +101,27 @@ def _values(triples):
     return out
 
 
-def changes_since(store, system, as_of, graph, new_triples):
-    """History triples for what changed between the previous snapshot of ``system`` and the new
-    one (``graph``, dated ``as_of``, holding ``new_triples``); returns (triples, previous graph)."""
+def tracked_values(store, graph):
+    """opportunity -> {field name: term} for the tracked fields in one graph of a store (None: its
+    default graph)."""
+    named = ox.NamedNode(graph) if graph else ox.DefaultGraph()
+    try:
+        wanted = [(RDF_TYPE, ox.NamedNode(OKG + "Opportunity"))] + [(ox.NamedNode(p), None) for p in TRACKED.values()]
+        triples = [(q.subject, q.predicate, q.object) for p, o in wanted
+                   for q in store.quads_for_pattern(None, p, o, named)]
+    except NotImplementedError:  # a SPARQL server: the whole graph at once
+        triples = [(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, named)]
+    return _values(triples)
+
+
+def changes_since(store, system, as_of, graph, after):
+    """History triples for what changed between the previous snapshot of ``system`` in ``store``
+    and the new one (``graph``, dated ``as_of``, whose tracked values are ``after``, from
+    :func:`tracked_values`); returns (triples, previous graph)."""
     before_graph = previous_snapshot(store, system, as_of)
     if before_graph is None:
         return [], None
-    named = ox.NamedNode(before_graph)
-    before = _values([(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, named)])
-    after = _values(new_triples)
+    before = tracked_values(store, before_graph)
     moment = ox.Literal(f"{as_of}T00:00:00Z", datatype=ox.NamedNode(XSD + "dateTime"))
     sources = [ox.NamedNode(before_graph), ox.NamedNode(graph)]
     out = []

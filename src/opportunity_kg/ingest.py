@@ -14,9 +14,11 @@
 Rows read always equal rows loaded plus rows quarantined, per file and in total.
 """
 
+import contextlib
 import csv
 import dataclasses
 import fnmatch
+import hashlib
 import json
 import re
 from collections import defaultdict
@@ -32,12 +34,12 @@ from .errors import DataError, OkgError
 from .paths import MAPPINGS_DIR
 from .progress import Progress
 from .functions import _parse_datetime
-from .history import GRAPH_BASE, changes_since, history_graph
+from .history import GRAPH_BASE, changes_since, history_graph, tracked_values
 from .rml import load_mapping
 from .sources import CsvSource
-from .remote import is_remote
-from .store import ONTOLOGY_GRAPH, graph_changes, open_store, write_changes
-from .validate import from_rdflib, load_ontology, load_shapes, validate_triples
+from .remote import RemoteStore, is_remote
+from .store import ONTOLOGY_GRAPH, Loader, Staging, delete_quads, graph_changes, staged, write_changes
+from .validate import from_rdflib, load_ontology, load_shapes, validate_store
 
 OKG = "https://w3id.org/opportunity-kg/ontology#"
 PROV = "http://www.w3.org/ns/prov#"
@@ -77,6 +79,7 @@ class IngestReport:
     previous_snapshot: str | None = None
     history_changes: int = 0
     changed: bool = True
+    digest: str = ""
 
     @property
     def totals(self):
@@ -95,7 +98,7 @@ class IngestReport:
             "files": {name: vars(c) for name, c in self.files.items()},
             "total": vars(self.totals), "skipped": self.skipped, "unmapped": self.unmapped,
             "warnings": self.warnings, "lookups": self.lookups, "previous_snapshot": self.previous_snapshot,
-            "history_changes": self.history_changes, "changed": self.changed,
+            "history_changes": self.history_changes, "changed": self.changed, "digest": self.digest,
         }
 
 
@@ -103,8 +106,8 @@ class IngestReport:
 class _Row:
     file: str
     line: int
-    values: dict | None
-    quads: list
+    source: object  # the triples map's logical source, to read the row's values again if it is rejected
+    quads: list  # its triples
     subject: object
     predicates: dict  # predicate IRI -> column
     record_id: str = ""
@@ -259,7 +262,6 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
     rejects = []
     counts = {}
     seen = {}  # (triples map, subject) -> line of first row
-    found_as_of = None
     report_warnings = []
     skipped = []
     renames = {}  # file -> {column the mapping reads: header in the file} where an alias was used
@@ -283,138 +285,286 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
     if not planned:
         raise OkgError(f"no file in {export_dir} is one the {source} mappings read "
                        f"(expected: {'; '.join(wanted) or ', '.join(skipped)})")
-    for mapping, tm in planned:
-        name = tm.source.path.name
-        file_counts = counts.setdefault(name, FileCounts())
-        columns = _predicate_columns(tm)
-        source_file = tm.source.open()
-        if not source_file.header:
-            lines_read.setdefault(name, set())
-            report_warnings.append(f"{name}: the file is empty (not even a header); nothing read")
-            continue
-        missing = mapping.missing_columns(tm, source_file, lenient=True)
-        if missing:
-            report_warnings.append(f"{name}: no column {', '.join(missing)}; read as empty")
-        renames[name] = dict(source_file.renamed)
-        id_column = tm.source.id_column or _id_column(tm)
-        as_of_columns = tm.source.as_of or AS_OF_COLUMNS
-        for row in source_file.rows():
-            mapped = mapping._map_row(tm, source_file, row, missing)
-            lines_read[name].add(mapped.line)
-            total_read += 1
-            if not total_read % 2000:
-                progress.rows(name, row.number, total_read)
-            found_as_of = _as_of_from(mapped.values, found_as_of, as_of_columns)
-            record_id = (mapped.values or {}).get(id_column, "") or ""
-            if mapped.error:
-                rejects.append((name, mapped.line, record_id, mapped.field or "", mapped.value or "",
-                                mapped.error, mapped.values))
-                continue
-            key = (tm.name, mapped.subject)
-            if tm.source.unique_subjects and mapped.subject is not None and key in seen:
-                first_file, first_line = seen[key]
-                where = f"line {first_line}" + (f" of {first_file}" if first_file != name else "")
-                rejects.append((name, mapped.line, record_id, id_column, record_id,
-                                f"duplicate record: the same {id_column} is on {where}", mapped.values))
-                continue
-            seen[key] = (name, mapped.line)
-            rows.append(_Row(name, mapped.line, mapped.values, mapped.quads, mapped.subject, columns, record_id))
-
-    # validate; rows whose facts break a shape are quarantined, then validate again
-    shapes, ontology = load_shapes(), load_ontology()
-    # a line is loaded whole or not at all: if one triples map rejected it, the others' facts go too
-    rejected_lines = {(r[0], r[1]) for r in rejects}
-    rows = [row for row in rows if (row.file, row.line) not in rejected_lines]
-    by_subject = defaultdict(list)
-    by_line = defaultdict(list)
-    for row in rows:
-        by_line[(row.file, row.line)].append(row)
-        if row.subject is not None:
-            by_subject[row.subject.value].append(row)
-    bad = {}
-    for _ in range(MAX_VALIDATION_PASSES):
-        live = [q for row in rows if id(row) not in bad for q in row.quads]
-        progress.phase(f"validating {len(live):,} triples against the shapes")
-        violations = validate_triples(live, shapes, ontology)
-        new = 0
-        for violation in violations:
-            if not violation.is_violation:
-                continue
-            owners = [r for r in by_subject.get(violation.focus, []) if id(r) not in bad]
-            if violation.path:
-                with_path = [r for r in owners if any(q[1].value == violation.path for q in r.quads)]
-                owners = with_path or owners
-            for row in owners:
-                if id(row) not in bad:
-                    bad[id(row)] = (row, violation)
-                    new += 1
-                    for sibling in by_line[(row.file, row.line)]:
-                        bad.setdefault(id(sibling), (sibling, None))
-        if not new:
-            break
-    report_warnings += _warnings(violations, by_subject, bad)
-    for row, violation in bad.values():
-        if violation is None:
-            continue  # dropped with a sibling on the same line, which names the reason
-        column = row.predicates.get(violation.path, "") if violation.path else ""
-        value = row.values.get(column, "") if column and "," not in column else (violation.value or "")
-        rejects.append((row.file, row.line, row.record_id, column, value or "",
-                        violation.message, row.values))
-    loaded = [row for row in rows if id(row) not in bad]
-
-    as_of = str(as_of) if as_of else (found_as_of or date.today().isoformat())
+    as_of = str(as_of) if as_of else (_as_of_in(planned) or date.today().isoformat())
     graph_iri = f"{GRAPH_BASE}{source}/{as_of}"
-    data = {}
-    for row in loaded:
-        record = ox.NamedNode(f"{file_iri(graph_iri, row.file)}#line={row.line}")
-        for quad in row.quads:
-            triple = quad[:3]
-            if triple not in data:
-                data[triple] = row.file
-        if row.subject is not None:
-            data.setdefault((row.subject, ox.NamedNode(PROV + "wasDerivedFrom"), record), None)
-    for path in sorted((system_dir / "reference").glob("*.ttl")):
-        name = f"reference/{path.name}"
-        counts[name] = FileCounts()
-        for quad in ox.parse(path=str(path), format=ox.RdfFormat.TURTLE):
-            data.setdefault((quad.subject, quad.predicate, quad.object), name)
-    quarantined = defaultdict(set)
-    for name, line, *_ in rejects:
-        quarantined[name].add(line)
-    for name, lines in lines_read.items():
-        counts[name].rows_read = len(lines)
-        counts[name].rows_quarantined = len(quarantined[name])
-        counts[name].rows_loaded = len(lines - quarantined[name])
-    for triple, name in data.items():
-        if name:
-            counts[name].triples += 1
-    report = IngestReport(source, as_of, graph_iri, str(store_path), str(quarantine), counts, skipped,
-                          report_warnings, sum(1 for n in data.values() if n))
-    mapped_files = set(counts) | set(skipped)
-    report.unmapped = sorted(p.name for p in files if p.name not in mapped_files and p.name not in lookups)
-    report.lookups = sorted(lookups)
-    del rows, loaded, by_subject, by_line, bad  # the rows are in ``data`` now: let them go before the write
-    triples = list(data) + _provenance(report, export_dir)
+    shapes, ontology = load_shapes(), load_ontology()
     ontology_triples = [tuple(from_rdflib(t) for t in spo) for spo in ontology]
+    remote = RemoteStore(store_path) if is_remote(store_path) else None
+    with _workspace(store_path) as work:
+        store = work.store
+        target = ox.NamedNode(graph_iri)
+        # a new snapshot is loaded straight into its graph; one of a date already there, or one for
+        # a SPARQL server, is collected and compared with what is stored, so only changes are written
+        existed = not remote and store.contains_named_graph(target)
+        direct = not remote and not existed
+        ontology_changed = _replace_graph(store, ONTOLOGY_GRAPH, ontology_triples)
+        # the data is also loaded into an in-memory store with the ontology, where validation
+        # runs several times faster than on disk
+        check = ox.Store()
+        check.extend(ox.Quad(*t, ox.DefaultGraph()) for t in ontology_triples)
+        loader = Loader([(check, None)] + ([(store, target)] if direct else []))
+        derived = ox.NamedNode(PROV + "wasDerivedFrom")
+        for mapping, tm in planned:
+            name = tm.source.path.name
+            file_counts = counts.setdefault(name, FileCounts())
+            columns = _predicate_columns(tm)
+            source_file = tm.source.open()
+            if not source_file.header:
+                lines_read.setdefault(name, set())
+                report_warnings.append(f"{name}: the file is empty (not even a header); nothing read")
+                continue
+            missing = mapping.missing_columns(tm, source_file, lenient=True)
+            if missing:
+                report_warnings.append(f"{name}: no column {', '.join(missing)}; read as empty")
+            renames[name] = dict(source_file.renamed)
+            id_column = tm.source.id_column or _id_column(tm)
+            record_base = file_iri(graph_iri, name) + "#line="
+            for row in source_file.rows():
+                mapped = mapping._map_row(tm, source_file, row, missing)
+                lines_read[name].add(mapped.line)
+                total_read += 1
+                if not total_read % 2000:
+                    progress.rows(name, row.number, total_read)
+                record_id = (mapped.values or {}).get(id_column, "") or ""
+                if mapped.error:
+                    rejects.append((name, mapped.line, record_id, mapped.field or "", mapped.value or "",
+                                    mapped.error, mapped.values))
+                    continue
+                key = (tm.name, mapped.subject)
+                if tm.source.unique_subjects and mapped.subject is not None and key in seen:
+                    first_file, first_line = seen[key]
+                    where = f"line {first_line}" + (f" of {first_file}" if first_file != name else "")
+                    rejects.append((name, mapped.line, record_id, id_column, record_id,
+                                    f"duplicate record: the same {id_column} is on {where}", mapped.values))
+                    continue
+                seen[key] = (name, mapped.line)
+                triples = [q[:3] for q in mapped.quads]
+                if mapped.subject is not None:
+                    triples.append((mapped.subject, derived, ox.NamedNode(f"{record_base}{mapped.line}")))
+                loader.add(triples)
+                rows.append(_Row(name, mapped.line, tm.source, triples, mapped.subject, columns, record_id))
+        reference = []
+        for path in sorted((system_dir / "reference").glob("*.ttl")):
+            name = f"reference/{path.name}"
+            counts[name] = FileCounts()
+            triples = [(q.subject, q.predicate, q.object) for q in ox.parse(path=str(path), format=ox.RdfFormat.TURTLE)]
+            reference.append((name, triples))
+            loader.add(triples)
+        progress.phase(f"writing {loader.count:,} triples to the store")
+        loader.close()
+        del seen
 
-    _write_quarantine(quarantine, rejects, renames)
-    progress.phase(f"writing {len(triples):,} triples to the store")
-    store = open_store(store_path)
-    try:
-        graphs = {graph_iri: triples, ONTOLOGY_GRAPH: ontology_triples}
-        changes, report.previous_snapshot = changes_since(store, source, as_of, graph_iri, triples)
+        # validate in the store; rows whose facts break a shape are quarantined, then validate again
+        # a line is loaded whole or not at all: if one triples map rejected it, the others' facts go too
+        rejected_lines = {(r[0], r[1]) for r in rejects}
+        dropped = [row for row in rows if (row.file, row.line) in rejected_lines]
+        rows = [row for row in rows if (row.file, row.line) not in rejected_lines]
+        by_subject = defaultdict(list)
+        by_line = defaultdict(list)
+        for row in rows:
+            by_line[(row.file, row.line)].append(row)
+            if row.subject is not None:
+                by_subject[row.subject.value].append(row)
+        bad = {}
+        for _ in range(MAX_VALIDATION_PASSES):
+            if dropped:
+                progress.phase(f"taking out {len(dropped):,} rejected rows")
+                _remove_rows([(check, ox.DefaultGraph())] + ([(store, target)] if direct else []), dropped,
+                             [row for row in rows if id(row) not in bad], reference)
+            progress.phase("validating against the shapes")
+            violations = validate_store(check, None, shapes, ontology)
+            dropped = []
+            for violation in violations:
+                if not violation.is_violation:
+                    continue
+                owners = [r for r in by_subject.get(violation.focus, []) if id(r) not in bad]
+                if violation.path:
+                    with_path = [r for r in owners if any(q[1].value == violation.path for q in r.quads)]
+                    owners = with_path or owners
+                for row in owners:
+                    if id(row) not in bad:
+                        bad[id(row)] = (row, violation)
+                        dropped.append(row)
+                        for sibling in by_line[(row.file, row.line)]:
+                            if id(sibling) not in bad:
+                                bad[id(sibling)] = (sibling, None)
+                                dropped.append(sibling)
+            if not dropped:
+                break
+        report_warnings += _warnings(violations, by_subject, bad)
+        values = _values_at([row for row, violation in bad.values() if violation is not None])
+        for row, violation in bad.values():
+            if violation is None:
+                continue  # dropped with a sibling on the same line, which names the reason
+            row_values = values.get((row.file, row.line)) or {}
+            column = row.predicates.get(violation.path, "") if violation.path else ""
+            value = row_values.get(column, "") if column and "," not in column else (violation.value or "")
+            rejects.append((row.file, row.line, row.record_id, column, value or "",
+                            violation.message, row_values))
+
+        # counts: each triple counts once, for the first file that gave it
+        quarantined = defaultdict(set)
+        for name, line, *_ in rejects:
+            quarantined[name].add(line)
+        for name, lines in lines_read.items():
+            counts[name].rows_read = len(lines)
+            counts[name].rows_quarantined = len(quarantined[name])
+            counts[name].rows_loaded = len(lines - quarantined[name])
+        # and the snapshot's digest sums each distinct triple's hash
+        counted, digest = set(), 0
+        collected = None if direct else set()
+        for row in rows:
+            if id(row) in bad:
+                continue
+            file_counts = counts[row.file]
+            for triple in row.quads:
+                key = hash(triple)
+                if key not in counted:
+                    counted.add(key)
+                    digest += triple_digest(triple)
+                    if triple[1] is not derived:
+                        file_counts.triples += 1
+                    if collected is not None:
+                        collected.add(triple)
+        for name, triples in reference:
+            for triple in triples:
+                key = hash(triple)
+                if key not in counted:
+                    counted.add(key)
+                    digest += triple_digest(triple)
+                    counts[name].triples += 1
+                    if collected is not None:
+                        collected.add(triple)
+        del counted, rows, by_subject, by_line, bad, dropped
+        report = IngestReport(source, as_of, graph_iri, str(store_path), str(quarantine), counts, skipped,
+                              report_warnings, sum(c.triples for c in counts.values()))
+        mapped_files = set(counts) | set(skipped)
+        report.unmapped = sorted(p.name for p in files if p.name not in mapped_files and p.name not in lookups)
+        report.lookups = sorted(lookups)
+        run = ox.NamedNode(graph_iri + "#ingest-run")
+        provenance = _provenance(report, export_dir)
+        for triple in {t for t in provenance if t[0] != run}:
+            digest += triple_digest(triple)
+        report.digest = f"{digest % 2 ** 128:032x}"
+        provenance.append((ox.NamedNode(graph_iri), ox.NamedNode(OKG + "contentDigest"), ox.Literal(report.digest)))
+        if direct:
+            store.extend(ox.Quad(*t, target) for t in provenance)
+        else:
+            collected.update(provenance)
+
+        # history: what changed since the previous snapshot of the same system
+        progress.phase("comparing with the previous snapshot")
+        changes, report.previous_snapshot = changes_since(remote or store, source, as_of, graph_iri,
+                                                          tracked_values(check, None))
+        del check
         report.history_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "FieldChange")
-        if changes:
-            history = ox.NamedNode(history_graph(source))
-            kept = [(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, history)]
-            graphs[history.value] = kept + changes
-        adds, removes = graph_changes(store, graphs, ignore_subjects=[graph_iri + "#ingest-run"])
-    finally:
-        del store
-    if adds or removes:
-        write_changes(store_path, adds, removes)
-    report.changed = bool(adds or removes)
+        _write_quarantine(quarantine, rejects, renames)
+        if remote:
+            graphs = {graph_iri: collected, ONTOLOGY_GRAPH: ontology_triples}
+            if changes:
+                history = ox.NamedNode(history_graph(source))
+                kept = [(q.subject, q.predicate, q.object) for q in remote.quads_for_pattern(None, None, None, history)]
+                graphs[history.value] = kept + changes
+            adds, removes = graph_changes(remote, graphs, ignore_subjects=[run])
+            if adds or removes:
+                write_changes(remote, adds, removes)
+            report.changed = bool(adds or removes)
+            return report
+        history = ox.NamedNode(history_graph(source))
+        new_history = [ox.Quad(*t, history) for t in changes if ox.Quad(*t, history) not in store]
+        store.extend(new_history)
+        snapshot_changed = True
+        if existed:
+            progress.phase("comparing with the stored snapshot of the same date")
+            snapshot_changed = _stored_digest(store, target) != report.digest
+            if snapshot_changed:  # older snapshots have no digest: then the triples tell
+                adds, removes = graph_changes(store, {graph_iri: collected}, ignore_subjects=[run])
+                snapshot_changed = bool(adds or removes)
+                delete_quads(store, removes)
+                loader = Loader([(store, target)])
+                loader.add([q[:3] for q in adds])
+                loader.close()
+        report.changed = bool(snapshot_changed or new_history or ontology_changed)
+        work.keep = report.changed
+        progress.phase("swapping the new store in" if report.changed else "no change")
     return report
+
+
+def _values_at(rows):
+    """(file, line) -> the row's values, read again from the files for the given rows (the values
+    of every row are not kept in memory while an export is ingested)."""
+    wanted = defaultdict(set)
+    sources = {}
+    for row in rows:
+        wanted[row.file].add(row.line)
+        sources[row.file] = row.source
+    out = {}
+    for name, lines in wanted.items():
+        for row in sources[name].open().rows():
+            if row.line in lines:
+                out[(name, row.line)] = row.values
+    return out
+
+
+def _as_of_in(planned):
+    """The newest date in the export's as-of columns (``okgm:asOfColumn``, else :data:`AS_OF_COLUMNS`)."""
+    found = None
+    for _, tm in planned:
+        columns = tm.source.as_of or AS_OF_COLUMNS
+        source_file = tm.source.open()
+        if not source_file.header or not set(columns) & set(source_file.header):
+            continue
+        for row in source_file.rows():
+            found = _as_of_from(row.values, found, columns)
+    return found
+
+
+@contextlib.contextmanager
+def _workspace(store_path):
+    """Where an ingest builds its snapshot: a staged copy of an on-disk store, swapped in when
+    the ingest ends well; for a SPARQL server, an in-memory store whose differences are sent."""
+    if is_remote(store_path):
+        yield Staging(ox.Store())
+        return
+    with staged(store_path) as work:
+        yield work
+
+
+def _replace_graph(store, graph, triples):
+    """Make a (small) named graph hold exactly ``triples``; whether it changed."""
+    name = ox.NamedNode(graph)
+    new = set(triples)
+    old = {(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, name)}
+    if new == old:
+        return False
+    delete_quads(store, [(*t, name) for t in old - new])
+    store.extend(ox.Quad(*t, name) for t in new - old)
+    return True
+
+
+def _remove_rows(targets, dropped, kept, reference):
+    """Take the facts of the dropped rows out of the loaded graphs (``targets``: (store, graph)
+    pairs), except those a kept row or the reference data also gives."""
+    gone = {t for row in dropped for t in row.quads}
+    for row in kept:
+        if gone:
+            gone.difference_update(row.quads)
+    for _, triples in reference:
+        gone.difference_update(triples)
+    for store, graph in targets:
+        delete_quads(store, [(*t, graph) for t in gone])
+
+
+def triple_digest(triple):
+    """A triple's part of a snapshot's ``okg:contentDigest``: the BLAKE2b-128 hash of its N-Triples form."""
+    text = f"{triple[0]} {triple[1]} {triple[2]} ."
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest(), "big")
+
+
+def _stored_digest(store, graph):
+    for quad in store.quads_for_pattern(graph, ox.NamedNode(OKG + "contentDigest"), None, graph):
+        return quad.object.value
+    return None
 
 
 #: warnings listed one by one in the report; more are counted

@@ -26,7 +26,7 @@ from . import settings
 from .errors import OkgError, QueryError, QueryTimeout
 from .history import ONTOLOGY_GRAPH  # noqa: F401  (re-exported: where the ontology graph is named)
 from .remote import RemoteStore, is_remote
-from .rml import nquads, quad_data
+from .rml import quad_data
 
 
 
@@ -161,18 +161,25 @@ def graph_changes(store, graphs, *, ignore_subjects=()):
     return adds, removes
 
 
-def write_changes(path, adds, removes):
-    """Apply the changes to the store at ``path`` atomically, at bulk-load speed.
+class Staging:
+    """A writable copy of a store (see :func:`staged`); ``keep = False`` throws it away at the end."""
+
+    def __init__(self, store):
+        self.store = store
+        self.keep = True
+
+
+@contextlib.contextmanager
+def staged(path):
+    """A writable copy of the store at ``path`` (a :class:`Staging`), swapped in atomically at the end.
 
     The store is copied (a RocksDB checkpoint: hard links, not a copy of the
-    data), the copy is changed with ``bulk_load`` and marked complete, then the
-    copy takes the store's place. A process killed at any point leaves either
-    the old store or the new one, never a mix (:func:`recover` tidies up on the
-    next open). The store must not be open elsewhere while this runs.
+    data) under an exclusive lock; the caller changes the copy, which is then
+    marked complete and takes the store's place. A process killed at any point
+    leaves either the old store or the new one, never a mix (:func:`recover`
+    tidies up on the next open); an exception, or ``keep = False``, throws the
+    copy away. Servers reading the store meanwhile see the old store, then the new.
     """
-    if is_remote(path):
-        RemoteStore(path).write(adds, removes)
-        return len(adds), len(removes)
     path = Path(path)
     staging, previous = _beside(path, STAGING_SUFFIX), _beside(path, PREVIOUS_SUFFIX)
     with _write_lock(path):
@@ -181,19 +188,104 @@ def write_changes(path, adds, removes):
             original = open_store(path)
             original.backup(str(staging))
             del original
-        copy = ox.Store(str(staging))
-        for start in range(0, len(removes), DELETE_BATCH):
-            copy.update(f"DELETE DATA {{ {quad_data(removes[start:start + DELETE_BATCH])} }}")
-        for start in range(0, len(adds), LOAD_CHUNK):  # in chunks: the text of all of them at once is big
-            copy.bulk_load(nquads(adds[start:start + LOAD_CHUNK]).encode("utf-8"), format=ox.RdfFormat.N_QUADS)
-        copy.flush()
-        del copy
+        work = Staging(ox.Store(str(staging)))
+        try:
+            yield work
+        except BaseException:
+            work.store = None
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if not work.keep:
+            work.store = None
+            shutil.rmtree(staging)
+            return
+        work.store.flush()
+        work.store = None
         (staging / COMPLETE_MARKER).write_text("", encoding="utf-8")
         if path.exists():
             os.rename(path, previous)
         os.rename(staging, path)
         recover(path)
+
+
+class Loader:
+    """Bulk-loads triples (tuples of terms) into one graph of each of several stores, each on a
+    thread of its own, in chunks, while the caller makes the next ones: pyoxigraph's
+    ``bulk_load`` releases the GIL, so mapping and loading use every core. ``targets`` is a
+    list of (store, graph name or None for the default graph). :meth:`close` waits for the
+    last chunk and raises what a thread raised."""
+
+    def __init__(self, targets, chunk=None):
+        self.chunk = chunk or LOAD_CHUNK
+        self.buffer, self.errors, self.count = [], [], 0
+        self.queues, self.threads = [], []
+        for store, graph in targets:
+            channel = queue.Queue(maxsize=2)  # at most two chunks of text wait: memory stays bounded
+            thread = threading.Thread(target=self._run, args=(store, graph, channel), name="okg-loader", daemon=True)
+            thread.start()
+            self.queues.append(channel)
+            self.threads.append(thread)
+
+    def _run(self, store, graph, channel):
+        while True:
+            text = channel.get()
+            if text is None:
+                return
+            if not self.errors:
+                try:
+                    store.bulk_load(text, format=ox.RdfFormat.N_TRIPLES, to_graph=graph)
+                except Exception as exc:  # noqa: BLE001  (handed to the caller by close)
+                    self.errors.append(exc)
+
+    def add(self, triples):
+        self.count += len(triples)
+        self.buffer.extend(triples)
+        if len(self.buffer) >= self.chunk:
+            self._send()
+
+    def _send(self):
+        if self.buffer:
+            text = "".join(f"{t[0]} {t[1]} {t[2]} .\n" for t in self.buffer).encode("utf-8")
+            for channel in self.queues:
+                channel.put(text)
+            self.buffer = []
+
+    def close(self):
+        self._send()
+        for channel in self.queues:
+            channel.put(None)
+        for thread in self.threads:
+            thread.join()
+        if self.errors:
+            raise OkgError(f"the store failed while loading: {self.errors[0]}")
+
+
+def write_changes(path, adds, removes):
+    """Apply the changes to the store at ``path`` atomically, at bulk-load speed (:func:`staged`),
+    or to the SPARQL server it names."""
+    if is_remote(path):
+        RemoteStore(path).write(adds, removes)
+        return len(adds), len(removes)
+    with staged(path) as work:
+        delete_quads(work.store, removes)
+        by_graph = {}
+        for quad in adds:
+            by_graph.setdefault(quad[3], []).append(quad[:3])
+        for graph, triples in by_graph.items():
+            loader = Loader([(work.store, graph)])
+            loader.add(triples)
+            loader.close()
     return len(adds), len(removes)
+
+
+def delete_quads(store, quads):
+    """Remove the quads (tuples of terms; the graph may be ``ox.DefaultGraph()``) from the store, in batches."""
+    quads = list(quads)
+    for start in range(0, len(quads), DELETE_BATCH):
+        batch = quads[start:start + DELETE_BATCH]
+        named = [q for q in batch if not isinstance(q[3], ox.DefaultGraph)]
+        plain = "\n".join(f"{q[0]} {q[1]} {q[2]} ." for q in batch if isinstance(q[3], ox.DefaultGraph))
+        store.update(f"DELETE DATA {{ {quad_data(named)}\n{plain} }}")
 
 
 #: quads removed per DELETE DATA update

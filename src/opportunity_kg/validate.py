@@ -7,6 +7,8 @@ that named individuals such as forecast categories are known) and returns one
 shape's message.
 """
 
+import concurrent.futures
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,8 +132,10 @@ class SparqlRule:
         severity = g.value(shape, SH.severity) or SH.Violation
         return cls(str(shape), text, str(message), str(severity))
 
-    def run(self, store):
-        results = store.query(self.query)
+    def run(self, store, graphs=None):
+        """The rule's results over ``store``'s default graph, or over the union of ``graphs``
+        (a list of named nodes) when they are given."""
+        results = store.query(self.query, default_graph=graphs) if graphs else store.query(self.query)
         names = [v.value for v in results.variables]
         for solution in results:
             values = {n: t for n, t in zip(names, solution) if t is not None}
@@ -159,12 +163,10 @@ def _where_start(text):
 def validate_triples(triples, shapes=None, ontology=None, *, sparql_in_store=True):
     """Validate ``triples`` against the shapes; return a list of :class:`Violation` (and warnings).
 
-    By default (``sparql_in_store``) every constraint runs as SPARQL, once over
-    the whole graph in an in-memory Oxigraph store holding the data and the
-    ontology: the SHACL-SPARQL constraints as they are, the core constraints
-    compiled by :mod:`opportunity_kg.shacl_sparql`; pyshacl checks only shapes
-    that compiler leaves to it. With ``sparql_in_store=False`` pyshacl checks
-    everything (the reference; the tests hold both to the same results).
+    By default (``sparql_in_store``) the triples and the ontology go into an
+    in-memory Oxigraph store and :func:`validate_store` checks them there.
+    With ``sparql_in_store=False`` pyshacl checks everything (the reference;
+    the tests hold both to the same results).
     """
     shapes = shapes if shapes is not None else load_shapes()
     ontology = ontology if ontology is not None else load_ontology()
@@ -172,10 +174,7 @@ def validate_triples(triples, shapes=None, ontology=None, *, sparql_in_store=Tru
         data = triples if isinstance(triples, rdflib.Graph) else to_rdflib(triples)
         return pyshacl_violations(data, shapes, ontology)
     from .rml import nquads
-    from .shacl_sparql import compile_shapes
 
-    core, rules = split_shapes(shapes)
-    compiled, rest = compile_shapes(core)
     store = ox.Store()
     if isinstance(triples, rdflib.Graph):
         store.extend(ox.Quad(*(from_rdflib(n) for n in t)) for t in triples)
@@ -188,12 +187,33 @@ def validate_triples(triples, shapes=None, ontology=None, *, sparql_in_store=Tru
                 chunk = []
         store.load(nquads(chunk), format=ox.RdfFormat.N_QUADS)
     store.extend(ox.Quad(*(from_rdflib(n) for n in t)) for t in ontology)
+    return validate_store(store, None, shapes, ontology)
+
+
+def validate_store(store, graphs, shapes=None, ontology=None):
+    """Validate data already in a store: the union of the named ``graphs`` (IRIs; None for the
+    default graph), which must include the ontology. Every constraint runs as SPARQL, once
+    over the whole graph: the SHACL-SPARQL constraints as they are, the core constraints
+    compiled by :mod:`opportunity_kg.shacl_sparql`; pyshacl checks only the shapes that
+    compiler leaves to it."""
+    from .shacl_sparql import compile_shapes
+
+    shapes = shapes if shapes is not None else load_shapes()
+    core, rules = split_shapes(shapes)
+    compiled, rest = compile_shapes(core)
+    named = [ox.NamedNode(g) for g in graphs] if graphs else None
     out = []
     if len(rest):
-        data = triples if isinstance(triples, rdflib.Graph) else to_rdflib(triples)
+        ontology = ontology if ontology is not None else load_ontology()
+        if named:
+            data = to_rdflib(q for g in named for q in store.quads_for_pattern(None, None, None, g))
+        else:
+            data = to_rdflib(store.quads_for_pattern(None, None, None, DEFAULT_GRAPH))
         out += pyshacl_violations(data, rest, ontology)
-    for rule in compiled + rules:
-        out.extend(rule.run(store))
+    # the rules run side by side: pyoxigraph releases the GIL while it evaluates a query
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        for found in pool.map(lambda rule: list(rule.run(store, named)), compiled + rules):
+            out.extend(found)
     return out
 
 
