@@ -23,6 +23,16 @@ def test_every_canned_query_is_documented():
             assert f"`{param.name}`" in README, (name, param.name)
 
 
+def test_the_readme_lists_exactly_the_canned_queries_in_the_folder():
+    """The one-line list and the table under "Canned queries" name the folder's queries, no more."""
+    import re
+
+    section = README.split("## Canned queries", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^- `([a-z0-9-]+)`:", section, re.M))
+    tabled = set(re.findall(r"^\| `([a-z0-9-]+)` \|", section, re.M))
+    assert listed == tabled == set(load_queries())
+
+
 def test_every_command_is_documented():
     commands = build_parser()._subparsers._group_actions[0].choices
     for command in commands:

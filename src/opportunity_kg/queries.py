@@ -12,7 +12,8 @@ Types: ``string``, ``integer``, ``number``, ``boolean``, ``date``, ``iri``,
 ``2026-11``; it binds ``?NAME_start`` and ``?NAME_end``, a half-open range of
 ``xsd:date``). Every value is checked against its type and turned into an RDF
 term, then bound through a ``VALUES`` block placed at the start of the
-query's outermost ``WHERE`` group: the user's text never becomes query text.
+query's ``WHERE`` group and of each subquery's (a subquery does not see the
+outer bindings): the user's text never becomes query text.
 """
 
 import re
@@ -165,14 +166,22 @@ class CannedQuery:
         if not names:
             return self.text
         block = "VALUES (" + " ".join("?" + n for n in names) + ") { (" + " ".join(values) + ") }\n"
-        at = where_group_start(self.text)
-        return self.text[:at] + "\n  " + block + self.text[at:]
+        text = self.text
+        for at in reversed(where_group_starts(text)):  # subqueries too: they do not see the outer bindings
+            text = text[:at] + "\n  " + block + text[at:]
+        return text
 
 
 def where_group_start(text):
     """The index just after the '{' that opens the outermost WHERE group."""
+    return where_group_starts(text, first=True)[0]
+
+
+def where_group_starts(text, first=False):
+    """The indexes just after each '{' that opens a WHERE group (the query's, then its subqueries')."""
     i, n = 0, len(text)
     seen_where = False
+    found = []
     while i < n:
         c = text[i]
         if c == "#":
@@ -196,9 +205,14 @@ def where_group_start(text):
             i += 5
             continue
         if c == "{" and seen_where:
-            return i + 1
+            found.append(i + 1)
+            if first:
+                return found
+            seen_where = False
         i += 1
-    raise QueryError("a canned query needs a WHERE clause to bind its parameters into")
+    if not found:
+        raise QueryError("a canned query needs a WHERE clause to bind its parameters into")
+    return found
 
 
 def parse_query_file(path):

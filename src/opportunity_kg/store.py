@@ -9,7 +9,6 @@ evaluates), so a query that passes the timeout is answered with
 :class:`~opportunity_kg.errors.QueryTimeout` while the caller goes on.
 """
 
-import concurrent.futures
 import contextlib
 import fcntl
 import os
@@ -305,8 +304,35 @@ class Result:
 
 #: rows handed from the query thread to the response at a time
 ROW_BATCH = 500
-#: threads that evaluate queries (pyoxigraph releases the GIL meanwhile), kept rather than started per query
-_WORKERS = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="okg-query")
+class _Workers:
+    """Threads that evaluate queries (pyoxigraph releases the GIL meanwhile), kept rather than
+    started per query. They are daemon threads: a query that ran past its timeout cannot be
+    cancelled inside pyoxigraph, and it must not keep a finished command from exiting."""
+
+    def __init__(self, most):
+        self.most, self.count, self.idle = most, 0, 0
+        self.tasks = queue.Queue()
+        self.lock = threading.Lock()
+
+    def submit(self, task):
+        with self.lock:
+            if self.idle == 0 and self.count < self.most:
+                self.count += 1
+                threading.Thread(target=self._run, name="okg-query", daemon=True).start()
+            self.tasks.put(task)
+
+    def _run(self):
+        while True:
+            with self.lock:
+                self.idle += 1
+            task = self.tasks.get()
+            with self.lock:
+                self.idle -= 1
+            task()
+            del task  # let go of the query's store before waiting for the next one
+
+
+_WORKERS = _Workers(64)
 
 
 def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=None, union_default=True,

@@ -1,0 +1,75 @@
+"""Benchmark: the time of every canned query on generated stores of several sizes.
+
+Usage: python benchmarks/queries.py [--sizes 10000 100000] [--runs 3] [--store PATH]
+
+For each size it writes a Salesforce sample export of that many opportunities
+and ingests it (or, with --store, uses that store), then runs every canned
+query in ``queries/`` with sample parameters ``--runs`` times and prints a
+Markdown table: the median seconds of each query and, as the baseline measured
+in the same run, the median of a query that counts every triple of the
+default graph. The machines are shared and noisy: read the ratio.
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+#: parameter values for the queries' required parameters
+ARGS = {"period": "2026-Q4", "on": "2026-07-01", "from": "2026-07-01", "to": "2026-10-01"}
+BASELINE = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
+
+
+def timed(run, runs):
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
+def measure(store_path, runs):
+    from opportunity_kg.queries import load_queries, run_canned
+    from opportunity_kg.store import ReadOnlyStore, run_query
+
+    store = ReadOnlyStore(store_path).current()
+    out = {"(baseline: count every triple)": timed(lambda: list(run_query(store, BASELINE, timeout=600).rows), runs)}
+    for name, query in load_queries().items():
+        args = {p.name: ARGS[p.name] for p in query.params if p.required}
+        out[name] = timed(lambda: list(run_canned(store, name, args, timeout=600, max_rows=10**9).rows), runs)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--store", help="an ingested store to measure instead of generated ones")
+    args = parser.parse_args()
+    from opportunity_kg.ingest import ingest
+    from opportunity_kg.sample import write_sample
+
+    columns = {}
+    if args.store:
+        columns[Path(args.store).name] = measure(args.store, args.runs)
+    else:
+        for size in args.sizes:
+            with tempfile.TemporaryDirectory() as folder:
+                write_sample(Path(folder) / "export", opportunities=size)
+                ingest(Path(folder) / "export", Path(folder) / "store")
+                columns[f"{size:,} opportunities"] = measure(Path(folder) / "store", args.runs)
+    names = list(next(iter(columns.values())))
+    print("| query | " + " | ".join(f"{c} s | ratio" for c in columns) + " |")
+    print("|---|" + "---:|---:|" * len(columns))
+    for name in names:
+        cells = []
+        for figures in columns.values():
+            base = figures["(baseline: count every triple)"]
+            cells += [f"{figures[name]:.3f}", f"{figures[name] / base:.2f}"]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
