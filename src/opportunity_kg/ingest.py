@@ -3,13 +3,19 @@
 :func:`ingest` is the one entry point the CLI and the tests call. It
 
 1. runs every mapping of the source system (``mappings/<system>/*.rml.ttl``)
-   over the export's files, row by row;
-2. validates the mapped data with the SHACL shapes;
+   over the export's files, row by row, while other threads bulk-load the
+   mapped triples into a staged copy of the store (:func:`~opportunity_kg.store.staged`)
+   and into an in-memory store with the ontology;
+2. validates the data in the in-memory store with the SHACL shapes, and takes
+   the facts of rows that break one out of both stores (then validates again);
 3. writes every rejected row (unreadable, unmappable, duplicate Id, or
    breaking a shape) to a quarantine CSV with file, line, field, value and
-   reason, and loads the rest;
-4. replaces the snapshot's named graph in one transaction, together with the
-   snapshot's PROV-O provenance and the ontology graph.
+   reason;
+4. adds the snapshot's PROV-O provenance with its ``okg:contentDigest``, the
+   history since the previous snapshot and the ontology graph, then swaps the
+   staged copy in (or throws it away when nothing changed). A snapshot of a
+   date already stored, and one for a SPARQL server, is compared with what is
+   stored instead, and only the difference is written.
 
 Rows read always equal rows loaded plus rows quarantined, per file and in total.
 """

@@ -1,9 +1,10 @@
 """The store: open it (on disk, or a SPARQL server), write changes atomically, run queries with limits.
 
-:func:`graph_changes` works out what makes the stored graphs hold new
-triples, and :func:`write_changes` writes them atomically at bulk-load speed
-(a checkpoint copy, changed and swapped in; :func:`recover` tidies up after
-a killed write). :class:`ReadOnlyStore` is the server's view, which follows
+:func:`staged` gives a writable copy of the store (a checkpoint) that is
+swapped in atomically at the end; :class:`Loader` bulk-loads triples into it on
+threads of their own; :func:`graph_changes` works out what makes the stored
+graphs hold new triples, and :func:`write_changes` writes them through a
+staged copy (:func:`recover` tidies up after a killed write). :class:`ReadOnlyStore` is the server's view, which follows
 those swaps. Queries run on a worker thread (pyoxigraph releases the GIL while it
 evaluates), so a query that passes the timeout is answered with
 :class:`~opportunity_kg.errors.QueryTimeout` while the caller goes on.

@@ -1,10 +1,10 @@
 """SHACL validation of mapped data with pyshacl, reported per focus node.
 
 :func:`load_shapes` reads every ``*.shapes.ttl`` in ``shapes/``;
-:func:`validate_triples` validates triples (together with the ontology, so
-that named individuals such as forecast categories are known) and returns one
-:class:`Violation` per result, with the focus node, the property path and the
-shape's message.
+:func:`validate_triples` validates triples, and :func:`validate_store` data
+already in a store (together with the ontology, so that named individuals such
+as forecast categories are known); both return one :class:`Violation` per
+result, with the focus node, the property path and the shape's message.
 """
 
 import concurrent.futures
