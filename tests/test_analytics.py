@@ -227,7 +227,8 @@ def test_slipped_deals(sample_export, open_sample_store, least):
     assert expected and {k: (int(v["pushes"]), int(v["days_pushed"])) for k, v in got.items()} == expected
 
 
-@pytest.mark.parametrize("by", ["owner", "team", "territory", "industry", "size_band", "lead_source", "stage_reached"])
+@pytest.mark.parametrize("by", ["owner", "team", "territory", "industry", "size_band", "lead_source", "product",
+                                "competitor", "stage_reached"])
 def test_win_rate(sample_export, open_sample_store, by):
     users = {r["Id"]: r for r in table(sample_export, "User.csv")}
     roles = {r["Id"]: r["Name"] for r in table(sample_export, "UserRole.csv")}
@@ -242,6 +243,15 @@ def test_win_rate(sample_export, open_sample_store, by):
             if order > furthest.get(row["OpportunityId"], (0, ""))[0]:
                 furthest[row["OpportunityId"]] = (order, row["StageName"])
 
+    products = {r["Id"]: r["Name"] for r in table(sample_export, "Product2.csv")}
+    of_deal = defaultdict(set)
+    if by == "product":
+        for r in table(sample_export, "OpportunityLineItem.csv"):
+            of_deal[r["OpportunityId"]].add(products[r["Product2Id"]])
+    if by == "competitor":
+        for r in table(sample_export, "OpportunityCompetitor.csv"):
+            of_deal[r["OpportunityId"]].add(r["CompetitorName"])
+
     def size_band(account):
         employees = int(account["NumberOfEmployees"])
         return "under 100" if employees < 100 else "100-999" if employees < 1000 else \
@@ -255,21 +265,419 @@ def test_win_rate(sample_export, open_sample_store, by):
         "size_band": lambda r: size_band(accounts[r["AccountId"]]),
         "lead_source": lambda r: r["LeadSource"],
         "stage_reached": lambda r: furthest.get(r["Id"], (0, "(none)"))[1],
-    }[by]
+    }.get(by)
     expected = defaultdict(lambda: [0, 0, Decimal(0), Decimal(0)])
     for row in table(sample_export, "Opportunity.csv"):
         if row["IsClosed"] != "true":
             continue
-        entry = expected[group_of(row) or "(none)"]
         won = row["IsWon"] == "true"
         amount = Decimal(row["Amount"] or 0)
-        entry[0] += 1
-        entry[1] += won
-        entry[2] += amount
-        entry[3] += amount if won else 0
+        # a deal with several products or competitors counts once under each
+        for group in (of_deal[row["Id"]] or {"(none)"}) if group_of is None else {group_of(row) or "(none)"}:
+            entry = expected[group]
+            entry[0] += 1
+            entry[1] += won
+            entry[2] += amount
+            entry[3] += amount if won else 0
     got = answer(open_sample_store, "win-rate", {"by": by}, "group")
     assert len(expected) >= 2
     assert {k: figures(v, "closed", "won", "amount_closed", "amount_won") for k, v in got.items()} == \
         {k: (Decimal(c), Decimal(w), a, aw) for k, (c, w, a, aw) in expected.items()}
     for k, (c, w, _, _) in expected.items():
         assert float(got[k]["win_rate_percent"]) == pytest.approx(round(1000 * w / c) / 10)
+
+
+# --- stage management, accounts, stakeholders, win/loss, hygiene -----------------------------
+
+
+def history_by_deal(export):
+    """opportunity Id -> its distinct (timestamp, stage) history rows in time order."""
+    rows = defaultdict(set)
+    for row in table(export, "OpportunityHistory.csv"):
+        rows[row["OpportunityId"]].add((row["CreatedDate"][:19], row["StageName"]))
+    return {k: sorted(v) for k, v in rows.items()}
+
+
+def furthest_open_order(export):
+    stages = stage_table(export)
+    furthest = {}
+    for row in table(export, "Opportunity.csv"):
+        reached = [row["StageName"]] + [s for _, s in history_by_deal(export).get(row["Id"], [])]
+        orders = [int(stages[s]["SortOrder"]) for s in reached if stages[s]["IsClosed"] != "true"]
+        furthest[row["Id"]] = max(orders) if orders else None
+    return furthest
+
+
+@pytest.mark.parametrize("period", [None, "2026"])
+def test_stage_funnel(sample_export, open_sample_store, period):
+    stages = [s for s in stage_table(sample_export).values() if s["IsClosed"] != "true"]
+    orders = sorted(int(s["SortOrder"]) for s in stages)
+    furthest = furthest_open_order(sample_export)
+    deals = [r for r in table(sample_export, "Opportunity.csv")
+             if period is None or r["CreatedDate"][:4] == period]
+    expected = {}
+    for stage in stages:
+        order = int(stage["SortOrder"])
+        later = [o for o in orders if o > order]
+        reached = [r for r in deals if r["IsWon"] == "true" or (furthest[r["Id"]] or 0) >= order]
+        onward = [r for r in reached if r["IsWon"] == "true" or (later and (furthest[r["Id"]] or 0) >= later[0])]
+        lost_here = [r for r in reached if r["IsClosed"] == "true" and r["IsWon"] != "true"
+                     and furthest[r["Id"]] == order]
+        closed = [r for r in reached if r["IsClosed"] == "true"]
+        won = [r for r in reached if r["IsWon"] == "true"]
+        expected[stage["MasterLabel"]] = (len(reached), len(onward), len(lost_here), len(closed), len(won))
+    got = answer(open_sample_store, "stage-funnel", {"period": period} if period else {}, "stage")
+    assert {k: tuple(int(v[c]) for c in ("reached", "went_to_next_stage", "lost_here", "closed_after",
+                                         "won_after")) for k, v in got.items()} == expected
+    first = got[min(got, key=lambda k: int(got[k]["sort_order"]))]
+    assert int(first["reached"]) == len(deals)
+    for v in got.values():
+        assert float(v["conversion_to_next_percent"]) == round(1000 * int(v["went_to_next_stage"]) / int(v["reached"])) / 10
+
+
+def stays(export, today):
+    """(opportunity, stage) -> (days in the stage, finished), as the days-in-stage query defines them."""
+    deals = {r["Id"]: r for r in table(export, "Opportunity.csv")}
+    stages = stage_table(export)
+    result = {}
+    for deal, rows in history_by_deal(export).items():
+        times = sorted({at for at, _ in rows})
+        for at, stage in rows:
+            if stages[stage]["IsClosed"] == "true":
+                continue
+            later = [t for t in times if t > at]
+            if not later and deals[deal]["IsClosed"] == "true":
+                continue
+            end = date.fromisoformat(later[0][:10]) if later else today
+            days, finished = result.get((deal, stage), (0, True))
+            result[(deal, stage)] = (days + (end - date.fromisoformat(at[:10])).days, finished and bool(later))
+    return result
+
+
+def test_days_in_stage(sample_export, sample_store, open_sample_store):
+    import math
+    import statistics
+
+    today = date.fromisoformat(sample_store[1].as_of)
+    per_stage = defaultdict(lambda: ([], []))
+    for (deal, stage), (days, finished) in stays(sample_export, today).items():
+        per_stage[stage][0 if finished else 1].append(days)
+    got = answer(open_sample_store, "days-in-stage", {}, "stage")
+    assert set(got) == set(per_stage)
+    for stage, (done, ongoing) in per_stage.items():
+        row = got[stage]
+        done.sort()
+        assert int(row["finished_stays"]) == len(done)
+        assert float(row["average_days"]) == pytest.approx(round(10 * sum(done) / len(done)) / 10)
+        assert float(row["median_days"]) == statistics.median(done)
+        assert int(row["p90_days"]) == done[math.ceil(0.9 * len(done)) - 1]
+        assert int(row["open_now"]) == len(ongoing)
+        assert int(row["open_past_median"]) == sum(2 * sum(d < days for d in done) > len(done) for days in ongoing)
+    by_team = run_canned(open_sample_store, "days-in-stage", {"by": "team"})
+    assert sum(int(r[3].value) for r in by_team.rows) == sum(len(d) for d, _ in per_stage.values())
+
+
+def test_whitespace_accounts(sample_export, open_sample_store):
+    accounts = {r["Id"]: r for r in table(sample_export, "Account.csv")}
+    deals = table(sample_export, "Opportunity.csv")
+    with_deals = {r["AccountId"] for r in deals}
+    won = defaultdict(list)
+    for r in deals:
+        if r["IsWon"] == "true":
+            won[r["AccountId"]].append(Decimal(r["Amount"] or 0))
+    expected = {}
+    for aid, account in accounts.items():
+        parent = account["ParentId"]
+        if not parent or aid in with_deals:
+            continue
+        relatives = {parent} | {k for k, a in accounts.items() if a["ParentId"] == parent and k != aid}
+        winners = [r for r in relatives if won[r]]
+        if winners:
+            expected[aid] = (len(winners), sum(len(won[r]) for r in winners), sum(sum(won[r]) for r in winners))
+    got = answer(open_sample_store, "whitespace-accounts", {}, "account_id")
+    assert expected and {k: figures(v, "won_relatives", "won_deals", "won_amount") for k, v in got.items()} == \
+        {k: (Decimal(a), Decimal(b), c) for k, (a, b, c) in expected.items()}
+
+
+def roles_by_deal(export):
+    roles = defaultdict(list)
+    for r in table(export, "OpportunityContactRole.csv"):
+        roles[r["OpportunityId"]].append(r)
+    return roles
+
+
+@pytest.mark.parametrize("missing", ["either", "decision_maker", "economic_buyer", "both"])
+def test_missing_stakeholders(sample_export, open_sample_store, missing):
+    roles = roles_by_deal(sample_export)
+    expected = {}
+    for deal in open_opportunities(sample_export):
+        names = {r["Role"] for r in roles[deal]}
+        dm, eb = "Decision Maker" in names, "Economic Buyer" in names
+        gap = {"either": not dm or not eb, "decision_maker": not dm, "economic_buyer": not eb,
+               "both": not dm and not eb}[missing]
+        if gap:
+            expected[deal] = (len({r["ContactId"] for r in roles[deal]}), str(dm).lower(), str(eb).lower())
+    got = answer(open_sample_store, "missing-stakeholders", {"missing": missing}, "opportunity_id")
+    assert expected and {k: (int(v["stakeholders"]), v["has_decision_maker"], v["has_economic_buyer"])
+                         for k, v in got.items()} == expected
+
+
+@pytest.mark.parametrize("status", ["open", "closed", "all"])
+def test_deal_stakeholders(sample_export, open_sample_store, status):
+    roles = roles_by_deal(sample_export)
+    contacts = {r["Id"]: r["Name"] for r in table(sample_export, "Contact.csv")}
+    expected = {}
+    for deal in table(sample_export, "Opportunity.csv"):
+        if status != "all" and (deal["IsClosed"] == "true") != (status == "closed"):
+            continue
+        mine = roles[deal["Id"]]
+        primary = [contacts[r["ContactId"]] for r in mine if r["IsPrimary"] == "true"]
+        expected[deal["Id"]] = (len({r["ContactId"] for r in mine}), len({r["Role"] for r in mine}),
+                                sorted({r["Role"] for r in mine}), primary[0] if primary else None)
+    got = answer(open_sample_store, "deal-stakeholders", {"status": status}, "opportunity_id")
+    assert expected and {k: (int(v["stakeholders"]), int(v["roles"]), sorted(v["role_names"].split("; ")),
+                             v["primary_contact"]) for k, v in got.items()} == expected
+
+
+def test_shared_contacts(sample_export, open_sample_store):
+    deals = {r["Id"]: r for r in table(sample_export, "Opportunity.csv")}
+    on_deals, tied = defaultdict(set), defaultdict(set)
+    for r in table(sample_export, "OpportunityContactRole.csv"):
+        on_deals[r["ContactId"]].add(r["OpportunityId"])
+        tied[r["ContactId"]].add(deals[r["OpportunityId"]]["AccountId"])
+    for r in table(sample_export, "Contact.csv"):
+        tied[r["Id"]].add(r["AccountId"])
+    for r in table(sample_export, "AccountContactRelation.csv"):
+        tied[r["ContactId"]].add(r["AccountId"])
+    for least_deals, least_accounts in (("2", "2"), ("3", "99")):
+        expected = {}
+        for contact in set(on_deals) | set(tied):
+            mine = on_deals[contact]
+            if len(mine) >= int(least_deals) or len(tied[contact]) >= int(least_accounts):
+                expected[contact] = (len(mine), sum(deals[d]["IsClosed"] != "true" for d in mine),
+                                     sum(deals[d]["IsWon"] == "true" for d in mine), len(tied[contact]))
+        got = answer(open_sample_store, "shared-contacts",
+                     {"min_deals": least_deals, "min_accounts": least_accounts}, "contact_id")
+        assert expected and {k: tuple(int(v[c]) for c in ("deals", "open_deals", "won_deals", "accounts"))
+                             for k, v in got.items()} == expected
+    assert any(len(t) > 1 for t in tied.values())
+
+
+def test_reporting_line(sample_export, open_sample_store):
+    contacts = {r["Id"]: r for r in table(sample_export, "Contact.csv")}
+    roles = roles_by_deal(sample_export)
+    deal = next(d for d, rs in roles.items() if any(contacts[r["ContactId"]]["ReportsToId"] for r in rs))
+    expected = set()
+    for role in roles[deal]:
+        chain = ancestors(role["ContactId"], {k: c["ReportsToId"] for k, c in contacts.items()})
+        for level, person in enumerate(chain):
+            on_deal = any(r["ContactId"] == person for r in roles[deal])
+            expected.add((contacts[role["ContactId"]]["Name"], level, contacts[person]["Name"], str(on_deal).lower()))
+    for key in (deal, f"https://w3id.org/opportunity-kg/id/salesforce/opportunity/{deal}"):
+        result = run_canned(open_sample_store, "reporting-line", {"opportunity": key})
+        names = [v.value for v in result.variables]
+        got = {(r["contact_name"], int(r["level"]), r["person"], r["on_deal"])
+               for r in (dict(zip(names, (t.value for t in row))) for row in result.rows)}
+        assert got == expected and any(level > 0 for _, level, _, _ in got)
+
+
+@pytest.mark.parametrize("by", ["stage", "reason", "stage_and_reason"])
+def test_loss_analysis(sample_export, open_sample_store, by):
+    stages = stage_table(sample_export)
+    history = history_by_deal(sample_export)
+    lost = [r for r in table(sample_export, "Opportunity.csv") if r["IsClosed"] == "true" and r["IsWon"] != "true"]
+    expected = defaultdict(lambda: [0, Decimal(0)])
+    for deal in lost:
+        open_rows = [(at, s) for at, s in history.get(deal["Id"], []) if stages[s]["IsClosed"] != "true"]
+        stage = max(open_rows)[1] if open_rows else "(no stage history)"
+        reason = deal["Loss_Reason__c"] or "(not recorded)"
+        key = ("(all)" if by == "reason" else stage, "(all)" if by == "stage" else reason)
+        expected[key][0] += 1
+        expected[key][1] += Decimal(deal["Amount"] or 0)
+    result = run_canned(open_sample_store, "loss-analysis", {"by": by})
+    names = [v.value for v in result.variables]
+    rows = [dict(zip(names, (t.value for t in row))) for row in result.rows]
+    assert {(r["lost_at_stage"], r["reason"]): (int(r["lost"]), Decimal(r["amount_lost"])) for r in rows} == \
+        {k: tuple(v) for k, v in expected.items()}
+    assert sum(float(r["share_of_lost_percent"]) for r in rows) == pytest.approx(100, abs=0.1 * len(rows))
+    assert len({r["reason"] for r in rows}) >= (5 if by != "stage" else 1)
+
+
+def test_pipeline_by_product(sample_export, open_sample_store):
+    products = {r["Id"]: r["Name"] for r in table(sample_export, "Product2.csv")}
+    items = defaultdict(list)
+    for r in table(sample_export, "OpportunityLineItem.csv"):
+        items[r["OpportunityId"]].append(r)
+    expected = defaultdict(lambda: [set(), Decimal(0), Decimal(0)])
+    for row, _, _ in open_in_period(sample_export):
+        for item in items[row["Id"]]:
+            entry = expected[products[item["Product2Id"]]]
+            entry[0].add(row["Id"])
+            entry[1] += Decimal(item["TotalPrice"])
+            entry[2] += Decimal(item["TotalPrice"]) * Decimal(row["Probability"]) / 100
+    got = answer(open_sample_store, "pipeline-by-product", {"period": PERIOD}, "product")
+    assert len(expected) >= 4
+    assert {k: figures(v, "opportunities", "amount", "weighted_amount") for k, v in got.items()} == \
+        {k: (Decimal(len(d)), a, w) for k, (d, a, w) in expected.items()}
+
+
+@pytest.mark.parametrize("by,start", [("quarter", None), ("month", "2026-11-01")])
+def test_pipeline_by_close_period(sample_export, open_sample_store, by, start):
+    expected = defaultdict(lambda: [0, Decimal(0), Decimal(0), Decimal(0), Decimal(0), Decimal(0)])
+    for row in open_opportunities(sample_export).values():
+        close = date.fromisoformat(row["CloseDate"])
+        if start and close < date.fromisoformat(start):
+            continue
+        key = f"{close.year}-Q{(close.month - 1) // 3 + 1}" if by == "quarter" else f"{close:%Y-%m}"
+        amount = Decimal(row["Amount"] or 0)
+        entry = expected[key]
+        entry[0] += 1
+        entry[1] += amount
+        for i, category in ((2, "Commit"), (3, "BestCase"), (4, "Pipeline")):
+            entry[i] += amount if row["ForecastCategory"] == category else 0
+        entry[5] += amount * Decimal(row["Probability"]) / 100
+    got = answer(open_sample_store, "pipeline-by-close-period", {"by": by, **({"from": start} if start else {})},
+                 "close_period")
+    assert len(expected) >= 3
+    assert {k: figures(v, "opportunities", "amount", "commit", "best_case", "pipeline", "weighted_amount")
+            for k, v in got.items()} == {k: (Decimal(v[0]), *v[1:]) for k, v in expected.items()}
+
+
+@pytest.mark.parametrize("by", ["owner", "team"])
+def test_pipeline_coverage(sample_export, open_sample_store, by):
+    start, end = period_range(PERIOD)
+    users = {r["Id"]: r for r in table(sample_export, "User.csv")}
+    roles = {r["Id"]: r for r in table(sample_export, "UserRole.csv")}
+    periods = {r["Id"]: r for r in table(sample_export, "Period.csv")}
+    parent_of = {k: r["ParentRoleId"] for k, r in roles.items()}
+
+    def units(seller):
+        if by == "owner":
+            return [users[seller]["Name"]]
+        return [roles[r]["Name"] for r in ancestors(users[seller]["UserRoleId"], parent_of)]
+
+    figures_of = defaultdict(lambda: [Decimal(0)] * 4)
+    for q in table(sample_export, "ForecastingQuota.csv"):
+        p = periods[q["PeriodId"]]
+        if start <= date.fromisoformat(p["StartDate"]) and date.fromisoformat(p["EndDate"]) < end:
+            for unit in units(q["QuotaOwnerId"]):
+                figures_of[unit][0] += Decimal(q["QuotaAmount"])
+    for row in table(sample_export, "Opportunity.csv"):
+        if not start <= date.fromisoformat(row["CloseDate"]) < end:
+            continue
+        amount = Decimal(row["Amount"] or 0)
+        for unit in units(row["OwnerId"]):
+            if row["IsWon"] == "true":
+                figures_of[unit][1] += amount
+            elif row["IsClosed"] != "true":
+                figures_of[unit][2] += amount
+                figures_of[unit][3] += amount * Decimal(row["Probability"]) / 100
+    expected = {k: tuple(v) for k, v in figures_of.items() if v[0] > 0}
+    got = answer(open_sample_store, "pipeline-coverage", {"period": PERIOD, "by": by}, "group")
+    assert len(expected) >= 3
+    assert {k: figures(v, "quota", "closed_won", "open_pipeline", "weighted_pipeline") for k, v in got.items()} == expected
+    for k, (quota, won, pipeline, _) in expected.items():
+        assert Decimal(got[k]["gap"]) == quota - won
+        if quota > won:
+            assert float(got[k]["coverage"]) == pytest.approx(float(round(100 * pipeline / (quota - won)) / 100))
+
+
+def wilson(won, n, z=1.96):
+    import math
+
+    p = won / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def test_win_patterns(sample_export, sample_store, open_sample_store):
+    import statistics
+
+    today = date.fromisoformat(sample_store[1].as_of)
+    deals = {r["Id"]: r for r in table(sample_export, "Opportunity.csv")}
+    accounts = {r["Id"]: r for r in table(sample_export, "Account.csv")}
+    closed = {k: r for k, r in deals.items() if r["IsClosed"] == "true"}
+    roles = roles_by_deal(sample_export)
+    pushed = {r["OpportunityId"] for r in table(sample_export, "OpportunityFieldHistory.csv")
+              if r["Field"] == "CloseDate" and r["NewValue"] > r["OldValue"]}
+    won_by_account = defaultdict(list)
+    for r in deals.values():
+        if r["IsWon"] == "true":
+            won_by_account[r["AccountId"]].append(date.fromisoformat(r["CloseDate"]))
+    finished = {k: v[0] for k, v in stays(sample_export, today).items() if k[0] in closed and v[1]}
+    medians = {stage: statistics.median(d for (_, s), d in finished.items() if s == stage)
+               for stage in {s for _, s in finished}}
+
+    def related_customer(deal):
+        account = accounts[deal["AccountId"]]
+        parent = account["ParentId"]
+        if not parent:
+            return False
+        relatives = {parent} | {k for k, a in accounts.items() if a["ParentId"] == parent} - {deal["AccountId"]}
+        created = date.fromisoformat(deal["CreatedDate"][:10])
+        return any(day < created for r in relatives for day in won_by_account[r])
+
+    def slow(deal):
+        mine = [d > medians[s] for (k, s), d in finished.items() if k == deal["Id"]]
+        return bool(mine) and 2 * sum(mine) > len(mine)
+
+    patterns = {
+        "economic buyer involved": lambda d: any(r["Role"] == "Economic Buyer" for r in roles[d["Id"]]),
+        "decision maker involved": lambda d: any(r["Role"] == "Decision Maker" for r in roles[d["Id"]]),
+        "champion involved": lambda d: any(r["Role"] == "Champion" for r in roles[d["Id"]]),
+        "many stakeholders": lambda d: len({r["ContactId"] for r in roles[d["Id"]]}) > 2,
+        "parent or sibling already a customer": related_customer,
+        "close date pushed": lambda d: d["Id"] in pushed,
+        "most stage stays above the median": slow,
+    }
+    got = answer(open_sample_store, "win-patterns", {}, "pattern")
+    assert set(got) == set(patterns)
+    base = sum(d["IsWon"] == "true" for d in closed.values()) / len(closed)
+    for name, test in patterns.items():
+        with_it = [d for d in closed.values() if test(d)]
+        without = [d for d in closed.values() if not test(d)]
+        won_with = sum(d["IsWon"] == "true" for d in with_it)
+        won_without = sum(d["IsWon"] == "true" for d in without)
+        row = got[name]
+        assert (int(row["deals_with"]), int(row["won_with"]), int(row["deals_without"])) == \
+            (len(with_it), won_with, len(without)), name
+        assert with_it and without, name
+        low, high = wilson(won_with, len(with_it))
+        assert float(row["ci_low_percent"]) == pytest.approx(100 * low, abs=0.051)
+        assert float(row["ci_high_percent"]) == pytest.approx(100 * high, abs=0.051)
+        assert float(row["lift"]) == pytest.approx(won_with / len(with_it) / base, abs=0.0051)
+        rate_without = won_without / len(without)
+        verdict = ("too few deals to conclude" if min(len(with_it), len(without)) < 30 else
+                   "goes with winning" if low > rate_without else
+                   "goes with losing" if high < rate_without else "no clear difference")
+        assert row["verdict"] == verdict, name
+    small = answer(open_sample_store, "win-patterns", {"min_deals": "100000"}, "pattern")
+    assert {v["verdict"] for v in small.values()} == {"too few deals to conclude"}
+
+
+def test_data_quality(sample_export, sample_store, open_sample_store):
+    today = date.fromisoformat(sample_store[1].as_of)
+    stages = stage_table(sample_export)
+    deals = table(sample_export, "Opportunity.csv")
+    names = defaultdict(set)
+    for a in table(sample_export, "Account.csv"):
+        names[a["Name"].lower()].add(a["Id"])
+    pairs = defaultdict(set)
+    for d in deals:
+        pairs[(d["Name"], d["AccountId"])].add(d["Id"])
+    expected = {
+        "missing amount": sum(d["IsClosed"] != "true" and not d["Amount"] for d in deals),
+        "past close date": sum(d["IsClosed"] != "true" and date.fromisoformat(d["CloseDate"]) < today for d in deals),
+        "probability off stage": sum(Decimal(d["Probability"]) != Decimal(stages[d["StageName"]]["DefaultProbability"])
+                                     for d in deals),
+        "orphan account": 0,
+        "duplicate deal": sum(len(ids) for ids in pairs.values() if len(ids) > 1),
+        "duplicate account": sum(len(ids) for ids in names.values() if len(ids) > 1),
+        "won without amount": sum(d["IsWon"] == "true" and not d["Amount"] for d in deals),
+    }
+    got = answer(open_sample_store, "data-quality", {}, "check")
+    assert len(got) == 11
+    assert {k: int(got[k]["records"]) for k in expected} == expected
+    assert expected["past close date"] and expected["probability off stage"]
+    assert all(bool(v["example"]) == (int(v["records"]) > 0) for v in got.values())

@@ -11,6 +11,7 @@ The same ``seed`` and ``opportunities`` always give byte-identical files.
 
 import csv
 import random
+from decimal import Decimal
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
@@ -69,6 +70,11 @@ NEXT_STEPS = ["Book a demo", "Send the proposal", "Security review with IT", "Me
               "Agree pricing", "Legal review of the contract", "Plan the pilot"]
 LEAD_SOURCES = ["Web", "Partner Referral", "Trade Show", "Outbound", "Customer Referral", "Webinar"]
 PRODUCTS = ["Platform", "Analytics Suite", "Integration Hub", "Support Plus", "Data Cloud", "Security Pack"]
+PRODUCT_FAMILIES = {"Platform": "Core", "Analytics Suite": "Analytics", "Integration Hub": "Core",
+                    "Support Plus": "Services", "Data Cloud": "Analytics", "Security Pack": "Add-ons"}
+COMPETITORS = ["Globex", "Initech", "Umbrella Systems", "Hooli", "Vandelay Software"]
+# a custom picklist on Opportunity, as orgs add one (Salesforce has no standard loss-reason field)
+LOSS_REASONS = ["Price", "NoDecision", "ProductFit", "Relationship", "Timing", "Competitor"]
 
 TABLES = {
     "UserRole.csv": ["Id", "Name", "ParentRoleId", "DeveloperName", "RollupDescription", "LastModifiedDate",
@@ -90,7 +96,7 @@ TABLES = {
     "Opportunity.csv": ["Id", "IsDeleted", "AccountId", "Name", "StageName", "Amount", "Probability",
                         "CloseDate", "Type", "NextStep", "LeadSource", "IsClosed", "IsWon", "ForecastCategory",
                         "ForecastCategoryName", "CurrencyIsoCode", "OwnerId", "Territory2Id", "CreatedDate",
-                        "LastModifiedDate", "SystemModstamp", "FiscalQuarter", "FiscalYear"],
+                        "LastModifiedDate", "SystemModstamp", "FiscalQuarter", "FiscalYear", "Loss_Reason__c"],
     "OpportunityHistory.csv": ["Id", "OpportunityId", "CreatedById", "CreatedDate", "StageName", "Amount",
                                "ExpectedRevenue", "CloseDate", "Probability", "ForecastCategory", "IsDeleted",
                                "SystemModstamp"],
@@ -102,6 +108,16 @@ TABLES = {
                                    "EndDate", "IsDeleted", "LastModifiedDate", "SystemModstamp"],
     "OpportunityContactRole.csv": ["Id", "OpportunityId", "ContactId", "Role", "IsPrimary", "IsDeleted",
                                    "CreatedDate", "LastModifiedDate", "SystemModstamp"],
+    "Product2.csv": ["Id", "Name", "ProductCode", "Family", "IsActive", "Description", "LastModifiedDate",
+                     "SystemModstamp"],
+    "OpportunityLineItem.csv": ["Id", "OpportunityId", "Product2Id", "Quantity", "UnitPrice", "TotalPrice",
+                                "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp"],
+    "OpportunityCompetitor.csv": ["Id", "OpportunityId", "CompetitorName", "Strengths", "Weaknesses", "IsDeleted",
+                                  "CreatedDate", "LastModifiedDate", "SystemModstamp"],
+    "Period.csv": ["Id", "Type", "StartDate", "EndDate", "Number", "QuarterLabel", "PeriodLabel",
+                   "IsForecastPeriod", "FiscalYearSettingsId", "SystemModstamp"],
+    "ForecastingQuota.csv": ["Id", "QuotaOwnerId", "QuotaAmount", "StartDate", "PeriodId", "ForecastingTypeId",
+                             "CurrencyIsoCode", "IsQuantity", "LastModifiedDate", "SystemModstamp"],
 }
 
 
@@ -326,6 +342,8 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
         oid = new_id("006")
         steps = random.Random(f"{seed}/{oid}")  # its own generator: the other columns do not change
         next_step = steps.choice(NEXT_STEPS) if not closed and steps.random() < 0.7 else ""
+        loss_reason = "" if not closed or won or steps.random() < 0.15 else \
+            steps.choice(["Timing", "NoDecision"]) if slipped and steps.random() < 0.5 else steps.choice(LOSS_REASONS)
         quarter = (close.month - 1) // 3 + 1
         rows["Opportunity.csv"].append({
             "Id": oid, "IsDeleted": "false", "AccountId": aid,
@@ -338,7 +356,7 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
             "ForecastCategory": FORECAST_API[category], "ForecastCategoryName": category,
             "CurrencyIsoCode": "USD", "OwnerId": rep, "Territory2Id": terr, "CreatedDate": _ts(created),
             "LastModifiedDate": _ts(last_moment), "SystemModstamp": _ts(last_moment),
-            "FiscalQuarter": quarter, "FiscalYear": close.year})
+            "FiscalQuarter": quarter, "FiscalYear": close.year, "Loss_Reason__c": loss_reason})
         for moment, h_label, h_amount, h_close, h_prob, h_cat in history:
             rows["OpportunityHistory.csv"].append({
                 "Id": new_id("008"), "OpportunityId": oid, "CreatedById": rep, "CreatedDate": _ts(moment),
@@ -361,6 +379,7 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
             if "SystemModstamp" in row:
                 row["SystemModstamp"] = row["LastModifiedDate"] = stamp
     _more_tables(rows, random.Random(f"{seed}/more"), _Ids(random.Random(f"{seed}/more-ids")), stamp)
+    _deal_tables(rows, random.Random(f"{seed}/deals"), _Ids(random.Random(f"{seed}/deal-ids")), stamp, as_of)
     return rows
 
 
@@ -407,6 +426,63 @@ def _more_tables(rows, rng, new_id, stamp):
                 "StartDate": contact["CreatedDate"][:10], "EndDate": "2026-06-30" if ended else "",
                 "IsDeleted": "false", "LastModifiedDate": contact["LastModifiedDate"],
                 "SystemModstamp": contact["SystemModstamp"]})
+
+
+def _deal_tables(rows, rng, new_id, stamp, as_of):
+    """Products and line items, competitors, fiscal quarters and quotas, derived from the
+    other tables with generators of their own (so adding them changed no other file)."""
+    products = {}
+    for name in PRODUCTS:
+        products[name] = new_id("01t")
+        rows["Product2.csv"].append({
+            "Id": products[name], "Name": name, "ProductCode": name.upper().replace(" ", "-"),
+            "Family": PRODUCT_FAMILIES[name], "IsActive": "true", "Description": f"{name} subscription",
+            "LastModifiedDate": stamp, "SystemModstamp": stamp})
+    for deal in rows["Opportunity.csv"]:
+        product = deal["Name"].split(" - ")[-2]
+        amount = Decimal(deal["Amount"])
+        # the deal's amount is its line items' total: the main product, sometimes support on top
+        lines = [(product, amount)]
+        if product != "Support Plus" and amount >= 20000 and rng.random() < 0.3:
+            support = (amount / 5).quantize(Decimal("100"))
+            lines = [(product, amount - support), ("Support Plus", support)]
+        for name, total in lines:
+            quantity = rng.choice([1, 2, 4, 5, 10])
+            rows["OpportunityLineItem.csv"].append({
+                "Id": new_id("00k"), "OpportunityId": deal["Id"], "Product2Id": products[name],
+                "Quantity": quantity, "UnitPrice": f"{total / quantity:.2f}", "TotalPrice": f"{total:.2f}",
+                "IsDeleted": "false", "CreatedDate": deal["CreatedDate"], "LastModifiedDate": deal["CreatedDate"],
+                "SystemModstamp": deal["CreatedDate"]})
+        for name in rng.sample(COMPETITORS, k=rng.choice([0, 0, 1, 1, 2])):
+            rows["OpportunityCompetitor.csv"].append({
+                "Id": new_id("00J"), "OpportunityId": deal["Id"], "CompetitorName": name,
+                "Strengths": rng.choice(["Price", "Incumbent", "Features", ""]),
+                "Weaknesses": rng.choice(["Support", "Integration", "Price", ""]), "IsDeleted": "false",
+                "CreatedDate": deal["CreatedDate"], "LastModifiedDate": deal["CreatedDate"],
+                "SystemModstamp": deal["CreatedDate"]})
+    # fiscal quarters (the calendar year) from two years back to one year ahead, and a quota per
+    # active seller who owns deals, for each quarter up to the next one
+    periods = {}
+    for year in range(as_of.year - 2, as_of.year + 2):
+        for quarter in range(1, 5):
+            start = date(year, 3 * quarter - 2, 1)
+            end = (date(year + quarter // 4, 3 * quarter % 12 + 1, 1)) - timedelta(days=1)
+            periods[start] = new_id("026")
+            rows["Period.csv"].append({
+                "Id": periods[start], "Type": "Quarter", "StartDate": start.isoformat(), "EndDate": end.isoformat(),
+                "Number": quarter, "QuarterLabel": "", "PeriodLabel": "", "IsForecastPeriod": "true",
+                "FiscalYearSettingsId": "022Ec0000000001AAA", "SystemModstamp": stamp})
+    sellers = sorted({d["OwnerId"] for d in rows["Opportunity.csv"]})
+    this_quarter = date(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1)
+    for seller in sellers:
+        base = Decimal(rng.choice([50, 60, 75, 90, 100])) * 1000
+        for start in sorted(periods):
+            if start.year >= as_of.year - 1 and start <= this_quarter + timedelta(days=92):
+                rows["ForecastingQuota.csv"].append({
+                    "Id": new_id("0J9"), "QuotaOwnerId": seller, "QuotaAmount": f"{base:.2f}",
+                    "StartDate": start.isoformat(), "PeriodId": periods[start],
+                    "ForecastingTypeId": "0DbEc0000000001AAA", "CurrencyIsoCode": "USD", "IsQuantity": "false",
+                    "LastModifiedDate": stamp, "SystemModstamp": stamp})
 
 
 def write_sample(out_dir, opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=SAMPLE_AS_OF):
