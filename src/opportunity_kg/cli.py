@@ -29,7 +29,7 @@ def cmd_sample(args):
     from .sample_systems import write_system_sample
 
     counts = write_system_sample(args.system, args.out, opportunities=args.opportunities, seed=args.seed,
-                                 style=args.style)
+                                 style=args.style, stakeholder_signal=args.stakeholder_signal)
     width = max(len(name) for name in counts)
     for name, count in counts.items():
         print(f"{name:{width}} {count:>8} rows")
@@ -95,6 +95,64 @@ def cmd_query(args):
         out.writelines(write_triples(result.rows, "ntriples", 10**12))
     else:
         out.writelines(write_solutions(result.variables, result.rows, args.format, 10**12))
+
+
+def _day(text, what):
+    from datetime import date
+
+    from .errors import OkgError
+
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        raise OkgError(f"{what} must be a date (YYYY-MM-DD), not {text!r}", field=what, value=text) from None
+
+
+def cmd_forecast(args):
+    from .forecast import forecast, load_book
+    from .results import write_table
+    from .store import open_store
+
+    result = forecast(load_book(open_store(args.store, create=False)), args.period, by=args.by,
+                      as_of=_day(args.as_of, "as-of"), deals=args.deals)
+    rows = result["deals"] if args.deals else result["rows"]
+    if args.format == "json":
+        print(json.dumps(result, indent=1))
+        return
+    if args.format == "table":
+        print(f"forecast of {result['period']} as of {result['as_of']}, by {result['by']} "
+              f"(models fitted on {result['training_states']:,} past deal states)")
+    sys.stdout.write(write_table(rows, args.format))
+
+
+def cmd_backtest(args):
+    from .forecast import backtest, chart_svg, load_book
+    from .results import write_table
+    from .store import open_store
+
+    result = backtest(load_book(open_store(args.store, create=False)), _day(args.from_, "from"),
+                      _day(args.to, "to"), step=args.step, periods=args.periods)
+    if args.chart:
+        Path(args.chart).write_text(chart_svg(result), encoding="utf-8")
+    if args.format == "json":
+        print(json.dumps(result, indent=1))
+        return
+    scores = [{"method": m, **{k: v for k, v in x.items() if k != "calibration"}} for m, x in result["methods"].items()]
+    if args.format == "csv":
+        sys.stdout.write(write_table(result["points"], "csv"))
+        return
+    print(f"backtest {result['from']} to {result['to']} every {result['step']}: {result['forecasts']} period "
+          f"forecasts, {result['deal_chances']:,} deal chances, scored against the store as of {result['as_of']}")
+    sys.stdout.write(write_table(scores, "table"))
+    print("\ncalibration (deal chances in bands: how many, mean chance, share won)")
+    calibration = [{"method": m, "band": f"{b['from']:.1f}-{b['to']:.1f}", "deals": b["deals"],
+                    "mean_chance": b["mean_chance"], "won_rate": b["won_rate"]}
+                   for m, x in result["methods"].items() for b in x["calibration"]]
+    sys.stdout.write(write_table(calibration, "table"))
+    if result["skipped"]:
+        print(f"\n{len(result['skipped'])} period forecasts left out: the quarter was not over by {result['as_of']}")
+    if args.chart:
+        print(f"chart written to {args.chart}")
 
 
 def cmd_map(args):
@@ -189,6 +247,9 @@ def build_parser():
                    help="HubSpot headers: property labels (Deal Stage, the default) or internal names (dealstage)")
     p.add_argument("--opportunities", type=int, default=500, help="how many opportunities (default 500)")
     p.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same files")
+    p.add_argument("--no-stakeholder-signal", dest="stakeholder_signal", action="store_false",
+                   help="stakeholder roles drawn as usual but with no bearing on which deals are won (to test "
+                        "that a forecast gains nothing from them then)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("ingest", help="map, validate and load an export into a store")
@@ -210,6 +271,29 @@ def build_parser():
     p.add_argument("--format", choices=["csv", "tsv", "json", "xml"], default="csv",
                    help="result format (default csv)")
     p.set_defaults(func=cmd_query)
+
+    from .forecast import DIMENSIONS, STEPS
+
+    p = sub.add_parser("forecast", help="forecast a period three ways: the CRM's view, from history, from the graph")
+    p.add_argument("--period", required=True, help="the period: 2026-Q4, 2026-H2, 2026-11 or 2026")
+    p.add_argument("--by", choices=DIMENSIONS, default="total", help="one row per group (default: one total)")
+    p.add_argument("--as-of", help="forecast as known at the end of this day (default: the store's as-of date)")
+    p.add_argument("--deals", action="store_true", help="list each open deal's chances and what moved them")
+    p.add_argument("--store", required=True, help="path of the store")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output (default table)")
+    p.set_defaults(func=cmd_forecast)
+
+    p = sub.add_parser("backtest", help="replay the history: forecast past periods as known then, score them")
+    p.add_argument("--from", dest="from_", required=True, help="first forecast date (YYYY-MM-DD)")
+    p.add_argument("--to", required=True, help="last forecast date (YYYY-MM-DD)")
+    p.add_argument("--step", choices=list(STEPS), default="week", help="time between forecasts (default week)")
+    p.add_argument("--periods", type=int, default=1,
+                   help="quarters forecast at each date: 1 the quarter the date is in (default), 2 also the next")
+    p.add_argument("--chart", metavar="FILE.svg", help="also draw each method's forecast against the actual")
+    p.add_argument("--store", required=True, help="path of the store")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                   help="table (scores and calibration), csv (every forecast point) or json (everything)")
+    p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("map", help="run one RML mapping on its own and write N-Quads")
     p.add_argument("mapping", help="the mapping file (Turtle)")

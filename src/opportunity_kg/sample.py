@@ -10,6 +10,7 @@ The same ``seed`` and ``opportunities`` always give byte-identical files.
 """
 
 import csv
+import math
 import random
 from decimal import Decimal
 from datetime import date, datetime, time, timedelta
@@ -152,9 +153,25 @@ def _bool(flag):
     return "true" if flag else "false"
 
 
-def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=SAMPLE_AS_OF):
-    """The sample export as a dict of file name -> list of row dicts."""
+def _logit(p):
+    return math.log(p / (1 - p))
+
+
+def _chance(logit):
+    return 1 / (1 + math.exp(-logit))
+
+
+def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=SAMPLE_AS_OF,
+                 stakeholder_signal=True):
+    """The sample export as a dict of file name -> list of row dicts.
+
+    Whether a deal is won depends on things the CRM's stage probability does not see: the
+    owner's skill, how the customer's account hierarchy buys, and (unless
+    ``stakeholder_signal`` is false) which roles its stakeholders hold. So a forecast that
+    reads the graph can beat the stage probability; with ``stakeholder_signal=False`` the
+    stakeholders are drawn the same way but carry no information about the outcome."""
     rng = random.Random(seed)
+    hidden = random.Random(f"{seed}/hidden")  # the generator's hidden factors, drawn apart
     new_id = _Ids(rng)
     rows = {name: [] for name in TABLES}
     org_start = datetime.combine(as_of - timedelta(days=900), time(9))
@@ -275,6 +292,17 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
                     account(f"{base} {COUNTRIES[sub_rep[2]]} Plant {d + 1}", grandchild, sub_rep, "Customer")
 
     account_names = {row["Id"]: row["Name"] for row in rows["Account.csv"]}
+    # hidden factors on the log-odds of winning: each seller's skill, each account hierarchy's
+    # habit of buying (shared by a top parent and its subsidiaries)
+    skill = {rep: hidden.gauss(0, 0.8) for rep, _, _ in reps}
+    parent_of = {row["Id"]: row["ParentId"] for row in rows["Account.csv"]}
+
+    def top_of(aid):
+        while parent_of.get(aid):
+            aid = parent_of[aid]
+        return aid
+
+    habit = {aid: hidden.gauss(0, 0.9) for aid in account_names if not parent_of[aid]}
     # contacts with reporting lines
     contacts_of = {}
     for aid, _ in accounts:
@@ -301,6 +329,15 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
         close = created.date() + timedelta(days=cycle)
         amount = round(rng.lognormvariate(10.6, 0.9), -2) + 1000
         product = rng.choice(PRODUCTS)
+        # stakeholders: one to four contacts of the account, exactly one primary (drawn before the
+        # deal runs, from a generator of their own)
+        people = random.Random(f"{seed}/people/{n}")
+        chosen = people.sample(contacts_of[aid], k=min(len(contacts_of[aid]), people.randint(1, 4)))
+        roles = people.sample(CONTACT_ROLES, k=len(chosen))
+        lift = skill[rep] + habit[top_of(aid)]
+        if stakeholder_signal:
+            lift += 1.4 * ("Economic Buyer" in roles) + 0.8 * ("Champion" in roles) + \
+                0.5 * ("Decision Maker" in roles) + 0.2 * (len(chosen) - 2)
         history = []
         stage_index = 0
         moment = created
@@ -310,7 +347,8 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
         while True:
             label, prob, category, _, _ = OPEN_STAGES[stage_index]
             history.append((moment, label, amount, close, prob, category))
-            step = timedelta(days=rng.randint(4, 28), hours=rng.randint(0, 8))
+            # deals that go well also move faster
+            step = timedelta(days=rng.randint(4, 28) * math.exp(-0.25 * lift), hours=rng.randint(0, 8))
             moment += step
             if moment.date() >= as_of:
                 break
@@ -321,11 +359,11 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
                     amount = round(amount * rng.uniform(0.7, 1.2), -2)
                 history.append((moment, label, amount, close, prob, category))
                 continue
-            lose = rng.random() < 0.06 + 0.03 * slipped
+            lose = rng.random() < _chance(_logit(0.06 + 0.03 * slipped) - lift)
             if lose or (moment.date() > close and rng.random() < 0.2):
                 outcome = "Closed Lost"
             elif stage_index == len(OPEN_STAGES) - 1:
-                outcome = "Closed Won" if rng.random() < 0.75 else "Closed Lost"
+                outcome = "Closed Won" if rng.random() < _chance(_logit(0.75) + lift) else "Closed Lost"
             if outcome:
                 close = moment.date()
                 won = outcome == "Closed Won"
@@ -364,10 +402,6 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
                 "ExpectedRevenue": f"{h_amount * h_prob / 100:.2f}", "CloseDate": h_close.isoformat(),
                 "Probability": h_prob, "ForecastCategory": FORECAST_API[h_cat], "IsDeleted": "false",
                 "SystemModstamp": _ts(moment)})
-        # stakeholders: one to four contacts of the account, exactly one primary
-        people_here = contacts_of[aid]
-        chosen = rng.sample(people_here, k=min(len(people_here), rng.randint(1, 4)))
-        roles = rng.sample(CONTACT_ROLES, k=len(chosen))
         for i, (cid, role_name) in enumerate(zip(chosen, roles)):
             rows["OpportunityContactRole.csv"].append({
                 "Id": new_id("00K"), "OpportunityId": oid, "ContactId": cid, "Role": role_name,
@@ -485,12 +519,13 @@ def _deal_tables(rows, rng, new_id, stamp, as_of):
                     "LastModifiedDate": stamp, "SystemModstamp": stamp})
 
 
-def write_sample(out_dir, opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=SAMPLE_AS_OF):
+def write_sample(out_dir, opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=SAMPLE_AS_OF,
+                 stakeholder_signal=True):
     """Write the sample export into ``out_dir`` and return the row count per file."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     counts = {}
-    for name, rows in build_sample(opportunities, seed, as_of).items():
+    for name, rows in build_sample(opportunities, seed, as_of, stakeholder_signal).items():
         with open(out / name, "w", encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=TABLES[name], lineterminator="\r\n")
             writer.writeheader()

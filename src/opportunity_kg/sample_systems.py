@@ -283,15 +283,16 @@ def _write(path, columns, rows, header=None):
     return len(rows)
 
 
-def write_system_sample(system, out_dir, opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, style="labels"):
+def write_system_sample(system, out_dir, opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, style="labels",
+                        stakeholder_signal=True):
     """Write the sample export of ``system`` into ``out_dir``; the row count per file written."""
     from .sample import write_sample
 
     if system == "salesforce":
-        return write_sample(out_dir, opportunities=opportunities, seed=seed)
+        return write_sample(out_dir, opportunities=opportunities, seed=seed, stakeholder_signal=stakeholder_signal)
     if system not in SYSTEMS:
         raise ValueError(f"unknown system {system!r}; use one of {', '.join(SYSTEMS)}")
-    sf = build_sample(opportunities, seed)
+    sf = build_sample(opportunities, seed, stakeholder_signal=stakeholder_signal)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     day = SAMPLE_AS_OF.isoformat()

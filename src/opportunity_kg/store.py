@@ -75,6 +75,9 @@ def open_store(path, *, create=True):
             recover(path)
     if not create and not path.exists():
         raise OkgError(f"no store at {path}: run `okg ingest EXPORT --store {path}` first")
+    if not create and not (path / "CURRENT").exists():  # every Oxigraph (RocksDB) store has one
+        raise OkgError(f"{path} is not a store (it holds no Oxigraph database); if it is an export, "
+                       f"load it first: okg ingest {path} --store STORE")
     try:
         return ox.Store(str(path))
     except OSError as exc:

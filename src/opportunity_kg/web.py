@@ -23,6 +23,7 @@ import logging
 import re
 import threading
 import time
+from datetime import date
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -32,7 +33,7 @@ from . import __version__, settings
 from .errors import Forbidden, NotFound, OkgError, QueryError, Unauthorized
 from .ontology_docs import DOC_FORMATS, RDF_FORMATS, documentation_html, modules, ontology_rdf
 from .queries import get_query, load_queries
-from .results import GRAPH_FORMATS, SELECT_FORMATS, write_boolean, write_solutions, write_triples
+from .results import GRAPH_FORMATS, SELECT_FORMATS, write_boolean, write_solutions, write_table, write_triples
 from .history import snapshots
 from .remote import is_remote
 from .store import ReadOnlyStore, open_store, run_query
@@ -264,6 +265,35 @@ def create_app(store_path=None, *, store=None, config=None):
             return Response(body, mimetype="text/csv",
                             headers={"Content-Disposition": f'inline; filename="{name}.csv"'})
         return Response(_records(result.variables, rows), mimetype="application/json")
+
+    @app.route("/api/forecast")
+    @app.route("/api/forecast.<suffix>")
+    def forecast_api(suffix=None):
+        from .forecast import forecast, load_book
+
+        args = request.args.to_dict()
+        if suffix not in (None, "csv", "json"):
+            raise OkgError(f"no such format .{suffix}; use .csv or .json", field="format")
+        fmt = suffix or negotiate(request.headers.get("Accept"), args.get("format"),
+                                  {"csv": "csv", "text/csv": "csv", "json": "json", "application/json": "json"},
+                                  "json")
+        as_of = args.get("as_of")
+        try:
+            as_of = date.fromisoformat(as_of) if as_of else None
+        except ValueError:
+            raise OkgError(f"as_of must be a date (YYYY-MM-DD), not {as_of!r}", field="as_of", value=as_of) from None
+        listing = args.get("deals", "false").lower() in ("true", "1", "yes")
+        if not slots.acquire(timeout=limits["query_timeout"]):
+            raise OkgError("the server is busy with other queries; try again shortly")
+        try:
+            book = load_book(app.config["OKG_STORE"](), timeout=limits["query_timeout"])
+            result = forecast(book, args.get("period"), by=args.get("by", "total"), as_of=as_of, deals=listing)
+        finally:
+            slots.release()
+        if fmt == "csv":
+            return Response(write_table(result["deals"] if listing else result["rows"], "csv"), mimetype="text/csv",
+                            headers={"Content-Disposition": 'inline; filename="forecast.csv"'})
+        return jsonify(result)
 
     @app.route("/ontology")
     @app.route("/ontology/")
