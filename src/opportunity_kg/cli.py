@@ -137,7 +137,8 @@ def cmd_backtest(args):
     if args.format == "json":
         print(json.dumps(result, indent=1))
         return
-    scores = [{"method": m, **{k: v for k, v in x.items() if k != "calibration"}} for m, x in result["methods"].items()]
+    scores = [{"method": m, **{k: "" if v is None else f"{v:.4f}" for k, v in x.items() if k != "calibration"}}
+              for m, x in result["methods"].items()]
     if args.format == "csv":
         sys.stdout.write(write_table(result["points"], "csv"))
         return
@@ -146,7 +147,7 @@ def cmd_backtest(args):
     sys.stdout.write(write_table(scores, "table"))
     print("\ncalibration (deal chances in bands: how many, mean chance, share won)")
     calibration = [{"method": m, "band": f"{b['from']:.1f}-{b['to']:.1f}", "deals": b["deals"],
-                    "mean_chance": b["mean_chance"], "won_rate": b["won_rate"]}
+                    "mean_chance": f"{b['mean_chance']:.3f}", "won_rate": f"{b['won_rate']:.3f}"}
                    for m, x in result["methods"].items() for b in x["calibration"]]
     sys.stdout.write(write_table(calibration, "table"))
     if result["skipped"]:
