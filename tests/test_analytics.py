@@ -25,6 +25,13 @@ def answer(store, name, args, key):
     return {row[key]: row for row in rows}
 
 
+def tenths(numerator, denominator, scale=1000):
+    """numerator / denominator x scale rounded half up (as SPARQL's ROUND does), over 10."""
+    from decimal import ROUND_HALF_UP
+
+    return float((Decimal(numerator) * scale / Decimal(denominator)).quantize(Decimal(1), ROUND_HALF_UP) / 10)
+
+
 def figures(row, *columns):
     return tuple(Decimal(row[c]) for c in columns)
 
@@ -284,7 +291,7 @@ def test_win_rate(sample_export, open_sample_store, by):
     assert {k: figures(v, "closed", "won", "amount_closed", "amount_won") for k, v in got.items()} == \
         {k: (Decimal(c), Decimal(w), a, aw) for k, (c, w, a, aw) in expected.items()}
     for k, (c, w, _, _) in expected.items():
-        assert float(got[k]["win_rate_percent"]) == pytest.approx(round(1000 * w / c) / 10)
+        assert float(got[k]["win_rate_percent"]) == pytest.approx(tenths(w, c))
 
 
 # --- stage management, accounts, stakeholders, win/loss, hygiene -----------------------------
@@ -332,7 +339,7 @@ def test_stage_funnel(sample_export, open_sample_store, period):
     first = got[min(got, key=lambda k: int(got[k]["sort_order"]))]
     assert int(first["reached"]) == len(deals)
     for v in got.values():
-        assert float(v["conversion_to_next_percent"]) == round(1000 * int(v["went_to_next_stage"]) / int(v["reached"])) / 10
+        assert float(v["conversion_to_next_percent"]) == tenths(v["went_to_next_stage"], v["reached"])
 
 
 def stays(export, today):
@@ -368,7 +375,7 @@ def test_days_in_stage(sample_export, sample_store, open_sample_store):
         row = got[stage]
         done.sort()
         assert int(row["finished_stays"]) == len(done)
-        assert float(row["average_days"]) == pytest.approx(round(10 * sum(done) / len(done)) / 10)
+        assert float(row["average_days"]) == pytest.approx(tenths(sum(done), len(done), 10))
         assert float(row["median_days"]) == statistics.median(done)
         assert int(row["p90_days"]) == done[math.ceil(0.9 * len(done)) - 1]
         assert int(row["open_now"]) == len(ongoing)
@@ -579,7 +586,7 @@ def test_pipeline_coverage(sample_export, open_sample_store, by):
     for k, (quota, won, pipeline, _) in expected.items():
         assert Decimal(got[k]["gap"]) == quota - won
         if quota > won:
-            assert float(got[k]["coverage"]) == pytest.approx(float(round(100 * pipeline / (quota - won)) / 100))
+            assert float(got[k]["coverage"]) == pytest.approx(tenths(pipeline, quota - won, 100) / 10)
 
 
 def wilson(won, n, z=1.96):

@@ -59,3 +59,22 @@ def test_values_go_after_the_outer_where():
     text = 'PREFIX x: <http://x/#where{>\n# WHERE { in a comment\nSELECT ?a WHERE { ?a ?b "WHERE {" }'
     at = where_group_start(text)
     assert text[:at].endswith('SELECT ?a WHERE {')
+
+
+def test_parameters_reach_subqueries_and_union_branches(open_sample_store):
+    """Oxigraph evaluates a subquery and each UNION branch on its own, so the parameters are bound
+    in each; a filter on a parameter inside a branch must see its value."""
+    from opportunity_kg.queries import CannedQuery
+
+    text = """PREFIX okg: <https://w3id.org/opportunity-kg/ontology#>
+SELECT ?kind (COUNT(*) AS ?n) WHERE {
+  { ?deal a okg:Opportunity ; okg:amount ?amount . FILTER (?amount >= ?least) BIND ("big deal" AS ?kind) }
+  UNION
+  { SELECT ?kind WHERE { ?deal a okg:Opportunity ; okg:amount ?amount . FILTER (?amount < ?least) BIND ("small deal" AS ?kind) } }
+} GROUP BY ?kind"""
+    query = CannedQuery("split", "Split", "", [Param("least", "number")], text, None)
+    got = {row[0].value: int(row[1].value) for row in run_query(open_sample_store, query.bind({"least": "50000"})).rows}
+    q = "PREFIX okg: <https://w3id.org/opportunity-kg/ontology#> SELECT ?a WHERE { ?d a okg:Opportunity ; okg:amount ?a }"
+    amounts = [float(row[0].value) for row in run_query(open_sample_store, q).rows]
+    assert got == {"big deal": sum(a >= 50000 for a in amounts), "small deal": sum(a < 50000 for a in amounts)}
+    assert got["big deal"] and got["small deal"]
