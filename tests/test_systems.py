@@ -191,11 +191,14 @@ def test_gleif_entities_relationships_and_parents(exports, loaded):
     got = dict(select(store, "SELECT ?lei ?name WHERE { ?e a okg:LegalEntity ; okg:lei ?lei ; okg:legalName ?name }"))
     assert got == {e["LEI"]: e["Entity.LegalName"] for e in entities}
     direct = {(r["Relationship.StartNode.NodeID"], r["Relationship.EndNode.NodeID"]) for r in relationships
-              if r["Relationship.RelationshipType"] == "IS_DIRECTLY_CONSOLIDATED_BY"}
+              if r["Relationship.RelationshipType"] == "IS_DIRECTLY_CONSOLIDATED_BY"
+              and r["Relationship.RelationshipStatus"] == "ACTIVE"}
+    assert any(r["Relationship.RelationshipStatus"] == "INACTIVE" for r in relationships)  # the acquisition
     got = select(store, "SELECT ?c ?p WHERE { ?e okg:lei ?c ; okg:directParent/okg:lei ?p }")
     assert {tuple(r) for r in got} == direct
     kinds = select(store, "SELECT ?k (COUNT(*) AS ?n) WHERE { ?r okg:consolidationKind ?k } GROUP BY ?k ORDER BY ?k")
-    assert [int(n) for _, n in kinds] == [len(direct), len(relationships) - len(direct)]
+    every_direct = sum(r["Relationship.RelationshipType"] == "IS_DIRECTLY_CONSOLIDATED_BY" for r in relationships)
+    assert [int(n) for _, n in kinds] == [every_direct, len(relationships) - every_direct]
 
 
 def test_gleif_other_relationships_are_quarantined_and_inactive_ones_give_no_parent(exports, tmp_path):

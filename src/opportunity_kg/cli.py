@@ -156,6 +156,25 @@ def cmd_backtest(args):
         print(f"chart written to {args.chart}")
 
 
+def cmd_match(args):
+    from collections import Counter
+
+    from .match import match_store
+    from .results import write_table
+
+    found = match_store(args.store, threshold=args.threshold)
+    counts = Counter((m["right_system"] == "gleif", m["status"]) for m in found)
+    print(f"accounts linked to legal entities: {counts[(True, 'asserted')]} "
+          f"({counts[(True, 'review')]} more for review)")
+    print(f"records of one customer linked across systems: {counts[(False, 'asserted')]} "
+          f"({counts[(False, 'review')]} more for review)")
+    print(f"written to graph <https://w3id.org/opportunity-kg/graph/matches> of store {args.store}")
+    review = [m for m in found if m["status"] == "review"]
+    if args.review:
+        Path(args.review).write_text(write_table(review, "csv") if review else "", encoding="utf-8")
+        print(f"{len(review)} candidates below the threshold {args.threshold} listed in {args.review}")
+
+
 def cmd_map(args):
     import pyoxigraph as ox
 
@@ -295,6 +314,15 @@ def build_parser():
     p.add_argument("--format", choices=["table", "csv", "json"], default="table",
                    help="table (scores and calibration), csv (every forecast point) or json (everything)")
     p.set_defaults(func=cmd_backtest)
+
+    from .match import DEFAULT_THRESHOLD
+
+    p = sub.add_parser("match", help="link accounts to legal entities, and one customer's records across systems")
+    p.add_argument("--store", required=True, help="path of the store")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"the lowest confidence a link is asserted at (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--review", metavar="FILE.csv", help="write the candidates below the threshold here")
+    p.set_defaults(func=cmd_match)
 
     p = sub.add_parser("map", help="run one RML mapping on its own and write N-Quads")
     p.add_argument("mapping", help="the mapping file (Turtle)")

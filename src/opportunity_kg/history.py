@@ -34,6 +34,10 @@ _SNAPSHOTS = f"""SELECT ?g ?system ?asof WHERE {{
 }}"""
 
 
+#: the links okg match writes (accounts to legal entities, one customer across systems)
+MATCHES_GRAPH = f"{GRAPH_BASE}matches"
+
+
 def history_graph(system):
     return f"{GRAPH_BASE}{system}/history"
 
@@ -80,6 +84,7 @@ def _current_graphs(store):
     graphs = [graph for graph, _ in latest.values()]
     graphs += [history_graph(system) for system in latest if history_graph(system) in names]
     graphs += [ONTOLOGY_GRAPH] if ONTOLOGY_GRAPH in names else []
+    graphs += [MATCHES_GRAPH] if MATCHES_GRAPH in names else []
     return sorted(graphs)
 
 

@@ -21,6 +21,7 @@ import csv
 import hashlib
 import random
 import uuid
+from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
@@ -127,15 +128,43 @@ def lei_for(name):
     return body + f"{98 - number % 97:02d}"
 
 
+#: legal forms by ISO country, as GLEIF records spell them
+LEGAL_FORMS = {"US": "Inc.", "CA": "Inc.", "DE": "GmbH", "GB": "Ltd", "FR": "SAS", "BR": "Ltda.", "JP": "K.K.",
+               "AU": "Pty Ltd", "SE": "AB", "SG": "Pte. Ltd.", "IN": "Private Limited", "NL": "B.V."}
+SAMPLE_SUFFIXES = ("Pty Ltd", "Inc.", "Ltd", "GmbH", "S.A.", "LLC", "plc", "AG", "K.K.", "B.V.")
+
+
+def base_name(name):
+    """A sample company name without its legal form."""
+    for suffix in SAMPLE_SUFFIXES:
+        if name.endswith(" " + suffix):
+            return name[: -len(suffix) - 1]
+    return name
+
+
+def respell(name, rng):
+    """The same company as another system may write it: without its legal form, in capitals,
+    with "&" for "and", or as it is."""
+    roll = rng.random()
+    if roll < 0.15:
+        return base_name(name)
+    if roll < 0.25:
+        return name.upper()
+    if roll < 0.3:
+        return name.replace(" and ", " & ") if " and " in name else name + " Group"
+    return name
+
+
 def hubspot_rows(sf, style="labels", rng=None):
     rng = rng or random.Random(0)
     users = {u["Id"]: u for u in sf["User.csv"]}
     owner = {uid: (_number(uid, 8) if style == "internal" else u["Name"]) for uid, u in users.items()}
     company_id = {a["Id"]: _number(a["Id"]) for a in sf["Account.csv"]}
     companies = []
+    spelling = random.Random("hubspot-names")  # its own generator: the other columns do not change
     for a in sf["Account.csv"]:
         companies.append({
-            "hs_object_id": company_id[a["Id"]], "name": a["Name"], "domain": _domain(a["Name"]),
+            "hs_object_id": company_id[a["Id"]], "name": respell(a["Name"], spelling), "domain": _domain(a["Name"]),
             "industry": a["Industry"].upper().replace(" ", "_") if style == "internal" else a["Industry"],
             "country": a["BillingCountry"], "city": a["BillingCity"], "numberofemployees": a["NumberOfEmployees"],
             "annualrevenue": a["AnnualRevenue"], "hs_parent_company_id": company_id.get(a["ParentId"], ""),
@@ -238,20 +267,54 @@ def _us_date(iso):
 
 
 def gleif_rows(sf):
-    """Legal entities for the sample's accounts (top-level and direct subsidiaries) and their relationships."""
+    """Legal entities for the sample's accounts and their relationships, with what real data has:
+    legal names spelled as registered (legal form of the country, often in capitals), about one
+    company in ten not in GLEIF, and one subsidiary acquired mid-history by another group (its old
+    relationships ended, new ones begun; the CRM still shows the old parent)."""
     accounts = {a["Id"]: a for a in sf["Account.csv"]}
+    rng = random.Random("gleif")
+    missing = {aid for aid in sorted(accounts) if rng.random() < 0.1}
+    parent = {aid: a["ParentId"] for aid, a in accounts.items()}
     entities, relationships = [], []
     stamp = SAMPLE_AS_OF.isoformat() + "T06:00:00Z"
 
-    def top(aid):
-        while accounts[aid]["ParentId"]:
-            aid = accounts[aid]["ParentId"]
+    def top(aid, parents):
+        while parents.get(aid):
+            aid = parents[aid]
         return aid
 
+    # the acquisition: a direct subsidiary moves to another group on this day
+    tops = sorted(aid for aid in accounts if not parent[aid] and aid not in missing)
+    named = defaultdict(int)
+    for a in accounts.values():
+        named[a["Name"]] += 1
+    movers = sorted(aid for aid in accounts if parent[aid] and not parent[parent[aid]] and aid not in missing
+                    and named[accounts[aid]["Name"]] == 1 and parent[aid] not in missing)
+    acquired, buyer, on = None, None, "2026-03-31"
+    if movers and len(tops) > 1:
+        acquired = movers[len(movers) // 2]
+        buyer = next(t for t in tops if t != parent[acquired])
+    after = dict(parent, **({acquired: buyer} if acquired else {}))
+
+    def relationship(child, end, kind, start, ended=""):
+        return {
+            "Relationship.StartNode.NodeID": child, "Relationship.StartNode.NodeIDType": "LEI",
+            "Relationship.EndNode.NodeID": end, "Relationship.EndNode.NodeIDType": "LEI",
+            "Relationship.RelationshipType": kind, "Relationship.RelationshipStatus": "INACTIVE" if ended else "ACTIVE",
+            "Relationship.Period.1.startDate": start + "T00:00:00Z",
+            "Relationship.Period.1.endDate": ended + "T00:00:00Z" if ended else "",
+            "Relationship.Period.1.periodType": "RELATIONSHIP_PERIOD",
+            "Registration.InitialRegistrationDate": start + "T00:00:00Z",
+            "Registration.LastUpdateDate": stamp, "Registration.RegistrationStatus": "PUBLISHED",
+            "Registration.ValidationSources": "FULLY_CORROBORATED"}
+
     for aid, a in accounts.items():
+        if aid in missing:
+            continue
         country = ISO_COUNTRY.get(a["BillingCountry"], "US")
+        legal = f"{base_name(a['Name'])} {LEGAL_FORMS.get(country, 'Ltd')}"
         entities.append({
-            "LEI": lei_for(aid), "Entity.LegalName": a["Name"] + (" Inc." if country == "US" else " Ltd"),
+            "LEI": lei_for(aid), "Entity.LegalName": legal.upper() if rng.random() < 0.4 else legal,
             "Entity.LegalName.xmllang": "en", "Entity.LegalAddress.City": a["BillingCity"],
             "Entity.LegalAddress.Country": country, "Entity.HeadquartersAddress.Country": country,
             "Entity.LegalJurisdiction": country, "Entity.EntityCategory": "GENERAL",
@@ -259,18 +322,18 @@ def gleif_rows(sf):
             "Registration.InitialRegistrationDate": a["CreatedDate"][:10] + "T00:00:00Z",
             "Registration.LastUpdateDate": stamp, "Registration.RegistrationStatus": "ISSUED",
             "Registration.ManagingLOU": "5493001KJTIIGC8Y1R12"})
-        if a["ParentId"]:
-            child, parent, ultimate = lei_for(aid), lei_for(a["ParentId"]), lei_for(top(aid))
-            for kind, end in (("IS_DIRECTLY_CONSOLIDATED_BY", parent), ("IS_ULTIMATELY_CONSOLIDATED_BY", ultimate)):
-                relationships.append({
-                    "Relationship.StartNode.NodeID": child, "Relationship.StartNode.NodeIDType": "LEI",
-                    "Relationship.EndNode.NodeID": end, "Relationship.EndNode.NodeIDType": "LEI",
-                    "Relationship.RelationshipType": kind, "Relationship.RelationshipStatus": "ACTIVE",
-                    "Relationship.Period.1.startDate": a["CreatedDate"][:10] + "T00:00:00Z",
-                    "Relationship.Period.1.endDate": "", "Relationship.Period.1.periodType": "RELATIONSHIP_PERIOD",
-                    "Registration.InitialRegistrationDate": a["CreatedDate"][:10] + "T00:00:00Z",
-                    "Registration.LastUpdateDate": stamp, "Registration.RegistrationStatus": "PUBLISHED",
-                    "Registration.ValidationSources": "FULLY_CORROBORATED"})
+        if not parent[aid] or parent[aid] in missing or top(aid, parent) in missing:
+            continue
+        start = a["CreatedDate"][:10]
+        kinds = (("IS_DIRECTLY_CONSOLIDATED_BY", parent[aid]), ("IS_ULTIMATELY_CONSOLIDATED_BY", top(aid, parent)))
+        if aid == acquired:
+            for kind, end in kinds:
+                relationships.append(relationship(lei_for(aid), lei_for(end), kind, start, on))
+            for kind, end in (("IS_DIRECTLY_CONSOLIDATED_BY", buyer), ("IS_ULTIMATELY_CONSOLIDATED_BY", top(buyer, after))):
+                relationships.append(relationship(lei_for(aid), lei_for(end), kind, on))
+        else:
+            for kind, end in (("IS_DIRECTLY_CONSOLIDATED_BY", after[aid]), ("IS_ULTIMATELY_CONSOLIDATED_BY", top(aid, after))):
+                relationships.append(relationship(lei_for(aid), lei_for(end), kind, start))
     return entities, relationships
 
 

@@ -1,0 +1,299 @@
+"""One customer across systems and legal entities: matching CRM accounts to GLEIF legal
+entities, and the same customer's records in different CRMs to each other.
+
+:func:`match_store` reads the accounts (every system's) and the legal entities of a
+store, finds the links, and writes them, replacing earlier ones, into one graph of
+the store (:data:`MATCH_GRAPH`), which is part of the default dataset:
+
+- an account to a legal entity (``okg:legalEntity``): by an LEI the account carries
+  (confidence 1), else by legal name, normalised (case, accents, punctuation, "&" and
+  "and", legal-form words such as Inc, GmbH, S.A., Ltd dropped), and country;
+- two accounts of different systems to each other (``okg:sameCustomerAs``): by a shared
+  LEI or web domain (confidence 1), else by normalised name and country.
+
+Every candidate gets an ``okg:EntityMatch`` record with its confidence, method and
+evidence; only those at or above the threshold are asserted as links, the others are
+listed for review (``okg:matchStatus "review"``) and returned. No pair is compared
+unless the two share their rarest name word: the work grows with the data, not with
+its square.
+"""
+
+import hashlib
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+import pyoxigraph as ox
+
+from .errors import OkgError
+from .history import MATCHES_GRAPH as MATCH_GRAPH
+
+OKG = "https://w3id.org/opportunity-kg/ontology#"
+#: the lowest confidence a link is asserted at; below it a candidate is listed for review
+DEFAULT_THRESHOLD = 0.9
+#: candidates below this confidence are not even listed
+REVIEW_FLOOR = 0.6
+
+#: legal-form words and abbreviations (after normalisation) that say nothing about which company it is
+LEGAL_FORMS = {
+    "inc", "incorporated", "corp", "corporation", "co", "company", "ltd", "limited", "llc", "llp", "lp", "plc",
+    "gmbh", "ag", "kg", "se", "sa", "sas", "sarl", "spa", "srl", "bv", "nv", "ab", "as", "asa", "oy", "oyj",
+    "aps", "pty", "kk", "kabushiki", "kaisha", "gk", "pte", "sdn", "bhd", "ltda", "sab", "cv", "de", "the",
+    "private", "pvt", "public",
+}
+COUNTRIES = {
+    "united states": "US", "united states of america": "US", "usa": "US", "us": "US", "canada": "CA",
+    "brazil": "BR", "mexico": "MX", "united kingdom": "GB", "uk": "GB", "great britain": "GB", "ireland": "IE",
+    "germany": "DE", "deutschland": "DE", "france": "FR", "spain": "ES", "italy": "IT", "netherlands": "NL",
+    "belgium": "BE", "switzerland": "CH", "austria": "AT", "sweden": "SE", "norway": "NO", "denmark": "DK",
+    "finland": "FI", "poland": "PL", "portugal": "PT", "australia": "AU", "new zealand": "NZ", "japan": "JP",
+    "china": "CN", "india": "IN", "singapore": "SG", "south korea": "KR", "korea": "KR", "hong kong": "HK",
+    "south africa": "ZA", "israel": "IL", "united arab emirates": "AE", "argentina": "AR", "chile": "CL",
+}
+
+
+def normal_name(name):
+    """A company name reduced to the words that tell companies apart: lower case, no accents or
+    punctuation, "&" as "and", legal-form words dropped ("Müller & Söhne GmbH" -> "muller and sohne")."""
+    text = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode().lower()
+    text = text.replace("&", " and ")
+    text = re.sub(r"\b([a-z])\.(?=[a-z]\.)", r"\1", text)  # S.A. -> SA, K.K. -> KK
+    text = re.sub(r"\b([a-z])\.", r"\1", text)
+    words = re.findall(r"[a-z0-9]+", text)
+    kept = [w for w in words if w not in LEGAL_FORMS]
+    return " ".join(kept or words)
+
+
+def country_code(text):
+    """ISO 3166 alpha-2 for a country name or code (None when unknown)."""
+    if not text:
+        return None
+    text = text.strip()
+    if len(text) == 2 and text.isalpha():
+        return text.upper()
+    return COUNTRIES.get(text.lower())
+
+
+@dataclass
+class Party:
+    """An account of some system, or a legal entity."""
+    iri: str
+    system: str
+    name: str
+    country: str | None
+    lei: str | None = None
+    domain: str | None = None
+
+    def __post_init__(self):
+        self.key = normal_name(self.name)
+
+
+@dataclass
+class Match:
+    left: Party
+    right: Party
+    confidence: float
+    method: str
+    evidence: str
+
+    def as_dict(self, threshold):
+        return {"left": self.left.iri, "left_system": self.left.system, "left_name": self.left.name,
+                "right": self.right.iri, "right_system": self.right.system, "right_name": self.right.name,
+                "confidence": round(self.confidence, 3), "method": self.method, "evidence": self.evidence,
+                "status": "asserted" if self.confidence >= threshold else "review"}
+
+
+def _system(iri):
+    match = re.match(r"https://w3id\.org/opportunity-kg/id/([^/]+)/", iri)
+    return match.group(1) if match else "other"
+
+
+def load_parties(store):
+    """(accounts, legal entities) of a store."""
+    from .store import run_query
+
+    query = f"""PREFIX okg: <{OKG}> PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
+    SELECT ?s ?kind ?name ?country ?lei ?domain WHERE {{
+      {{ ?s a okg:Account . BIND ("account" AS ?kind) OPTIONAL {{ ?s rdfs:label ?name }} }}
+      UNION {{ ?s a okg:LegalEntity . BIND ("entity" AS ?kind) OPTIONAL {{ ?s okg:legalName|rdfs:label ?name }} }}
+      OPTIONAL {{ ?s okg:country|okg:jurisdiction ?country }}
+      OPTIONAL {{ ?s okg:lei ?lei }}
+      OPTIONAL {{ ?s okg:webDomain ?domain }}
+    }}"""
+    accounts, entities = {}, {}
+    for row in run_query(store, query, timeout=600, max_rows=10**9).rows:
+        s, kind, name, country, lei, domain = (t.value if t is not None else None for t in row)
+        target = accounts if kind == "account" else entities
+        if s not in target and name:
+            target[s] = Party(s, _system(s) if kind == "account" else "gleif", name, country_code(country),
+                              lei, (domain or "").lower().removeprefix("www.") or None)
+    return list(accounts.values()), list(entities.values())
+
+
+#: a name word carried by more records than this is too common to block on (unless it is a record's rarest)
+MAX_BLOCK = 100
+
+
+def _by_name(lefts, rights):
+    """Candidate pairs by name and country. A pair is compared only when the two names share a word
+    that is not common (or the rarer side's rarest word), and the closer look (character similarity)
+    only when their words overlap enough: the work grows with the data, not with its square."""
+    frequency = defaultdict(int)
+    for party in rights:
+        for word in set(party.key.split()):
+            frequency[word] += 1
+    index = defaultdict(list)
+    for party in rights:
+        words = set(party.key.split())
+        rarest = min(words, key=lambda w: (frequency[w], w)) if words else None
+        for word in words:
+            if frequency[word] <= MAX_BLOCK or word == rarest:
+                index[word].append(party)
+    out = []
+    for left in lefts:
+        seen = set()
+        left_words = set(left.key.split())
+        for word in left_words:
+            for right in index.get(word, ()):
+                if right.iri in seen or right.iri == left.iri:
+                    continue
+                seen.add(right.iri)
+                right_words = set(right.key.split())
+                overlap = len(left_words & right_words) / len(left_words | right_words)
+                if overlap < 0.5:
+                    continue
+                score = (overlap + SequenceMatcher(None, left.key, right.key).ratio()) / 2
+                if left.country and right.country:
+                    score = score if left.country == right.country else score * 0.5
+                else:
+                    score *= 0.9  # a country missing on one side: a little less sure
+                if score >= REVIEW_FLOOR:
+                    evidence = f"name {left.name!r} ~ {right.name!r} (normalised {left.key!r} / {right.key!r})"
+                    evidence += f", country {left.country or '?'} / {right.country or '?'}"
+                    out.append(Match(left, right, min(score, 0.99), "name and country", evidence))
+    return out
+
+
+#: a runner-up this close to the best candidate makes a name match ambiguous
+AMBIGUITY_MARGIN = 0.05
+#: what an ambiguous match's confidence is multiplied by (so it falls to review)
+AMBIGUITY_PENALTY = 0.85
+
+
+def _ambiguous(match, runner, other):
+    return Match(match.left, match.right, match.confidence * AMBIGUITY_PENALTY, match.method,
+                 f"{match.evidence}; ambiguous: {other.name!r} <{other.iri}> is nearly as good ({runner.confidence:.2f})")
+
+
+def _best(candidates):
+    """The best candidate per (record, other side). It is ambiguous, its confidence lowered and the
+    rival named in its evidence, when its runner-up is nearly as good, or when another record of the
+    same system (a namesake) matches the same target nearly as well."""
+    groups = defaultdict(list)
+    for match in candidates:
+        groups[(match.left.iri, match.right.system)].append(match)
+    best = []
+    for group in groups.values():
+        group.sort(key=lambda m: (-m.confidence, m.right.iri))
+        top = group[0]
+        if len(group) > 1 and group[1].confidence >= top.confidence - AMBIGUITY_MARGIN:
+            top = _ambiguous(top, group[1], group[1].right)
+        best.append(top)
+    # a target that two records of one system match about equally well (namesakes, such as two
+    # accounts called alike) is ambiguous for every system: the namesakes may be two companies
+    rivals = defaultdict(list)
+    for match in candidates:
+        rivals[(match.right.iri, match.left.system)].append(match)
+    contested = {}
+    for (target, _), group in rivals.items():
+        group.sort(key=lambda m: -m.confidence)
+        if len(group) > 1 and group[1].confidence >= group[0].confidence - AMBIGUITY_MARGIN:
+            contested.setdefault(target, group[1] if group[0].left.iri != group[1].left.iri else group[0])
+    out = []
+    for match in best:
+        rival = contested.get(match.right.iri)
+        if rival is not None and match.confidence >= rival.confidence * AMBIGUITY_PENALTY:
+            other = rival.left if rival.left.iri != match.left.iri else rivals[(match.right.iri, match.left.system)][0].left
+            match = _ambiguous(match, rival, other)
+        out.append(match)
+    return out
+
+
+def find_matches(accounts, entities):
+    """Every candidate link with its confidence: each account to its best legal entity, and to its
+    best record in each other system."""
+    by_lei = {e.lei: e for e in entities if e.lei}
+    links = {}
+    for account in accounts:
+        if account.lei and account.lei in by_lei:
+            links[account.iri] = Match(account, by_lei[account.lei], 1.0, "LEI", f"both carry LEI {account.lei}")
+    links.update((m.left.iri, m) for m in _best(_by_name([a for a in accounts if a.iri not in links], entities)))
+    # the same customer in two systems: a shared identifier, else the name
+    pairs = {}
+    for key in ("lei", "domain"):
+        groups = defaultdict(list)
+        for account in accounts:
+            if getattr(account, key):
+                groups[getattr(account, key)].append(account)
+        for value, members in groups.items():
+            for i, a in enumerate(members):
+                for b in members[i + 1:]:
+                    if a.system != b.system:
+                        left, right = sorted((a, b), key=lambda p: p.iri)
+                        pairs.setdefault((left.iri, right.iri), Match(left, right, 1.0, key,
+                                                                      f"both carry {key} {value}"))
+    found = {(p.left.iri, p.right.system) for p in pairs.values()} | {(p.right.iri, p.left.system) for p in pairs.values()}
+    by_name = [m for m in _by_name(accounts, accounts) if m.left.system != m.right.system
+               and (m.left.iri, m.right.system) not in found]
+    for match in _best(by_name):
+        left, right = sorted((match.left, match.right), key=lambda p: p.iri)
+        known = pairs.get((left.iri, right.iri))
+        if known is None or match.confidence < known.confidence:  # an ambiguity seen from either side counts
+            pairs[(left.iri, right.iri)] = Match(left, right, match.confidence, match.method, match.evidence)
+    return list(links.values()) + list(pairs.values())
+
+
+def _triples(matches, threshold):
+    rdf = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+    out = []
+    for m in matches:
+        entity = m.right.system == "gleif"
+        link = ox.NamedNode(OKG + ("legalEntity" if entity else "sameCustomerAs"))
+        record = ox.NamedNode(f"{MATCH_GRAPH}/{hashlib.sha1(f'{m.left.iri} {m.right.iri}'.encode()).hexdigest()[:20]}")
+        status = "asserted" if m.confidence >= threshold else "review"
+        out += [(record, ox.NamedNode(rdf), ox.NamedNode(OKG + "EntityMatch")),
+                (record, ox.NamedNode(OKG + "matchOf"), ox.NamedNode(m.left.iri)),
+                (record, ox.NamedNode(OKG + "matchedWith"), ox.NamedNode(m.right.iri)),
+                (record, ox.NamedNode(OKG + "confidence"), ox.Literal(f"{m.confidence:.3f}", datatype=ox.NamedNode(
+                    "http://www.w3.org/2001/XMLSchema#decimal"))),
+                (record, ox.NamedNode(OKG + "matchMethod"), ox.Literal(m.method)),
+                (record, ox.NamedNode(OKG + "evidence"), ox.Literal(m.evidence)),
+                (record, ox.NamedNode(OKG + "matchStatus"), ox.Literal(status))]
+        if status == "asserted":
+            out.append((ox.NamedNode(m.left.iri), link, ox.NamedNode(m.right.iri)))
+    return out
+
+
+def match_store(path, threshold=DEFAULT_THRESHOLD):
+    """Match the accounts and legal entities of the store at ``path`` and write the links into
+    :data:`MATCH_GRAPH` (replacing earlier ones) in one atomic swap. Returns the candidates as dicts
+    (asserted and for review)."""
+    from .store import Loader, open_store, staged
+
+    if not 0 < threshold <= 1:
+        raise OkgError(f"the threshold is a confidence above 0 and at most 1, not {threshold}", field="threshold")
+    open_store(path, create=False)  # names a missing store, or a folder that is not one
+    with staged(path) as work:
+        accounts, entities = load_parties(work.store)
+        if not accounts:
+            raise OkgError(f"the store at {path} has no accounts to match")
+        matches = find_matches(accounts, entities)
+        graph = ox.NamedNode(MATCH_GRAPH)
+        if work.store.contains_named_graph(graph):
+            work.store.remove_graph(graph)
+        loader = Loader([(work.store, graph)])
+        loader.add(_triples(matches, threshold))
+        loader.close()
+    return [m.as_dict(threshold) for m in sorted(matches, key=lambda m: (-m.confidence, m.left.iri))]
