@@ -7,10 +7,14 @@ PORT ?= 5000
 
 .PHONY: demo test install install-test browser docs lint fmt clean
 
-# 1. install, make the sample Salesforce export, ingest it, serve http://127.0.0.1:5000/
+# 1. install, make the sample Salesforce export and the GLEIF records of its companies, ingest them,
+#    link accounts to legal entities (okg match), serve http://127.0.0.1:5000/
 demo: install
 	$(BIN)/okg sample --out $(DATA)/sample-salesforce
 	$(BIN)/okg ingest $(DATA)/sample-salesforce --store $(DATA)/store --report $(DATA)/ingest-report.json
+	$(BIN)/okg sample --system gleif --out $(DATA)/sample-gleif
+	$(BIN)/okg ingest $(DATA)/sample-gleif --store $(DATA)/store --quarantine $(DATA)/store-quarantine-gleif.csv
+	$(BIN)/okg match --store $(DATA)/store --review $(DATA)/match-review.csv
 	$(BIN)/okg serve --store $(DATA)/store --port $(PORT)
 
 # 2. install with the test extras and run the whole test suite

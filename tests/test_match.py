@@ -124,3 +124,27 @@ def test_cli_match_writes_the_review_list(world, tmp_path):
     assert review and {r["status"] for r in review} == {"review"}
     with pytest.raises(OkgError, match="threshold"):
         match_store(root / "store", threshold=1.5)
+
+
+def test_who_was_the_parent_on_a_date(world):
+    """The acquired subsidiary: its old group before the acquisition, the new one after."""
+    root = world[0]
+    rr = next((root / "gleif").glob("*rr*.csv"))
+    ended = [r for r in csv.DictReader(open(rr, encoding="utf-8")) if r["Relationship.Period.1.endDate"]]
+    assert len(ended) == 2
+    child = ended[0]["Relationship.StartNode.NodeID"]
+    old = {r["Relationship.RelationshipType"]: r["Relationship.EndNode.NodeID"] for r in ended}
+    store = open_store(root / "store")
+    names = {}
+    entities = next((root / "gleif").glob("*lei2*.csv"))
+    for r in csv.DictReader(open(entities, encoding="utf-8")):
+        names[r["LEI"]] = r["Entity.LegalName"]
+
+    def parents(day):
+        result = run_canned(store, "parents-on-date", {"on": day, "lei": child})
+        [row] = [[t.value if t is not None else None for t in r] for r in result.rows]
+        return row[2], row[3]
+
+    before, after = parents("2026-01-01"), parents("2026-06-01")
+    assert before == (names[old["IS_DIRECTLY_CONSOLIDATED_BY"]], names[old["IS_ULTIMATELY_CONSOLIDATED_BY"]])
+    assert after != before and None not in after
