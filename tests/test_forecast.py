@@ -193,9 +193,13 @@ def test_a_store_without_history_says_so(tmp_path):
         backtest(store_book, date(2026, 1, 1), date(2026, 3, 1))
 
 
-def test_too_short_a_history_is_named(book):
-    with pytest.raises(OkgError, match="too short to learn from"):
-        forecast(book, "2025-Q1", as_of=date(2025, 1, 20))
+def test_too_short_a_history_is_named_and_the_crm_view_still_given(book):
+    result = forecast(book, "2025-Q3", as_of=date(2025, 7, 10), by="owner", deals=True)
+    assert "too short to learn from" in result["note"] and "only the CRM view" in result["note"]
+    assert result["rows"] and all(r["graph"] is None and r["historical"] is None and r["worst"] is None
+                                  for r in result["rows"])
+    assert all(r["commit_forecast"] == pytest.approx(r["closed_won"] + r["commit"]) for r in result["rows"])
+    assert all(d["graph_probability"] is None for d in result["deals"])
 
 
 def test_cli_forecast_and_backtest(generated, tmp_path):

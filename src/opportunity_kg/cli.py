@@ -119,9 +119,14 @@ def cmd_forecast(args):
     if args.format == "json":
         print(json.dumps(result, indent=1))
         return
+    if "note" in result:
+        print(f"okg forecast: {result['note']}", file=sys.stderr)
     if args.format == "table":
-        print(f"forecast of {result['period']} as of {result['as_of']}, by {result['by']} "
-              f"(models fitted on {result['training_states']:,} past deal states)")
+        fitted = f"models fitted on {result['training_states']:,} past deal states" if "note" not in result else \
+            "the CRM view only"
+        print(f"forecast of {result['period']} as of {result['as_of']}, by {result['by']} ({fitted})")
+        if not rows:
+            print(f"no deal won or open with its close date in {result['period']}")
     sys.stdout.write(write_table(rows, args.format))
 
 

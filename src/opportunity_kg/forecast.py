@@ -213,11 +213,15 @@ def load_book(store, timeout=600):
         # the deal as the export shows it is its state at the end of the as-of day (a seller may have
         # changed the probability without a history row)
         moment = datetime.combine(as_of, datetime.max.time().replace(microsecond=0))
-        for r in _rows(store, timeout, """SELECT ?deal ?stage ?amount ?close ?probability ?category WHERE {
+        for r in _rows(store, timeout, """SELECT ?deal ?stage ?label ?closed ?won ?amount ?close ?probability ?category WHERE {
             ?deal a okg:Opportunity ; okg:stage ?stage .
+            OPTIONAL { ?stage rdfs:label ?label } OPTIONAL { ?deal okg:isClosed ?closed } OPTIONAL { ?deal okg:isWon ?won }
             OPTIONAL { ?deal okg:amount ?amount } OPTIONAL { ?deal okg:closeDate ?close }
             OPTIONAL { ?deal okg:probability ?probability } OPTIONAL { ?deal okg:forecastCategory ?category } }"""):
-            if r["deal"] in deals and r["stage"] in stages:
+            if r["stage"] not in stages:  # an export without its stage table: the deal says whether it is closed
+                stages[r["stage"]] = Stage(r["stage"], r["label"] or r["stage"].rsplit("/", 1)[-1], 0.0,
+                                           r["closed"] == "true", r["won"] == "true", None, None)
+            if r["deal"] in deals:
                 deals[r["deal"]].rows.append((moment, r["stage"], float(r["amount"]) if r["amount"] else None,
                                               _day(r["close"]), float(r["probability"]) if r["probability"] else None,
                                               r["category"]))
@@ -505,9 +509,12 @@ def forecast(book, period, by="total", as_of=None, leave_out=(), deals=False):
     if end <= day:
         raise OkgError(f"the period {period} ended before {day}: there is nothing left to forecast; "
                        f"use okg backtest to compare past forecasts with what closed", field="period")
-    learner = Learner(book, day, leave_out)
+    try:
+        learner, note = Learner(book, day, leave_out), None
+    except OkgError as exc:  # without history the CRM's own view still stands
+        learner, note = None, f"{exc.message}; only the CRM view is given"
     open_deals, won = _open_in_period(book, day, start, end)
-    graph = learner.graph([(d, day, s, end) for d, s in open_deals])
+    graph = learner.graph([(d, day, s, end) for d, s in open_deals]) if learner else [(None, [])] * len(open_deals)
     rows = defaultdict(lambda: defaultdict(float))
     simulated = defaultdict(list)
     listed = []
@@ -515,7 +522,7 @@ def forecast(book, period, by="total", as_of=None, leave_out=(), deals=False):
         for group, share in _groups(deal, by, state.amount):
             rows[group]["closed_won"] += share
     for (deal, state), (chance, reasons) in zip(open_deals, graph):
-        history = learner.historical(state, day)
+        history = learner.historical(state, day) if learner else None
         for group, share in _groups(deal, by, state.amount):
             row = rows[group]
             row["open_deals"] += 1
@@ -523,14 +530,16 @@ def forecast(book, period, by="total", as_of=None, leave_out=(), deals=False):
                                                                                                  "omitted")
             row[category] += share
             row["crm_weighted"] += share * state.probability / 100
-            row["historical"] += share * history
-            row["graph"] += share * chance
-            simulated[group].append((share, chance))
+            if learner:
+                row["historical"] += share * history
+                row["graph"] += share * chance
+                simulated[group].append((share, chance))
         if deals:
             listed.append({"opportunity_id": deal.id, "opportunity_name": deal.name, "owner": deal.owner,
                            "stage": state.stage.label, "amount": round(state.amount, 2),
                            "close_date": state.close.isoformat(), "crm_probability": round(state.probability / 100, 3),
-                           "historical_probability": round(history, 3), "graph_probability": round(chance, 3),
+                           "historical_probability": round(history, 3) if learner else None,
+                           "graph_probability": round(chance, 3) if learner else None,
                            "moved_by": "; ".join(f"{name} {value:+.2f}" for name, value in reasons)})
     generator = np.random.default_rng(0)
     out = []
@@ -540,21 +549,23 @@ def forecast(book, period, by="total", as_of=None, leave_out=(), deals=False):
         totals = np.full(SIMULATIONS, base)
         for share, chance in simulated[group]:
             totals += share * (generator.random(SIMULATIONS) < chance)
-        worst, likely, best = (float(v) for v in np.percentile(totals, [10, 50, 90]))
+        worst, likely, best = (float(v) for v in np.percentile(totals, [10, 50, 90])) if learner else (None,) * 3
         commit = base + row["commit"]
         out.append({
             "group": group, "open_deals": int(row["open_deals"]), "closed_won": base, "commit": row["commit"],
             "best_case": row["best_case"], "pipeline": row["pipeline"], "commit_forecast": commit,
             "best_case_forecast": commit + row["best_case"],
             "pipeline_forecast": commit + row["best_case"] + row["pipeline"],
-            "crm_weighted": base + row["crm_weighted"], "historical": base + row["historical"],
-            "graph": base + row["graph"], "worst": worst, "likely": likely, "best": best})
+            "crm_weighted": base + row["crm_weighted"], "historical": base + row["historical"] if learner else None,
+            "graph": base + row["graph"] if learner else None, "worst": worst, "likely": likely, "best": best})
     for row in out:
         for key, value in row.items():
             if isinstance(value, float):
                 row[key] = round(value, 2)
     result = {"period": period, "as_of": day.isoformat(), "by": by, "rows": out,
-              "training_states": learner.training_states}
+              "training_states": learner.training_states if learner else 0}
+    if note:
+        result["note"] = note
     if deals:
         result["deals"] = sorted(listed, key=lambda d: -d["amount"])
     return result

@@ -150,7 +150,8 @@ def write_table(rows, fmt):
         writer.writeheader()
         writer.writerows(rows)
         return out.getvalue()
-    cells = [[f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row.values()] for row in rows]
+    cells = [[f"{v:,.2f}" if isinstance(v, float) else "" if v is None else str(v) for v in row.values()]
+             for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(columns, widths)))]
     for row in cells:
