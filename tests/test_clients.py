@@ -171,3 +171,14 @@ def test_openapi_describes_every_canned_query_with_typed_parameters(server):
             assert {"400", "503"} <= set(operation["responses"])
     period = document["paths"]["/api/queries/weighted-pipeline.json"]["get"]["parameters"][0]
     assert period["required"] is True and period["schema"]["pattern"].startswith("^")
+
+
+def test_openapi_describes_the_forecast(server):
+    document = requests.get(server + "/api/openapi.json").json()
+    for suffix in (".json", ".csv"):
+        operation = document["paths"][f"/api/forecast{suffix}"]["get"]
+        params = {p["name"]: p for p in operation["parameters"]}
+        assert set(params) == {"period", "by", "as_of", "deals"} and params["period"]["required"] is True
+        got = requests.get(server + f"/api/forecast{suffix}", params={"period": "2026-Q4", "by": "team"}, timeout=120)
+        assert got.status_code == 200 and got.headers["Content-Type"].startswith(
+            list(operation["responses"]["200"]["content"])[0])

@@ -449,12 +449,34 @@ def openapi_document(queries, version):
                 "responses": {"200": {"description": "the results, a row per record",
                                       "content": {media: {"schema": schema}}},
                               "400": error, "503": error}}}
+    from .forecast import DIMENSIONS
+
+    forecast_parameters = [
+        {"name": "period", "in": "query", "required": True, "description": "the period to forecast",
+         "schema": schemas["period"]},
+        {"name": "by", "in": "query", "required": False, "description": "one row per group",
+         "schema": {"type": "string", "enum": list(DIMENSIONS), "default": "total"}},
+        {"name": "as_of", "in": "query", "required": False,
+         "description": "forecast as known at the end of this day (default: the store's as-of date)",
+         "schema": schemas["date"]},
+        {"name": "deals", "in": "query", "required": False,
+         "description": "list each open deal's chances instead of the groups (CSV) or beside them (JSON)",
+         "schema": {"type": "boolean", "default": False}}]
+    for suffix, media, schema in ((".json", "application/json", {"type": "object"}),
+                                  (".csv", "text/csv", {"type": "string"})):
+        paths[f"/api/forecast{suffix}"] = {"get": {
+            "operationId": f"forecast_{suffix[1:]}", "summary": "Forecast of a period, three ways",
+            "description": "The CRM view (closed won, commit, best case, pipeline, cumulative rollups, weighted), "
+                           "a historical view and a graph-informed view, with worst, likely and best totals.",
+            "parameters": forecast_parameters,
+            "responses": {"200": {"description": "the forecast", "content": {media: {"schema": schema}}},
+                          "400": error, "503": error}}}
     paths["/api/queries"] = {"get": {"operationId": "list_queries", "summary": "Every canned query",
                                      "responses": {"200": {"description": "the queries with their parameters",
                                                            "content": {"application/json": {}}}}}}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "opportunity-kg canned queries", "version": version,
+        "info": {"title": "opportunity-kg canned queries and forecast", "version": version,
                  "description": "Pipeline, forecast and win/loss tables as JSON or CSV, for BI tools."},
         "paths": paths,
         "components": {"schemas": {"Error": {"type": "object", "required": ["error", "message"], "properties": {
