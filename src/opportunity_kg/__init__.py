@@ -8,6 +8,9 @@ functions:
 - :func:`opportunity_kg.ingest.ingest` maps, validates and loads an export;
 - :func:`opportunity_kg.store.open_store` and :func:`opportunity_kg.store.run_query`;
 - :func:`opportunity_kg.queries.run_canned` runs a canned query;
+- :func:`opportunity_kg.forecast.load_book`, :func:`opportunity_kg.forecast.forecast` and
+  :func:`opportunity_kg.forecast.backtest` forecast a period and replay the history;
+- :func:`opportunity_kg.match.match_store` links accounts to legal entities and across systems;
 - :func:`opportunity_kg.web.create_app` builds the Flask application.
 """
 
