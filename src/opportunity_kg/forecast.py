@@ -142,12 +142,9 @@ def _moment(text):
 
 
 def _rows(store, timeout, query):
-    from .store import run_query
+    from .store import select_records
 
-    result = run_query(store, PREFIXES + query, timeout=timeout, max_rows=10**9)
-    names = [v.value for v in result.variables]
-    for row in result.rows:
-        yield dict(zip(names, (t.value if t is not None else None for t in row)))
+    return select_records(store, PREFIXES + query, timeout)
 
 
 def load_book(store, timeout=600):

@@ -112,7 +112,7 @@ def _system(iri):
 
 def load_parties(store):
     """(accounts, legal entities) of a store."""
-    from .store import run_query
+    from .store import select_records
 
     query = f"""PREFIX okg: <{OKG}> PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
     SELECT ?s ?kind ?name ?country ?lei ?domain WHERE {{
@@ -123,12 +123,12 @@ def load_parties(store):
       OPTIONAL {{ ?s okg:webDomain ?domain }}
     }}"""
     accounts, entities = {}, {}
-    for row in run_query(store, query, timeout=600, max_rows=10**9).rows:
-        s, kind, name, country, lei, domain = (t.value if t is not None else None for t in row)
-        target = accounts if kind == "account" else entities
-        if s not in target and name:
-            target[s] = Party(s, _system(s) if kind == "account" else "gleif", name, country_code(country),
-                              lei, (domain or "").lower().removeprefix("www.") or None)
+    for r in select_records(store, query, timeout=600):
+        target = accounts if r["kind"] == "account" else entities
+        if r["s"] not in target and r["name"]:
+            target[r["s"]] = Party(r["s"], _system(r["s"]) if r["kind"] == "account" else "gleif", r["name"],
+                                   country_code(r["country"]), r["lei"],
+                                   (r["domain"] or "").lower().removeprefix("www.") or None)
     return list(accounts.values()), list(entities.values())
 
 

@@ -444,3 +444,11 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
             stop.set()
 
     return Result(kind, head or [], rows())
+
+
+def select_records(store, query, timeout=None):
+    """The rows of a SELECT query as dicts of variable name -> plain value (None where unbound)."""
+    result = run_query(store, query, timeout=timeout, max_rows=10**12)
+    names = [v.value for v in result.variables]
+    for row in result.rows:
+        yield dict(zip(names, (t.value if t is not None else None for t in row)))
