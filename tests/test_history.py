@@ -98,3 +98,37 @@ def test_ingesting_the_later_export_again_changes_nothing(two_snapshots, tmp_pat
     later = store.parent / "later"
     again = ingest(later, store, as_of="2026-12-01")
     assert again.changed is False and again.history_changes == 3
+
+
+def test_stage_intervals_summarise_the_stage_history(sample_export, sample_store, open_sample_store):
+    """One interval per run of stage-history rows at the same stage, ending where the next run starts,
+    with its whole days; valid against the shapes; in the default dataset."""
+    import pyoxigraph as ox
+    from datetime import date
+
+    from opportunity_kg.history import intervals_graph
+    from opportunity_kg.validate import validate_triples
+
+    runs = {}
+    rows = {}
+    with open(sample_export / "OpportunityHistory.csv", encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows.setdefault(row["OpportunityId"], set()).add((row["CreatedDate"][:19], row["StageName"]))
+    for deal, changes in rows.items():
+        kept = []
+        for at, stage in sorted(changes):
+            if not kept or kept[-1][1] != stage:
+                kept.append((at, stage))
+        runs[deal] = [(stage, (date.fromisoformat(kept[i + 1][0][:10]) - date.fromisoformat(at[:10])).days
+                       if i + 1 < len(kept) else None) for i, (at, stage) in enumerate(kept)]
+    got = {}
+    q = """SELECT ?id ?start ?stage ?days WHERE { ?i a okg:StageInterval ; okg:intervalOf/okg:sourceId ?id ;
+           okg:startedAt ?start ; okg:intervalStage/rdfs:label ?stage . OPTIONAL { ?i okg:durationDays ?days } }"""
+    for deal, start, stage, days in (
+            [t.value if t is not None else None for t in row]
+            for row in run_query(open_sample_store, PREFIX + "PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>\n" + q).rows):
+        got.setdefault(deal, []).append((start, stage, int(days) if days is not None else None))
+    assert {d: [(s, n) for _, s, n in sorted(v)] for d, v in got.items()} == runs
+    graph = ox.NamedNode(intervals_graph("salesforce"))
+    triples = [(q.subject, q.predicate, q.object) for q in open_sample_store.quads_for_pattern(None, None, None, graph)]
+    assert triples and [v for v in validate_triples(triples) if v.severity.endswith("Violation")] == []

@@ -13,7 +13,15 @@ system's history graph (``graph/<system>/history``).
 the latest snapshot of each system, the history graphs and the ontology, so
 an opportunity in two snapshots is not counted twice. Earlier snapshots stay
 in the store as named graphs (``GRAPH <...>``) for "as of" questions.
+
+:func:`stage_intervals` summarises each system's stage history, after every
+ingest, as ``okg:StageInterval`` records in the system's intervals graph
+(``graph/<system>/intervals``, part of "now"): each span a deal stood at one
+stage, with its start, its end and its whole days, so the queries about time
+in stage read one record per stay instead of pairing every change with the next.
 """
+
+from datetime import date
 
 from urllib.parse import quote
 
@@ -36,6 +44,10 @@ _SNAPSHOTS = f"""SELECT ?g ?system ?asof WHERE {{
 
 #: the links okg match writes (accounts to legal entities, one customer across systems)
 MATCHES_GRAPH = f"{GRAPH_BASE}matches"
+
+
+def intervals_graph(system):
+    return f"{GRAPH_BASE}{system}/intervals"
 
 
 def history_graph(system):
@@ -83,6 +95,7 @@ def _current_graphs(store):
     names = {g.value for g in store.named_graphs()}
     graphs = [graph for graph, _ in latest.values()]
     graphs += [history_graph(system) for system in latest if history_graph(system) in names]
+    graphs += [intervals_graph(system) for system in latest if intervals_graph(system) in names]
     graphs += [ONTOLOGY_GRAPH] if ONTOLOGY_GRAPH in names else []
     graphs += [MATCHES_GRAPH] if MATCHES_GRAPH in names else []
     return sorted(graphs)
@@ -158,3 +171,47 @@ def changes_since(store, system, as_of, graph, after):
                     if value is not None:
                         out.append((stage_change, ox.NamedNode(TRACKED[field]), value))
     return out, before_graph
+
+
+def stage_intervals(store, system):
+    """The stage-interval triples of ``system``'s deals, from the stage changes in its latest snapshot
+    and its history graph: consecutive changes at the same stage make one interval, which ends when
+    the next change is at another stage (the last one of a deal has no end)."""
+    latest = [(a, g) for g, s, a in snapshots(store) if s == system]
+    if not latest:
+        return []
+    graphs = [ox.NamedNode(max(latest)[1]), ox.NamedNode(history_graph(system))]
+    wanted = {OKG + "changeOf": 0, OKG + "stage": 1, OKG + "changedAt": 2}
+    changes = {}
+    for graph in graphs:
+        try:
+            quads = [q for p in wanted for q in store.quads_for_pattern(None, ox.NamedNode(p), None, graph)]
+        except NotImplementedError:  # a SPARQL server: the whole graph at once
+            quads = [q for q in store.quads_for_pattern(None, None, None, graph) if q.predicate.value in wanted]
+        for q in quads:
+            changes.setdefault(q.subject, [None, None, None])[wanted[q.predicate.value]] = q.object
+    by_deal = {}
+    for deal, stage, at in changes.values():
+        if deal is not None and stage is not None and at is not None:
+            by_deal.setdefault(deal, set()).add((at.value, stage))
+    base = intervals_graph(system)
+    xsd_datetime, xsd_integer = ox.NamedNode(XSD + "dateTime"), ox.NamedNode(XSD + "integer")
+    out = []
+    for deal in sorted(by_deal, key=lambda n: n.value):
+        runs = []
+        for at, stage in sorted(by_deal[deal], key=lambda item: (item[0], item[1].value)):
+            if not runs or runs[-1][1] != stage:
+                runs.append((at, stage))
+        local = quote(deal.value.rsplit("/", 1)[-1], safe="")
+        for n, (start, stage) in enumerate(runs):
+            interval = ox.NamedNode(f"{base}/{local}/{n + 1}")
+            out += [(interval, RDF_TYPE, ox.NamedNode(OKG + "StageInterval")),
+                    (interval, ox.NamedNode(OKG + "intervalOf"), deal),
+                    (interval, ox.NamedNode(OKG + "intervalStage"), stage),
+                    (interval, ox.NamedNode(OKG + "startedAt"), ox.Literal(start, datatype=xsd_datetime))]
+            if n + 1 < len(runs):
+                end = runs[n + 1][0]
+                days = (date.fromisoformat(end[:10]) - date.fromisoformat(start[:10])).days
+                out += [(interval, ox.NamedNode(OKG + "endedAt"), ox.Literal(end, datatype=xsd_datetime)),
+                        (interval, ox.NamedNode(OKG + "durationDays"), ox.Literal(str(days), datatype=xsd_integer))]
+    return out

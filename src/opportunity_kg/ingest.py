@@ -40,7 +40,7 @@ from .errors import DataError, OkgError
 from .paths import MAPPINGS_DIR
 from .progress import Progress
 from .functions import _parse_datetime
-from .history import GRAPH_BASE, changes_since, history_graph, tracked_values
+from .history import GRAPH_BASE, changes_since, history_graph, intervals_graph, stage_intervals, tracked_values
 from .rml import load_mapping
 from .sources import CsvSource
 from .remote import RemoteStore, is_remote
@@ -474,7 +474,13 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
             adds, removes = graph_changes(remote, graphs, ignore_subjects=[run])
             if adds or removes:
                 write_changes(remote, adds, removes)
-            report.changed = bool(adds or removes)
+            # the stage intervals, from what the server now holds
+            progress.phase("summarising the stage history")
+            interval_adds, interval_removes = graph_changes(
+                remote, {intervals_graph(source): stage_intervals(remote, source)})
+            if interval_adds or interval_removes:
+                write_changes(remote, interval_adds, interval_removes)
+            report.changed = bool(adds or removes or interval_adds or interval_removes)
             return report
         history = ox.NamedNode(history_graph(source))
         new_history = [ox.Quad(*t, history) for t in changes if ox.Quad(*t, history) not in store]
@@ -490,7 +496,9 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                 loader = Loader([(store, target)])
                 loader.add([q[:3] for q in adds])
                 loader.close()
-        report.changed = bool(snapshot_changed or new_history or ontology_changed)
+        progress.phase("summarising the stage history")
+        intervals_changed = _replace_graph(store, intervals_graph(source), stage_intervals(store, source))
+        report.changed = bool(snapshot_changed or new_history or ontology_changed or intervals_changed)
         work.keep = report.changed
         progress.phase("swapping the new store in" if report.changed else "no change")
     return report
@@ -537,7 +545,7 @@ def _workspace(store_path):
 
 
 def _replace_graph(store, graph, triples):
-    """Make a (small) named graph hold exactly ``triples``; whether it changed."""
+    """Make a named graph hold exactly ``triples``; whether it changed."""
     name = ox.NamedNode(graph)
     new = set(triples)
     old = {(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, name)}
