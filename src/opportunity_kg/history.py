@@ -10,8 +10,9 @@ derived (``prov:wasDerivedFrom``) from both snapshots. They accumulate in the
 system's history graph (``graph/<system>/history``).
 
 :func:`current_graphs` names the graphs of the default dataset queries see:
-the latest snapshot of each system, the history graphs and the ontology, so
-an opportunity in two snapshots is not counted twice. Earlier snapshots stay
+the latest snapshot of each system, the history and intervals graphs, the
+ontology and the matches graph, so an opportunity in two snapshots is not
+counted twice. Earlier snapshots stay
 in the store as named graphs (``GRAPH <...>``) for "as of" questions.
 
 :func:`stage_intervals` summarises each system's stage history, after every

@@ -374,7 +374,8 @@ def _service_description(endpoint, accept, fmt_param):
         f"  <{sd}defaultDataset> <{endpoint}/sparql#dataset> .",
         f"<{endpoint}/sparql#dataset> a <{sd}Dataset> ;",
         "  <http://www.w3.org/2000/01/rdf-schema#comment> \"The default graph is the latest snapshot of each "
-        "system, the history graphs and the ontology; every snapshot is also a named graph.\" .",
+        "system, the history and stage-intervals graphs, the ontology and the matches graph; every snapshot is "
+        "also a named graph.\" .",
     ]
     triples = list(ox.parse("\n".join(lines).encode(), format=ox.RdfFormat.TURTLE))
     fmt = negotiate(accept, fmt_param, GRAPH_ALIASES, "turtle")
