@@ -97,19 +97,8 @@ def cmd_query(args):
         out.writelines(write_solutions(result.variables, result.rows, args.format, 10**12))
 
 
-def _day(text, what):
-    from datetime import date
-
-    from .errors import OkgError
-
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
-        raise OkgError(f"{what} must be a date (YYYY-MM-DD), not {text!r}", field=what, value=text) from None
-
-
 def cmd_forecast(args):
-    from .forecast import forecast, load_book
+    from .forecast import forecast, load_book, parse_day as _day
     from .results import write_table
     from .store import open_store
 
@@ -131,7 +120,7 @@ def cmd_forecast(args):
 
 
 def cmd_backtest(args):
-    from .forecast import backtest, chart_svg, load_book
+    from .forecast import backtest, chart_svg, load_book, parse_day as _day
     from .results import write_table
     from .store import open_store
 

@@ -133,6 +133,14 @@ class Book:
     history_rows: int = 0
 
 
+def parse_day(text, field):
+    """A YYYY-MM-DD parameter as a date (None when empty); an :class:`OkgError` naming the field otherwise."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        raise OkgError(f"{field} must be a date (YYYY-MM-DD), not {text!r}", field=field, value=text) from None
+
+
 def _day(moment):
     return date.fromisoformat(moment[:10]) if moment else None
 

@@ -23,7 +23,6 @@ in stage read one record per stay instead of pairing every change with the next.
 """
 
 from datetime import date
-
 from urllib.parse import quote
 
 import pyoxigraph as ox
@@ -124,13 +123,18 @@ def tracked_values(store, graph):
     """opportunity -> {field name: term} for the tracked fields in one graph of a store (None: its
     default graph)."""
     named = ox.NamedNode(graph) if graph else ox.DefaultGraph()
+    wanted = [(RDF_TYPE, ox.NamedNode(OKG + "Opportunity"))] + [(ox.NamedNode(p), None) for p in TRACKED.values()]
+    return _values([(q.subject, q.predicate, q.object) for q in _quads(store, named, wanted)])
+
+
+def _quads(store, graph, patterns):
+    """The quads of one graph matching any of ``patterns`` ((predicate, object or None) pairs); a
+    SPARQL server, which answers no such pattern, gives its whole graph, filtered here."""
     try:
-        wanted = [(RDF_TYPE, ox.NamedNode(OKG + "Opportunity"))] + [(ox.NamedNode(p), None) for p in TRACKED.values()]
-        triples = [(q.subject, q.predicate, q.object) for p, o in wanted
-                   for q in store.quads_for_pattern(None, p, o, named)]
-    except NotImplementedError:  # a SPARQL server: the whole graph at once
-        triples = [(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, named)]
-    return _values(triples)
+        return [q for p, o in patterns for q in store.quads_for_pattern(None, p, o, graph)]
+    except NotImplementedError:
+        return [q for q in store.quads_for_pattern(None, None, None, graph)
+                if any(q.predicate == p and (o is None or q.object == o) for p, o in patterns)]
 
 
 def changes_since(store, system, as_of, graph, after):
@@ -185,11 +189,7 @@ def stage_intervals(store, system):
     wanted = {OKG + "changeOf": 0, OKG + "stage": 1, OKG + "changedAt": 2}
     changes = {}
     for graph in graphs:
-        try:
-            quads = [q for p in wanted for q in store.quads_for_pattern(None, ox.NamedNode(p), None, graph)]
-        except NotImplementedError:  # a SPARQL server: the whole graph at once
-            quads = [q for q in store.quads_for_pattern(None, None, None, graph) if q.predicate.value in wanted]
-        for q in quads:
+        for q in _quads(store, graph, [(ox.NamedNode(p), None) for p in wanted]):
             changes.setdefault(q.subject, [None, None, None])[wanted[q.predicate.value]] = q.object
     by_deal = {}
     for deal, stage, at in changes.values():

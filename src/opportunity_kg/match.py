@@ -157,7 +157,7 @@ def _by_name(lefts, rights):
         left_words = set(left.key.split())
         for word in left_words:
             for right in index.get(word, ()):
-                if right.iri in seen or right.iri == left.iri:
+                if right.iri in seen or right.system == left.system:  # two records of one system: not here
                     continue
                 seen.add(right.iri)
                 right_words = set(right.key.split())
@@ -245,8 +245,7 @@ def find_matches(accounts, entities):
                         pairs.setdefault((left.iri, right.iri), Match(left, right, 1.0, key,
                                                                       f"both carry {key} {value}"))
     found = {(p.left.iri, p.right.system) for p in pairs.values()} | {(p.right.iri, p.left.system) for p in pairs.values()}
-    by_name = [m for m in _by_name(accounts, accounts) if m.left.system != m.right.system
-               and (m.left.iri, m.right.system) not in found]
+    by_name = [m for m in _by_name(accounts, accounts) if (m.left.iri, m.right.system) not in found]
     for match in _best(by_name):
         left, right = sorted((match.left, match.right), key=lambda p: p.iri)
         known = pairs.get((left.iri, right.iri))

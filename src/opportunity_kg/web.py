@@ -23,7 +23,6 @@ import logging
 import re
 import threading
 import time
-from datetime import date
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -269,7 +268,7 @@ def create_app(store_path=None, *, store=None, config=None):
     @app.route("/api/forecast")
     @app.route("/api/forecast.<suffix>")
     def forecast_api(suffix=None):
-        from .forecast import forecast, load_book
+        from .forecast import forecast, load_book, parse_day
 
         args = request.args.to_dict()
         if suffix not in (None, "csv", "json"):
@@ -277,11 +276,7 @@ def create_app(store_path=None, *, store=None, config=None):
         fmt = suffix or negotiate(request.headers.get("Accept"), args.get("format"),
                                   {"csv": "csv", "text/csv": "csv", "json": "json", "application/json": "json"},
                                   "json")
-        as_of = args.get("as_of")
-        try:
-            as_of = date.fromisoformat(as_of) if as_of else None
-        except ValueError:
-            raise OkgError(f"as_of must be a date (YYYY-MM-DD), not {as_of!r}", field="as_of", value=as_of) from None
+        as_of = parse_day(args.get("as_of"), "as_of")
         listing = args.get("deals", "false").lower() in ("true", "1", "yes")
         if not slots.acquire(timeout=limits["query_timeout"]):
             raise OkgError("the server is busy with other queries; try again shortly")
