@@ -12,6 +12,7 @@ ratio of opportunity-kg's throughput to the native one.
 
 import argparse
 import http.client
+import re
 import shutil
 import socket
 import statistics
@@ -48,6 +49,30 @@ def wait(port, path):
 
 
 def load(port, path, seconds, connections):
+    """Requests/s and p50/p99 latency (ms) of ``connections`` keep-alive connections for ``seconds``:
+    with wrk when it is installed (a C load generator that leaves the CPU to the servers), else
+    with Python threads (which cap the rate at a few thousand requests/s on these machines)."""
+    if shutil.which("wrk"):
+        return load_wrk(port, path, seconds, connections)
+    return load_threads(port, path, seconds, connections)
+
+
+def load_wrk(port, path, seconds, connections):
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+                          "-H", "Accept: application/sparql-results+json", f"http://127.0.0.1:{port}{path}"],
+                         check=True, capture_output=True, text=True).stdout
+    unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+    def percentile(name):
+        value, scale = re.search(rf"^\s*{name}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * unit[scale]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": percentile("50%"),
+            "p99": percentile("99%"), "errors": int(errors.group(1)) if errors else 0}
+
+
+def load_threads(port, path, seconds, connections):
     latencies, errors = [], [0]
     deadline = time.monotonic() + seconds
 
@@ -107,6 +132,8 @@ def main():
         try:
             wait(okg_port, "/health")
             wait(native_port, "/query?query=ASK%7B%7D")
+            print(f"load generator: {'wrk' if shutil.which('wrk') else 'Python threads'}, "
+                  f"{args.connections} connections, {args.seconds:g} s per query and server\n")
             print(f"| query | opportunity-kg req/s | p50 ms | p99 ms | native Oxigraph req/s | p50 ms | p99 ms | "
                   f"ratio |")
             print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -117,6 +144,8 @@ def main():
                 print(f"| {name} | {ours['rps']:,.0f} | {ours['p50']:.1f} | {ours['p99']:.1f} | "
                       f"{native['rps']:,.0f} | {native['p50']:.1f} | {native['p99']:.1f} | "
                       f"{ours['rps'] / native['rps']:.2f} |", flush=True)
+                if ours["errors"] or native["errors"]:
+                    print(f"  (errors: opportunity-kg {ours['errors']}, native {native['errors']})")
         finally:
             for server in servers:
                 server.terminate()

@@ -7,6 +7,7 @@ csv module, and compared with what the graph answers.
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -104,4 +105,10 @@ def test_weighted_pipeline_http_matches_csv(cli_store):
         assert as_figures(other) != expected
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        output = server.communicate(timeout=10)[0]
+    # one log line per request with its duration; for a query, its kind and time to the first answer
+    logged = re.findall(r"GET /api/queries/weighted-pipeline\.csv 200 in ([\d.]+) ms "
+                        r"\(select query, first answer in ([\d.]+) ms\)", output)
+    assert len(logged) == 1, output
+    assert float(logged[0][1]) <= float(logged[0][0])
+    assert re.search(r"GET /api/queries 200 in [\d.]+ ms$", output, re.M), output

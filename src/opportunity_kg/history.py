@@ -59,8 +59,8 @@ def snapshots(store):
     return [(g.value, s.value, a.value) for g, s, a in store.query(_SNAPSHOTS)]
 
 
-#: stores whose current graphs are known: id -> (store, graphs); a read-only store never changes,
-#: a writable one is forgotten (:func:`forget`) when it is written
+#: stores whose current graphs are known: id -> (store, graphs, whether they are all of its graphs);
+#: a read-only store never changes, a writable one is forgotten (:func:`forget`) when it is written
 _CURRENT = {}
 #: stores remembered at most (a server reopens its store after each ingest)
 _REMEMBERED = 4
@@ -74,15 +74,25 @@ def current_graphs(store, remember=False):
     """The graphs of the default dataset: the latest snapshot per system, history, ontology.
     None when the store holds no snapshot (then the union of all graphs is as good).
     With ``remember`` (a read-only store) the answer is kept for the store's next queries."""
+    return current_dataset(store, remember)[0]
+
+
+def current_dataset(store, remember=False):
+    """(:func:`current_graphs`, whether those are every graph of the store and its default graph
+    is empty, in an embedded store). When they are, "now" is the union of all graphs, which Oxigraph reads faster than
+    a list of graphs (a store with one snapshot per system and no older one)."""
     known = _CURRENT.get(id(store))
     if known is not None and known[0] is store:
-        return known[1]
+        return known[1:]
     graphs = _current_graphs(store)
+    whole = graphs is None or isinstance(store, ox.Store) and (  # a SPARQL server is always told the graphs
+        {g.value for g in store.named_graphs()} == set(graphs)
+        and next(iter(store.quads_for_pattern(None, None, None, ox.DefaultGraph())), None) is None)
     if remember:
         if len(_CURRENT) >= _REMEMBERED:
             _CURRENT.clear()
-        _CURRENT[id(store)] = (store, graphs)
-    return graphs
+        _CURRENT[id(store)] = (store, graphs, whole)
+    return graphs, whole
 
 
 def _current_graphs(store):

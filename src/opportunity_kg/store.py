@@ -12,6 +12,7 @@ evaluates), so a query that passes the timeout is answered with
 
 import contextlib
 import fcntl
+import itertools
 import os
 import queue
 import shutil
@@ -119,9 +120,9 @@ class ReadOnlyStore:
                     raise OkgError(f"no store at {self.path}: run `okg ingest EXPORT --store {self.path}` first")
                 try:
                     self._store = ox.Store.read_only(str(self.path))
-                    from .history import current_graphs
+                    from .history import current_dataset
 
-                    current_graphs(self._store, remember=True)  # it never changes: work out "now" once
+                    current_dataset(self._store, remember=True)  # it never changes: work out "now" once
                 except OSError as exc:
                     raise OkgError(f"cannot open the store at {self.path}: {exc}") from None
                 self._identity = identity
@@ -357,10 +358,10 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
     if default_graph is not None:
         kwargs["default_graph"] = [ox.NamedNode(g) for g in default_graph]
     elif union_default:
-        from .history import current_graphs
+        from .history import current_dataset
 
-        current = current_graphs(store)
-        if current:
+        current, whole = current_dataset(store)
+        if current and not whole:
             kwargs["default_graph"] = [ox.NamedNode(g) for g in current]
         else:
             kwargs["use_default_graph_as_union"] = True
@@ -382,26 +383,23 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
     def produce():
         try:
             results = store.query(query, **kwargs)
-            if isinstance(results, ox.QuerySolutions):
-                send(("select", list(results.variables)))
-                rows = (tuple(solution) for solution in results)
-            elif isinstance(results, ox.QueryBoolean):
+            if isinstance(results, ox.QueryBoolean):
                 send(("ask", bool(results)))
                 return
+            if isinstance(results, ox.QuerySolutions):
+                kind, variables, rows = "select", list(results.variables), (tuple(s) for s in results)
             else:
-                send(("graph", None))
-                rows = iter(results)
-            # rows go across in batches: a hand-over between threads can wait for the GIL for
-            # milliseconds, so one per row would make a ten-row answer slow under load
-            batch = []
-            for row in rows:
-                batch.append(row)
-                if len(batch) >= ROW_BATCH:
-                    if not send(("rows", batch)):
-                        return
-                    batch = []
-            if batch and not send(("rows", batch)):
+                kind, variables, rows = "graph", None, iter(results)
+            # rows go across in batches, the first with the head (and the end, for a short answer):
+            # a hand-over between threads can wait for the GIL for milliseconds, so one per row,
+            # or one for the head and one for the rows, would make a ten-row answer slow under load
+            batch = list(itertools.islice(rows, ROW_BATCH))
+            done = len(batch) < ROW_BATCH
+            if not send((kind, (variables, batch, done))) or done:
                 return
+            while batch := list(itertools.islice(rows, ROW_BATCH)):
+                if not send(("rows", batch)):
+                    return
             send(("end", None))
         except SyntaxError as exc:
             send(("error", QueryError(f"the query is not valid SPARQL: {exc}")))
@@ -429,21 +427,25 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
     kind, head = take()
     if kind == "ask":
         return Result("ask", [], head)
+    variables, first, done = head
 
     def rows():
         count = 0
         try:
-            while count < max_rows:
-                tag, value = take()
-                if tag == "end":
-                    return
-                for row in value[: max_rows - count]:
+            batch = first
+            while True:
+                for row in batch[: max_rows - count]:
                     count += 1
                     yield row
+                if done or count >= max_rows:
+                    return
+                tag, batch = take()
+                if tag == "end":
+                    return
         finally:
             stop.set()
 
-    return Result(kind, head or [], rows())
+    return Result(kind, variables or [], rows())
 
 
 def select_records(store, query, timeout=None):

@@ -107,8 +107,7 @@ def create_app(store_path=None, *, store=None, config=None):
             started = time.monotonic()
             result = run_query(app.config["OKG_STORE"](), query, timeout=limits["query_timeout"],
                                max_rows=limits["max_rows"], **kwargs)
-            log.info("query kind=%s took %.1f ms to first answer", result.kind,
-                     (time.monotonic() - started) * 1000)
+            g.query = (result.kind, (time.monotonic() - started) * 1000)
             return result
         finally:
             slots.release()
@@ -139,10 +138,13 @@ def create_app(store_path=None, *, store=None, config=None):
 
     @app.after_request
     def log_request(response):
-        """One log line per request, written when the (streamed) response is done, with its duration."""
+        """One log line per request, written when the (streamed) response is done, with its duration
+        (and for a query, its kind and the time to its first answer)."""
         method, path, began = request.method, request.path, g.get("started", time.monotonic())
-        response.call_on_close(lambda: log.info("%s %s %s in %.1f ms", method, path, response.status_code,
-                                                (time.monotonic() - began) * 1000))
+        query = g.get("query")
+        detail = f" ({query[0]} query, first answer in {query[1]:.1f} ms)" if query else ""
+        response.call_on_close(lambda: log.info("%s %s %s in %.1f ms%s", method, path, response.status_code,
+                                                (time.monotonic() - began) * 1000, detail))
         return response
 
     @app.after_request
