@@ -148,3 +148,105 @@ def test_now_is_read_as_the_union_only_when_it_is_every_graph(two_snapshots, ope
         assert as_default == as_named and len(as_named) >= 80
         union = [[t.value for t in row] for row in store.query(query, use_default_graph_as_union=True)]
         assert (union == as_named) is expected_whole  # two snapshots: the union counts old amounts too
+
+
+@pytest.fixture(scope="module")
+def moved_parents(tmp_path_factory):
+    """Two Salesforce snapshots: between them one subsidiary moves to another group and one is
+    cut loose; with the GLEIF sample (whose own acquisition is on 2026-03-31) and okg match."""
+    from opportunity_kg.match import match_store
+    from opportunity_kg.sample import write_sample
+    from opportunity_kg.sample_systems import write_system_sample
+
+    root = tmp_path_factory.mktemp("parents")
+    first, later = root / "first", root / "later"
+    write_sample(first, opportunities=80, seed=3)
+    shutil.copytree(first, later)
+    names, moves = {}, {}
+
+    def change(rows):
+        names.update({r["Id"]: r["Name"] for r in rows})
+        tops = [r for r in rows if not r["ParentId"]]
+        children = [r for r in rows if r["ParentId"] in {t["Id"] for t in tops}]
+        moved, freed = children[0], children[1]
+        new_top = next(t for t in tops if t["Id"] != moved["ParentId"])
+        moves["moved"] = (moved["Id"], moved["ParentId"], new_top["Id"])
+        moves["freed"] = (freed["Id"], freed["ParentId"], "")
+        moved["ParentId"], freed["ParentId"] = new_top["Id"], ""
+    rewrite(later / "Account.csv", change)
+    write_system_sample("gleif", root / "gleif", opportunities=80, seed=3)
+    store = root / "store"
+    reports = [ingest(first, store, as_of="2026-11-16"), ingest(later, store, as_of="2026-12-01"),
+               ingest(root / "gleif", store)]
+    match_store(store)
+    return store, reports, moves, names, root
+
+
+def _canned(store_path, name, args):
+    from opportunity_kg.queries import run_canned
+
+    store = open_store(store_path)
+    try:
+        result = run_canned(store, name, args)
+        names = [v.value for v in result.variables]
+        return [dict(zip(names, (t.value if t is not None else None for t in row))) for row in result.rows]
+    finally:
+        del store
+
+
+def test_crm_parent_changes_become_history(moved_parents):
+    store, reports, moves, names, _ = moved_parents
+    assert reports[1].parent_changes == 2 and reports[1].history_changes == 0
+    got = select(store, """SELECT ?id ?old ?new ?at WHERE { ?c a okg:ParentChange ; okg:parentChangeOf/okg:sourceId ?id ;
+        okg:changedAt ?at OPTIONAL { ?c okg:previousParent/okg:sourceId ?old } OPTIONAL { ?c okg:newParent/okg:sourceId ?new } }""")
+    assert sorted(map(tuple, got)) == sorted((aid, old, new or None, "2026-12-01T00:00:00Z")
+                                             for aid, old, new in moves.values())
+    # ingesting the later export again records nothing new
+    assert ingest(store.parent / "later", store, as_of="2026-12-01").changed is False
+
+
+def test_crm_parents_on_a_date_read_the_snapshot_of_that_day(moved_parents):
+    store, _, moves, names, _ = moved_parents
+    aid, old, new = moves["moved"]
+    by_day = {}
+    for day in ("2026-01-01", "2026-11-20", "2026-12-05"):
+        [row] = _canned(store, "crm-parents-on-date", {"on": day, "account_id": aid})
+        by_day[day] = (row["direct_parent"], row["ultimate_parent"], row["recorded_on"])
+    # before the first snapshot: the first one, and it says so
+    assert by_day["2026-01-01"] == by_day["2026-11-20"] == (names[old], names[old], "2026-11-16")
+    assert by_day["2026-12-05"] == (names[new], names[new], "2026-12-01")
+    freed = _canned(store, "crm-parents-on-date", {"on": "2026-12-05", "account_id": moves["freed"][0]})
+    assert freed[0]["direct_parent"] is None and freed[0]["ultimate_parent"] == names[moves["freed"][0]]
+    everyone = _canned(store, "crm-parents-on-date", {"on": "2026-12-05", "system": "salesforce"})
+    assert len(everyone) == len(names)
+    assert _canned(store, "crm-parents-on-date", {"on": "2026-12-05", "system": "hubspot"}) == []
+
+
+def test_gleif_parents_on_a_date_sit_beside_the_crm_ones(moved_parents):
+    """The GLEIF acquisition of 2026-03-31: an account linked to the acquired entity shows its old
+    GLEIF ultimate parent before that day and the new one after."""
+    store, _, _, _, root = moved_parents
+    rr = next((root / "gleif").glob("*rr*.csv"))
+    ended = [r for r in csv.DictReader(open(rr, encoding="utf-8")) if r["Relationship.Period.1.endDate"]]
+    child = ended[0]["Relationship.StartNode.NodeID"]
+    [account] = select(store, f"""SELECT ?id WHERE {{ ?a okg:legalEntity <https://w3id.org/opportunity-kg/id/lei/{child}> ;
+        okg:sourceId ?id }}""")
+    before = _canned(store, "crm-parents-on-date", {"on": "2026-03-01", "account_id": account[0]})
+    after = _canned(store, "crm-parents-on-date", {"on": "2026-04-01", "account_id": account[0]})
+    assert before[0]["gleif_ultimate_parent"] and after[0]["gleif_ultimate_parent"]
+    assert before[0]["gleif_ultimate_parent"] != after[0]["gleif_ultimate_parent"]
+    # the CRM did not change its parent: the conflict is visible side by side
+    assert before[0]["ultimate_parent"] == after[0]["ultimate_parent"]
+
+
+def test_hierarchy_changes_list_both_sources(moved_parents):
+    store, _, moves, names, _ = moved_parents
+    rows = _canned(store, "hierarchy-changes", {"from": "2026-01-01", "to": "2026-12-31"})
+    crm = {(r["record_id"], r["previous_parent"], r["new_parent"], r["changed_on"]) for r in rows
+           if r["source"] == "salesforce"}
+    assert crm == {(aid, names[old], names.get(new, ""), "2026-12-01") for aid, old, new in moves.values()}
+    gleif = [r for r in rows if r["source"] == "gleif"]
+    assert len(gleif) == 1 and gleif[0]["changed_on"] == "2026-03-31"
+    assert gleif[0]["previous_parent"] and gleif[0]["new_parent"] and gleif[0]["previous_parent"] != gleif[0]["new_parent"]
+    assert [r["source"] for r in _canned(store, "hierarchy-changes", {"from": "2026-04-01", "to": "2026-12-31"})] \
+        == ["salesforce", "salesforce"]

@@ -60,8 +60,8 @@ def cmd_ingest(args):
     if t.rows_quarantined:
         print(f"{t.rows_quarantined} rows quarantined with their reasons in {report.quarantine_file}")
     if report.previous_snapshot:
-        print(f"{report.history_changes} changes of stage, amount or close date since the snapshot "
-              f"<{report.previous_snapshot}> recorded as history")
+        print(f"{report.history_changes} changes of stage, amount or close date and {report.parent_changes} "
+              f"of account parents since the snapshot <{report.previous_snapshot}> recorded as history")
     state = "loaded into" if report.changed else "already in (nothing changed)"
     print(f"snapshot {report.source} as of {report.as_of} {state} graph <{report.graph}> of store {report.store}")
     if args.report:

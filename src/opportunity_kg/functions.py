@@ -411,6 +411,14 @@ def web_domain(value=None):
     return text
 
 
+@register(OKGFN + "digits", VALUE, [OUT])
+def digits(value=None):
+    """The digits of an identifier written with separators ("12-345-6789" -> "123456789"); no value
+    when it has none (a shape checks the length, so a malformed one is a warning, not a rejected row)."""
+    found = re.sub(r"\D", "", value or "")
+    return found or None
+
+
 OKG = "https://w3id.org/opportunity-kg/ontology#"
 _FORECAST = {"pipeline": "Pipeline", "bestcase": "BestCase", "commit": "Commit", "committed": "Commit",
              "closed": "Closed", "closedwon": "Closed", "won": "Closed", "omitted": "Omitted", "omit": "Omitted",

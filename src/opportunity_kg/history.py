@@ -36,6 +36,8 @@ ONTOLOGY_GRAPH = GRAPH_BASE + "ontology"
 #: the opportunity fields whose changes between snapshots become history, by the name the
 #: field change gives them (Salesforce's field names, as its field history has them)
 TRACKED = {"StageName": OKG + "stage", "Amount": OKG + "amount", "CloseDate": OKG + "closeDate"}
+#: an account's parent, whose changes between snapshots become okg:ParentChange records
+PARENT = OKG + "parentAccount"
 
 _SNAPSHOTS = f"""SELECT ?g ?system ?asof WHERE {{
   GRAPH ?g {{ ?g a <{OKG}Snapshot> ; <{OKG}sourceSystem> ?system ; <{OKG}asOf> ?asof }}
@@ -118,22 +120,27 @@ def previous_snapshot(store, system, as_of):
 
 
 def _values(triples):
-    """opportunity -> {field name: term} for the tracked fields, from (s, p, o) triples."""
+    """opportunity -> {field name: term} for the tracked fields, and account -> {"ParentId": its
+    parent} (an empty dict for an account without one), from (s, p, o) triples."""
     opportunities = {s for s, p, o in triples if p == RDF_TYPE and o.value == OKG + "Opportunity"}
+    accounts = {s for s, p, o in triples if p == RDF_TYPE and o.value == OKG + "Account"}
     by_predicate = {iri: name for name, iri in TRACKED.items()}
-    out = {}
+    out = {account: {} for account in accounts}
     for s, p, o in triples:
         name = by_predicate.get(p.value)
         if name and s in opportunities:
             out.setdefault(s, {})[name] = o
+        elif p.value == PARENT and s in accounts:
+            out[s]["ParentId"] = o
     return out
 
 
 def tracked_values(store, graph):
-    """opportunity -> {field name: term} for the tracked fields in one graph of a store (None: its
-    default graph)."""
+    """opportunity -> {field name: term} for the tracked fields, and account -> its parent, in one
+    graph of a store (None: its default graph)."""
     named = ox.NamedNode(graph) if graph else ox.DefaultGraph()
-    wanted = [(RDF_TYPE, ox.NamedNode(OKG + "Opportunity"))] + [(ox.NamedNode(p), None) for p in TRACKED.values()]
+    wanted = [(RDF_TYPE, ox.NamedNode(OKG + "Opportunity")), (RDF_TYPE, ox.NamedNode(OKG + "Account")),
+              (ox.NamedNode(PARENT), None)] + [(ox.NamedNode(p), None) for p in TRACKED.values()]
     return _values([(q.subject, q.predicate, q.object) for q in _quads(store, named, wanted)])
 
 
@@ -185,7 +192,29 @@ def changes_since(store, system, as_of, graph, after):
                     value = after[opportunity].get(field)
                     if value is not None:
                         out.append((stage_change, ox.NamedNode(TRACKED[field]), value))
+    out += _parent_changes(before, after, system, as_of, moment, sources)
     return out, before_graph
+
+
+def _parent_changes(before, after, system, as_of, moment, sources):
+    """An okg:ParentChange for each account in both snapshots whose parent is not the same (one
+    gained, lost or replaced)."""
+    out = []
+    for account in sorted(set(before) & set(after), key=lambda n: n.value):
+        if any(name in before[account] or name in after[account] for name in TRACKED):
+            continue  # an opportunity
+        old, new = before[account].get("ParentId"), after[account].get("ParentId")
+        if old == new:
+            continue
+        local = quote(account.value.rsplit("/", 1)[-1], safe="")
+        change = ox.NamedNode(f"{history_graph(system)}/{as_of}/account/{local}/parent-change")
+        out += [(change, RDF_TYPE, ox.NamedNode(OKG + "ParentChange")),
+                (change, ox.NamedNode(OKG + "parentChangeOf"), account),
+                (change, ox.NamedNode(OKG + "changedAt"), moment)]
+        out += [(change, ox.NamedNode(OKG + "previousParent"), old)] if old is not None else []
+        out += [(change, ox.NamedNode(OKG + "newParent"), new)] if new is not None else []
+        out += [(change, ox.NamedNode(PROV + "wasDerivedFrom"), source) for source in sources]
+    return out
 
 
 def stage_intervals(store, system):

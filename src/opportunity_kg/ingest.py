@@ -84,6 +84,7 @@ class IngestReport:
     lookups: list = field(default_factory=list)
     previous_snapshot: str | None = None
     history_changes: int = 0
+    parent_changes: int = 0
     changed: bool = True
     digest: str = ""
 
@@ -104,7 +105,7 @@ class IngestReport:
             "files": {name: vars(c) for name, c in self.files.items()},
             "total": vars(self.totals), "skipped": self.skipped, "unmapped": self.unmapped,
             "warnings": self.warnings, "lookups": self.lookups, "previous_snapshot": self.previous_snapshot,
-            "history_changes": self.history_changes, "changed": self.changed, "digest": self.digest,
+            "history_changes": self.history_changes, "parent_changes": self.parent_changes, "changed": self.changed, "digest": self.digest,
         }
 
 
@@ -320,8 +321,13 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                 report_warnings.append(f"{name}: the file is empty (not even a header); nothing read")
                 continue
             missing = mapping.missing_columns(tm, source_file, lenient=True)
-            if missing:
-                report_warnings.append(f"{name}: no column {', '.join(missing)}; read as empty")
+            if missing:  # one note per file, however many of its triples maps miss a column
+                note = next((i for i, w in enumerate(report_warnings) if w.startswith(f"{name}: no column ")), None)
+                absent = set(missing)
+                if note is not None:
+                    absent |= set(report_warnings.pop(note)[len(f"{name}: no column "):]
+                                  .removesuffix("; read as empty").split(", "))
+                report_warnings.append(f"{name}: no column {', '.join(sorted(absent))}; read as empty")
             renames[name] = dict(source_file.renamed)
             id_column = tm.source.id_column or _id_column(tm)
             record_base = file_iri(graph_iri, name) + "#line="
@@ -464,6 +470,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                                                           tracked_values(check, None))
         del check
         report.history_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "FieldChange")
+        report.parent_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "ParentChange")
         _write_quarantine(quarantine, rejects, renames)
         if remote:
             graphs = {graph_iri: collected, ONTOLOGY_GRAPH: ontology_triples}

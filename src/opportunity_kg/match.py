@@ -35,6 +35,10 @@ OKG = "https://w3id.org/opportunity-kg/ontology#"
 DEFAULT_THRESHOLD = 0.9
 #: candidates below this confidence are not even listed
 REVIEW_FLOOR = 0.6
+#: the match methods that are identifiers rather than names
+IDENTIFIERS = ("external id", "lei", "duns", "domain")
+#: the confidence of a pair sharing an identifier that other records of one of the systems share too
+SHARED_IDENTIFIER = 0.8
 
 #: legal-form words and abbreviations (after normalisation) that say nothing about which company it is
 LEGAL_FORMS = {
@@ -85,9 +89,15 @@ class Party:
     country: str | None
     lei: str | None = None
     domain: str | None = None
+    duns: str | None = None
+    city: str | None = None
+    postcode: str | None = None
+    synced: frozenset = frozenset()  # records of other systems this one names (okg:syncedWith)
 
     def __post_init__(self):
         self.key = normal_name(self.name)
+        self.city = normal_name(self.city) or None if self.city else None
+        self.postcode = re.sub(r"[\s-]", "", self.postcode).upper() or None if self.postcode else None
 
 
 @dataclass
@@ -115,20 +125,32 @@ def load_parties(store):
     from .store import select_records
 
     query = f"""PREFIX okg: <{OKG}> PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
-    SELECT ?s ?kind ?name ?country ?lei ?domain WHERE {{
-      {{ ?s a okg:Account . BIND ("account" AS ?kind) OPTIONAL {{ ?s rdfs:label ?name }} }}
-      UNION {{ ?s a okg:LegalEntity . BIND ("entity" AS ?kind) OPTIONAL {{ ?s okg:legalName|rdfs:label ?name }} }}
+    SELECT ?s ?kind ?name ?country ?lei ?domain ?duns ?city ?postcode ?synced WHERE {{
+      {{ ?s a okg:Account . BIND ("account" AS ?kind) OPTIONAL {{ ?s rdfs:label ?name }}
+         OPTIONAL {{ ?s okg:accountLei ?lei }} OPTIONAL {{ ?s okg:syncedWith ?synced }} }}
+      UNION {{ ?s a okg:LegalEntity . BIND ("entity" AS ?kind) OPTIONAL {{ ?s okg:legalName|rdfs:label ?name }}
+         OPTIONAL {{ ?s okg:lei ?lei }} }}
       OPTIONAL {{ ?s okg:country|okg:jurisdiction ?country }}
-      OPTIONAL {{ ?s okg:lei ?lei }}
       OPTIONAL {{ ?s okg:webDomain ?domain }}
+      OPTIONAL {{ ?s okg:dunsNumber ?duns }}
+      OPTIONAL {{ ?s okg:city ?city }}
+      OPTIONAL {{ ?s okg:postalCode ?postcode }}
     }}"""
-    accounts, entities = {}, {}
+    accounts, entities, synced = {}, {}, defaultdict(set)
     for r in select_records(store, query, timeout=600):
         target = accounts if r["kind"] == "account" else entities
+        if r["synced"]:
+            synced[r["s"]].add(r["synced"])
         if r["s"] not in target and r["name"]:
+            lei = (r["lei"] or "").strip().upper()
+            duns = r["duns"] if r["duns"] and re.fullmatch(r"\d{9}", r["duns"]) else None
             target[r["s"]] = Party(r["s"], _system(r["s"]) if r["kind"] == "account" else "gleif", r["name"],
-                                   country_code(r["country"]), r["lei"],
-                                   (r["domain"] or "").lower().removeprefix("www.") or None)
+                                   country_code(r["country"]), lei if re.fullmatch(r"[A-Z0-9]{20}", lei) else None,
+                                   (r["domain"] or "").lower().removeprefix("www.") or None, duns,
+                                   r["city"], r["postcode"])
+    for iri, names in synced.items():
+        if iri in accounts:
+            accounts[iri].synced = frozenset(names)
     return list(accounts.values()), list(entities.values())
 
 
@@ -169,11 +191,31 @@ def _by_name(lefts, rights):
                     score = score if left.country == right.country else score * 0.5
                 else:
                     score *= 0.9  # a country missing on one side: a little less sure
+                score, place = _address(left, right, score)
                 if score >= REVIEW_FLOOR:
                     evidence = f"name {left.name!r} ~ {right.name!r} (normalised {left.key!r} / {right.key!r})"
-                    evidence += f", country {left.country or '?'} / {right.country or '?'}"
-                    out.append(Match(left, right, min(score, 0.99), "name and country", evidence))
+                    evidence += f", country {left.country or '?'} / {right.country or '?'}" + place
+                    method = "name, country and address" if place else "name and country"
+                    out.append(Match(left, right, min(score, 0.99), method, evidence))
     return out
+
+
+#: how much of the gap to certainty the same postal code (or, without one, the same city) closes
+SAME_POSTCODE, SAME_CITY = 0.5, 0.25
+#: what a different postal code or city multiplies a name match's confidence by
+OTHER_PLACE = 0.8
+
+
+def _address(left, right, score):
+    """A name match's confidence with the addresses weighed in, and the evidence they give: the same
+    postal code (or, where one side has none, the same city) makes it surer, a different one less sure."""
+    for attribute, label, gain in (("postcode", "postal code", SAME_POSTCODE), ("city", "city", SAME_CITY)):
+        mine, theirs = getattr(left, attribute), getattr(right, attribute)
+        if mine and theirs:
+            if mine == theirs:
+                return score + (1 - score) * gain, f", same {label} {mine}"
+            return score * OTHER_PLACE, f", {label} {mine} / {theirs}"
+    return score, ""
 
 
 #: a runner-up this close to the best candidate makes a name match ambiguous
@@ -230,26 +272,52 @@ def find_matches(accounts, entities):
         if account.lei and account.lei in by_lei:
             links[account.iri] = Match(account, by_lei[account.lei], 1.0, "LEI", f"both carry LEI {account.lei}")
     links.update((m.left.iri, m) for m in _best(_by_name([a for a in accounts if a.iri not in links], entities)))
-    # the same customer in two systems: a shared identifier, else the name
+    # the same customer in two systems: one record naming the other (a CRM integration's id), a
+    # shared identifier, else the name
     pairs = {}
-    for key in ("lei", "domain"):
+    by_iri = {a.iri: a for a in accounts}
+    for account in accounts:
+        for other in sorted(account.synced):
+            if other in by_iri and by_iri[other].system != account.system:
+                left, right = sorted((account, by_iri[other]), key=lambda p: p.iri)
+                pairs.setdefault((left.iri, right.iri), Match(
+                    left, right, 1.0, "external id", f"{account.system} record <{account.iri}> names <{other}> "
+                                                     f"as the same company (synced)"))
+    for key, label in (("lei", "LEI"), ("duns", "D-U-N-S Number"), ("domain", "web domain")):
         groups = defaultdict(list)
         for account in accounts:
             if getattr(account, key):
                 groups[getattr(account, key)].append(account)
         for value, members in groups.items():
+            per_system = defaultdict(int)
+            for member in members:
+                per_system[member.system] += 1
+            # an identifier on several records of one system (a group sharing its website) does not
+            # say which of them is which: those pairs go to review
+            shared = [system for system, n in per_system.items() if n > 1]
             for i, a in enumerate(members):
                 for b in members[i + 1:]:
                     if a.system != b.system:
                         left, right = sorted((a, b), key=lambda p: p.iri)
-                        pairs.setdefault((left.iri, right.iri), Match(left, right, 1.0, key,
-                                                                      f"both carry {key} {value}"))
-    found = {(p.left.iri, p.right.system) for p in pairs.values()} | {(p.right.iri, p.left.system) for p in pairs.values()}
+                        if shared:
+                            match = Match(left, right, SHARED_IDENTIFIER, key,
+                                          f"both carry {label} {value}, as do other records of {', '.join(shared)}")
+                        else:
+                            match = Match(left, right, 1.0, key, f"both carry {label} {value}")
+                        known = pairs.get((left.iri, right.iri))
+                        if known is None or known.confidence < match.confidence:
+                            pairs[(left.iri, right.iri)] = match
+    sure = [p for p in pairs.values() if p.confidence >= 1.0]
+    found = {(p.left.iri, p.right.system) for p in sure} | {(p.right.iri, p.left.system) for p in sure}
     by_name = [m for m in _by_name(accounts, accounts) if (m.left.iri, m.right.system) not in found]
     for match in _best(by_name):
         left, right = sorted((match.left, match.right), key=lambda p: p.iri)
         known = pairs.get((left.iri, right.iri))
-        if known is None or match.confidence < known.confidence:  # an ambiguity seen from either side counts
+        if known is not None and known.method in IDENTIFIERS:  # a shared identifier that did not decide it
+            if match.confidence > known.confidence:
+                pairs[(left.iri, right.iri)] = Match(left, right, match.confidence, match.method,
+                                                     f"{match.evidence}; {known.evidence}")
+        elif known is None or match.confidence < known.confidence:  # an ambiguity seen from either side counts
             pairs[(left.iri, right.iri)] = Match(left, right, match.confidence, match.method, match.evidence)
     return list(links.values()) + list(pairs.values())
 

@@ -86,7 +86,8 @@ TABLES = {
                        "Territory2TypeId", "Description", "LastModifiedDate", "SystemModstamp"],
     "UserTerritory2Association.csv": ["Id", "UserId", "Territory2Id", "RoleInTerritory2", "IsActive",
                                       "LastModifiedDate", "SystemModstamp"],
-    "Account.csv": ["Id", "IsDeleted", "Name", "Type", "ParentId", "BillingCity", "BillingCountry", "Industry",
+    "Account.csv": ["Id", "IsDeleted", "Name", "Type", "ParentId", "BillingStreet", "BillingCity",
+                    "BillingPostalCode", "BillingCountry", "Website", "DunsNumber", "LEI__c", "Industry",
                     "AnnualRevenue", "NumberOfEmployees", "OwnerId", "CreatedDate", "LastModifiedDate",
                     "SystemModstamp"],
     "Contact.csv": ["Id", "IsDeleted", "AccountId", "FirstName", "LastName", "Name", "Title", "Email",
@@ -413,8 +414,39 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
             if "SystemModstamp" in row:
                 row["SystemModstamp"] = row["LastModifiedDate"] = stamp
     _more_tables(rows, random.Random(f"{seed}/more"), _Ids(random.Random(f"{seed}/more-ids")), stamp)
+    _account_details(rows["Account.csv"], random.Random(f"{seed}/addresses"))
     _deal_tables(rows, random.Random(f"{seed}/deals"), _Ids(random.Random(f"{seed}/deal-ids")), stamp, as_of)
     return rows
+
+
+CITIES = {
+    "United States": ["Seattle", "Boston", "Austin", "Chicago", "Denver"], "Canada": ["Toronto", "Vancouver"],
+    "Brazil": ["Sao Paulo", "Curitiba"], "United Kingdom": ["London", "Leeds", "Bristol"],
+    "Germany": ["Munich", "Hamburg", "Cologne"], "France": ["Paris", "Lyon"], "Sweden": ["Stockholm", "Malmo"],
+    "Australia": ["Sydney", "Melbourne"], "Japan": ["Tokyo", "Osaka"], "India": ["Bengaluru", "Pune"],
+    "Singapore": ["Singapore"],
+}
+STREETS = ["Market", "Harbour", "Station", "Mill", "Church", "Park", "King", "Queen", "Lake", "Bridge"]
+
+
+def _account_details(accounts, rng):
+    """Addresses and identifiers for the accounts, from a generator of their own (the other columns
+    do not change): billing address, website (7 in 10), D-U-N-S Number (6 in 10) and the LEI
+    custom field (1 in 7), as a CRM holds them: often incomplete."""
+    from .sample_systems import _domain, _number, lei_for
+
+    for a in accounts:
+        country = a["BillingCountry"]
+        a["BillingCity"] = rng.choice(CITIES.get(country, ["Springfield"]))
+        a["BillingStreet"] = f"{rng.randint(1, 480)} {rng.choice(STREETS)} Street"
+        a["BillingPostalCode"] = (f"{rng.choice('ENSW')}{rng.choice('CW')}{rng.randint(1, 9)} {rng.randint(1, 9)}"
+                                  f"{rng.choice('ABDEFG')}{rng.choice('HJLNPQ')}" if country == "United Kingdom"
+                                  else f"{rng.randint(10000, 99999)}")
+        if rng.random() < 0.1:  # an address half filled in
+            a["BillingStreet"] = a["BillingPostalCode"] = ""
+        a["Website"] = "https://www." + _domain(a["Name"]) if rng.random() < 0.7 else ""
+        a["DunsNumber"] = _number("duns:" + a["Id"], 9) if rng.random() < 0.6 else ""
+        a["LEI__c"] = lei_for(a["Id"]) if rng.random() < 1 / 7 else ""
 
 
 def _more_tables(rows, rng, new_id, stamp):

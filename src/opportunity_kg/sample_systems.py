@@ -57,7 +57,9 @@ HUBSPOT_DEAL_COLUMNS = [  # (internal name, label)
 ]
 HUBSPOT_COMPANY_COLUMNS = [
     ("hs_object_id", "Record ID"), ("name", "Company name"), ("domain", "Company Domain Name"),
-    ("industry", "Industry"), ("country", "Country/Region"), ("city", "City"),
+    ("industry", "Industry"), ("address", "Street Address"), ("city", "City"), ("zip", "Postal Code"),
+    ("country", "Country/Region"), ("duns_number", "DUNS Number"), ("lei", "LEI"),
+    ("salesforceaccountid", "Salesforce Account ID"),
     ("numberofemployees", "Number of Employees"), ("annualrevenue", "Annual Revenue"),
     ("hs_parent_company_id", "Parent Company"), ("hubspot_owner_id", "Company owner"),
     ("createdate", "Create Date"), ("hs_lastmodifieddate", "Last Modified Date"),
@@ -74,7 +76,7 @@ DYNAMICS_OPPORTUNITY_COLUMNS = [
 ]
 DYNAMICS_ACCOUNT_COLUMNS = [
     "accountid", "name", "_parentaccountid_value", "accountnumber", "revenue", "numberofemployees",
-    "address1_country", "address1_city", "websiteurl", "_ownerid_value", "createdon", "modifiedon",
+    "address1_line1", "address1_city", "address1_postalcode", "address1_country", "websiteurl", "_ownerid_value", "createdon", "modifiedon",
 ]
 # Salesforce stage -> Dynamics sales process stage (stepname)
 DYNAMICS_STEPS = {"Prospecting": "1-Qualify", "Qualification": "1-Qualify", "Needs Analysis": "2-Develop",
@@ -84,7 +86,8 @@ DYNAMICS_STEPS = {"Prospecting": "1-Qualify", "Qualification": "1-Qualify", "Nee
 DYNAMICS_FORECAST = {"Pipeline": "100000001", "Best Case": "100000002", "Commit": "100000003",
                      "Omitted": "100000004", "Closed": "100000005"}
 GLEIF_L1_COLUMNS = [
-    "LEI", "Entity.LegalName", "Entity.LegalName.xmllang", "Entity.LegalAddress.City",
+    "LEI", "Entity.LegalName", "Entity.LegalName.xmllang", "Entity.LegalAddress.FirstAddressLine",
+    "Entity.LegalAddress.City", "Entity.LegalAddress.PostalCode",
     "Entity.LegalAddress.Country", "Entity.HeadquartersAddress.Country", "Entity.LegalJurisdiction",
     "Entity.EntityCategory", "Entity.LegalForm.EntityLegalFormCode", "Entity.EntityStatus",
     "Registration.InitialRegistrationDate", "Registration.LastUpdateDate", "Registration.RegistrationStatus",
@@ -162,8 +165,18 @@ def hubspot_rows(sf, style="labels", rng=None):
     company_id = {a["Id"]: _number(a["Id"]) for a in sf["Account.csv"]}
     companies = []
     spelling = random.Random("hubspot-names")  # its own generator: the other columns do not change
+    identifiers = random.Random("hubspot-identifiers")
     for a in sf["Account.csv"]:
+        # identifiers as a second CRM has them: the Salesforce integration's Account ID on about a
+        # third of the companies, a D-U-N-S Number on half (some with dashes), the LEI on a few
+        duns = a["DunsNumber"] if identifiers.random() < 0.8 else ""
+        if duns and identifiers.random() < 0.3:
+            duns = f"{duns[:2]}-{duns[2:5]}-{duns[5:]}"
         companies.append({
+            "address": a["BillingStreet"].replace(" Street", " St") if identifiers.random() < 0.4
+            else a["BillingStreet"], "zip": a["BillingPostalCode"] if identifiers.random() < 0.7 else "", "duns_number": duns,
+            "lei": a["LEI__c"] if identifiers.random() < 0.5 else "",
+            "salesforceaccountid": a["Id"] if identifiers.random() < 0.35 else "",
             "hs_object_id": company_id[a["Id"]], "name": respell(a["Name"], spelling), "domain": _domain(a["Name"]),
             "industry": a["Industry"].upper().replace(" ", "_") if style == "internal" else a["Industry"],
             "country": a["BillingCountry"], "city": a["BillingCity"], "numberofemployees": a["NumberOfEmployees"],
@@ -236,7 +249,8 @@ def dynamics_rows(sf):
             "_parentaccountid_value": _guid(a["ParentId"]) if a["ParentId"] else "",
             "accountnumber": "ACC-" + _number(a["Id"], 6), "revenue": a["AnnualRevenue"],
             "numberofemployees": a["NumberOfEmployees"], "address1_country": a["BillingCountry"],
-            "address1_city": a["BillingCity"], "websiteurl": "https://www." + _domain(a["Name"]),
+            "address1_city": a["BillingCity"], "address1_line1": a["BillingStreet"],
+            "address1_postalcode": a["BillingPostalCode"], "websiteurl": "https://www." + _domain(a["Name"]),
             "_ownerid_value": users[a["OwnerId"]], "createdon": _dyn_time(a["CreatedDate"]),
             "modifiedon": _dyn_time(a["LastModifiedDate"])})
     opportunities = []
@@ -316,6 +330,9 @@ def gleif_rows(sf):
         entities.append({
             "LEI": lei_for(aid), "Entity.LegalName": legal.upper() if rng.random() < 0.4 else legal,
             "Entity.LegalName.xmllang": "en", "Entity.LegalAddress.City": a["BillingCity"],
+            # the registered address: the billing one for most, another office for some
+            "Entity.LegalAddress.FirstAddressLine": a["BillingStreet"] if rng.random() < 0.8 else "1 Registry Square",
+            "Entity.LegalAddress.PostalCode": a["BillingPostalCode"],
             "Entity.LegalAddress.Country": country, "Entity.HeadquartersAddress.Country": country,
             "Entity.LegalJurisdiction": country, "Entity.EntityCategory": "GENERAL",
             "Entity.LegalForm.EntityLegalFormCode": "8888", "Entity.EntityStatus": "ACTIVE",
