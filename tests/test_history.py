@@ -250,3 +250,15 @@ def test_hierarchy_changes_list_both_sources(moved_parents):
     assert gleif[0]["previous_parent"] and gleif[0]["new_parent"] and gleif[0]["previous_parent"] != gleif[0]["new_parent"]
     assert [r["source"] for r in _canned(store, "hierarchy-changes", {"from": "2026-04-01", "to": "2026-12-31"})] \
         == ["salesforce", "salesforce"]
+
+
+def test_an_entity_without_a_gleif_parent_is_its_own_ultimate_parent(moved_parents):
+    store = moved_parents[0]
+    linked = dict(select(store, """SELECT ?id ?name WHERE { ?a okg:sourceId ?id ; okg:legalEntity ?e .
+        ?e okg:legalName ?name FILTER NOT EXISTS { ?r okg:childEntity ?e } }"""))
+    assert linked
+    rows = {r["account_id"]: r for r in _canned(store, "crm-parents-on-date", {"on": "2026-12-05"})}
+    for account_id, name in linked.items():
+        assert rows[account_id]["gleif_ultimate_parent"] == name
+    unlinked = [r for r in rows.values() if r["account_id"] not in linked and r["gleif_ultimate_parent"] is None]
+    assert unlinked  # about one company in ten is not in GLEIF
