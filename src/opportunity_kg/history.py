@@ -20,8 +20,11 @@ ingest, as ``okg:StageInterval`` records in the system's intervals graph
 (``graph/<system>/intervals``, part of "now"): each span a deal stood at one
 stage, with its start, its end and its whole days, so the queries about time
 in stage read one record per stay instead of pairing every change with the next.
+The same graph gives each deal its furthest open stage and its last open stage,
+so the funnel and the loss analysis need not search the history either.
 """
 
+import re
 from datetime import date
 from urllib.parse import quote
 
@@ -220,23 +223,34 @@ def _parent_changes(before, after, system, as_of, moment, sources):
 def stage_intervals(store, system):
     """The stage-interval triples of ``system``'s deals, from the stage changes in its latest snapshot
     and its history graph: consecutive changes at the same stage make one interval, which ends when
-    the next change is at another stage (the last one of a deal has no end)."""
+    the next change is at another stage (the last one of a deal has no end). With them, each deal's
+    ``okg:furthestOpenStage`` and ``okg:lastOpenStage`` (see :func:`_stage_summary`)."""
     latest = [(a, g) for g, s, a in snapshots(store) if s == system]
     if not latest:
         return []
     graphs = [ox.NamedNode(max(latest)[1]), ox.NamedNode(history_graph(system))]
     wanted = {OKG + "changeOf": 0, OKG + "stage": 1, OKG + "changedAt": 2}
-    changes = {}
+    changes, orders, closed, deals = {}, {}, set(), set()
     for graph in graphs:
-        for q in _quads(store, graph, [(ox.NamedNode(p), None) for p in wanted]):
-            changes.setdefault(q.subject, [None, None, None])[wanted[q.predicate.value]] = q.object
+        patterns = [(ox.NamedNode(p), None) for p in list(wanted) + [OKG + "sortOrder", OKG + "isClosed"]]
+        for q in _quads(store, graph, patterns + [(RDF_TYPE, ox.NamedNode(OKG + "Opportunity"))]):
+            p = q.predicate.value
+            if p in wanted:
+                changes.setdefault(q.subject, [None, None, None])[wanted[p]] = q.object
+            elif p == OKG + "sortOrder" and re.fullmatch(r"-?\d+", q.object.value):
+                orders[q.subject] = int(q.object.value)
+            elif p == OKG + "isClosed":
+                if q.object.value == "true":
+                    closed.add(q.subject)
+            else:
+                deals.add(q.subject)
     by_deal = {}
     for deal, stage, at in changes.values():
         if deal is not None and stage is not None and at is not None:
             by_deal.setdefault(deal, set()).add((at.value, stage))
     base = intervals_graph(system)
     xsd_datetime, xsd_integer = ox.NamedNode(XSD + "dateTime"), ox.NamedNode(XSD + "integer")
-    out = []
+    out = _stage_summary(deals, changes, by_deal, orders, closed)
     for deal in sorted(by_deal, key=lambda n: n.value):
         runs = []
         for at, stage in sorted(by_deal[deal], key=lambda item: (item[0], item[1].value)):
@@ -254,4 +268,24 @@ def stage_intervals(store, system):
                 days = (date.fromisoformat(end[:10]) - date.fromisoformat(start[:10])).days
                 out += [(interval, ox.NamedNode(OKG + "endedAt"), ox.Literal(end, datatype=xsd_datetime)),
                         (interval, ox.NamedNode(OKG + "durationDays"), ox.Literal(str(days), datatype=xsd_integer))]
+    return out
+
+
+def _stage_summary(deals, changes, by_deal, orders, closed):
+    """Each deal's furthest open stage (by sort order, in its history or now) and its last open
+    stage (the latest stage change at an open stage): what the funnel and the loss analysis ask."""
+    def is_open(stage):
+        return stage in orders and stage not in closed
+
+    out = []
+    for deal in sorted(deals, key=lambda n: n.value):
+        now = changes.get(deal, [None, None, None])[1]  # the deal's own okg:stage
+        history = by_deal.get(deal, set())
+        reached = {stage for _, stage in history} | ({now} if now is not None else set())
+        furthest = max((s for s in reached if is_open(s)), key=lambda s: (orders[s], s.value), default=None)
+        if furthest is not None:
+            out.append((deal, ox.NamedNode(OKG + "furthestOpenStage"), furthest))
+        last = max(((at, orders[s], s.value, s) for at, s in history if is_open(s)), default=None)
+        if last is not None:
+            out.append((deal, ox.NamedNode(OKG + "lastOpenStage"), last[3]))
     return out
