@@ -2,8 +2,8 @@
 
 import pytest
 
-from opportunity_kg.functions import (boolean, first, forecast_category, join, lookup, split, to_date, to_datetime,
-                                      to_decimal, to_integer, web_domain)
+from opportunity_kg.functions import (boolean, digits, first, forecast_category, join, lookup, salesforce_id, split,
+                                      to_date, to_datetime, to_decimal, to_integer, web_domain)
 
 
 @pytest.mark.parametrize("raw,expected", [
@@ -139,3 +139,18 @@ def test_lookup_passes_ids_through_and_rejects_the_rest(stages):
         lookup("FUND", stages)
     with pytest.raises(ValueError, match="no column 'nope'"):
         lookup("won", stages, column="nope")
+
+
+def test_salesforce_ids_in_their_18_character_form():
+    """The 15-character Ids of Salesforce's user interface get the 3-character suffix the export's
+    Id column has (checked against ../shared/datasets' Account.csv and User ids)."""
+    assert salesforce_id("001Ec00000FzlUd") == "001Ec00000FzlUdIAJ"
+    assert salesforce_id("005Ec000004o8yH") == "005Ec000004o8yHIAQ"
+    assert salesforce_id(" 001Ec00000GGw3hIAD ") == "001Ec00000GGw3hIAD"
+    assert salesforce_id("001Ec00000FzlUd", prefix="http://x/a/") == "http://x/a/001Ec00000FzlUdIAJ"
+    assert salesforce_id("") is None and salesforce_id("n/a") == "n/a"  # kept: it just names no record
+
+
+def test_identifier_digits():
+    assert digits("12-345-6789") == "123456789" and digits(" 123456789 ") == "123456789"
+    assert digits("n/a") is None and digits(None) is None

@@ -327,6 +327,24 @@ def first(value=None, separator=";", prefix=None):
     return parts[0] if parts else None
 
 
+_SALESFORCE_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+@register(OKGFN + "salesforceId", {OKGFN + "value": "value", OKGFN + "prefix": "prefix"}, [OUT])
+def salesforce_id(value=None, prefix=None):
+    """A Salesforce record Id in its 18-character form, which exports and the API use, also when it
+    was written in the 15-character form of the user interface and reports ("001Ec00000FzlUd" ->
+    "001Ec00000FzlUdIAJ"); with ``prefix``, as an IRI. Any other value is kept as it is (a reference
+    to another system is not a reason to reject the row; it just names no record)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if re.fullmatch(r"[A-Za-z0-9]{15}", text):
+        text += "".join(_SALESFORCE_SUFFIX[sum(1 << i for i, c in enumerate(text[k:k + 5]) if c.isupper())]
+                        for k in (0, 5, 10))
+    return _prefixed(text, prefix)
+
+
 @register(OKGFN + "join", {OKGFN + "value": "value", OKGFN + "value2": "value2", OKGFN + "separator": "separator"},
           [OUT])
 def join(value=None, value2=None, separator=" "):

@@ -16,6 +16,8 @@ from decimal import Decimal
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
+from .functions import salesforce_id
+
 #: the day the sample export is taken (its data is as of this date)
 SAMPLE_AS_OF = date(2026, 11, 16)
 #: how many opportunities the quick start's sample holds
@@ -124,17 +126,20 @@ TABLES = {
 
 
 class _Ids:
-    """Salesforce-looking 18-character Ids: key prefix, org pod, counter, checksum-like tail."""
+    """Salesforce-like 18-character Ids: key prefix, org pod, counter, and the case-checksum suffix
+    Salesforce gives (so the 15-character form of the user interface maps back to them)."""
 
-    def __init__(self, rng):
+    def __init__(self, rng, block=0):
         self.rng = rng
+        self.block = block  # each generator of Ids numbers its own block, so no two give the same Id
         self.counters = {}
 
     def __call__(self, prefix):
         n = self.counters.get(prefix, 0) + 1
         self.counters[prefix] = n
-        tail = "".join(self.rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(3))
-        return f"{prefix}Ec000{_base62(n, 7)}{tail}"
+        for _ in range(3):  # drawn as before the suffix was the real one, so the other columns stay the same
+            self.rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        return salesforce_id(f"{prefix}Ec{self.block:03d}{_base62(n, 7)}")
 
 
 def _base62(n, width):
@@ -413,9 +418,9 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
         for row in rows[table]:
             if "SystemModstamp" in row:
                 row["SystemModstamp"] = row["LastModifiedDate"] = stamp
-    _more_tables(rows, random.Random(f"{seed}/more"), _Ids(random.Random(f"{seed}/more-ids")), stamp)
+    _more_tables(rows, random.Random(f"{seed}/more"), _Ids(random.Random(f"{seed}/more-ids"), 1), stamp)
     _account_details(rows["Account.csv"], random.Random(f"{seed}/addresses"))
-    _deal_tables(rows, random.Random(f"{seed}/deals"), _Ids(random.Random(f"{seed}/deal-ids")), stamp, as_of)
+    _deal_tables(rows, random.Random(f"{seed}/deals"), _Ids(random.Random(f"{seed}/deal-ids"), 2), stamp, as_of)
     return rows
 
 

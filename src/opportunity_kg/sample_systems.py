@@ -176,7 +176,10 @@ def hubspot_rows(sf, style="labels", rng=None):
             "address": a["BillingStreet"].replace(" Street", " St") if identifiers.random() < 0.4
             else a["BillingStreet"], "zip": a["BillingPostalCode"] if identifiers.random() < 0.7 else "", "duns_number": duns,
             "lei": a["LEI__c"] if identifiers.random() < 0.5 else "",
-            "salesforceaccountid": a["Id"] if identifiers.random() < 0.35 else "",
+            # the sync id as the integration writes it (18 characters), or copied from Salesforce's
+            # user interface (15)
+            "salesforceaccountid": (a["Id"] if identifiers.random() < 0.75 else a["Id"][:15])
+            if identifiers.random() < 0.35 else "",
             "hs_object_id": company_id[a["Id"]], "name": respell(a["Name"], spelling), "domain": _domain(a["Name"]),
             "industry": a["Industry"].upper().replace(" ", "_") if style == "internal" else a["Industry"],
             "country": a["BillingCountry"], "city": a["BillingCity"], "numberofemployees": a["NumberOfEmployees"],
