@@ -251,6 +251,7 @@ def stage_intervals(store, system):
     base = intervals_graph(system)
     xsd_datetime, xsd_integer = ox.NamedNode(XSD + "dateTime"), ox.NamedNode(XSD + "integer")
     out = _stage_summary(deals, changes, by_deal, orders, closed)
+    stays = {}  # (closed deal, open stage) -> days of its finished stays there
     for deal in sorted(by_deal, key=lambda n: n.value):
         runs = []
         for at, stage in sorted(by_deal[deal], key=lambda item: (item[0], item[1].value)):
@@ -268,7 +269,30 @@ def stage_intervals(store, system):
                 days = (date.fromisoformat(end[:10]) - date.fromisoformat(start[:10])).days
                 out += [(interval, ox.NamedNode(OKG + "endedAt"), ox.Literal(end, datatype=xsd_datetime)),
                         (interval, ox.NamedNode(OKG + "durationDays"), ox.Literal(str(days), datatype=xsd_integer))]
-    return out
+                if deal in closed and stage in orders and stage not in closed:
+                    stays[(deal, stage)] = stays.get((deal, stage), 0) + days
+    return out + _slow_deals(stays)
+
+
+def _slow_deals(stays):
+    """``okg:slowerThanMedian`` for each closed deal with finished stays at open stages: whether most
+    of them lasted longer than the median stay at the same stage among closed deals."""
+    by_stage = {}
+    for (_, stage), days in stays.items():
+        by_stage.setdefault(stage, []).append(days)
+    twice_median = {}
+    for stage, values in by_stage.items():
+        values.sort()
+        n = len(values)
+        twice_median[stage] = values[(n + 1) // 2 - 1] + values[n // 2]
+    longer, counted = {}, {}
+    for (deal, stage), days in stays.items():
+        counted[deal] = counted.get(deal, 0) + 1
+        longer[deal] = longer.get(deal, 0) + (2 * days > twice_median[stage])
+    xsd_boolean = ox.NamedNode(XSD + "boolean")
+    return [(deal, ox.NamedNode(OKG + "slowerThanMedian"),
+             ox.Literal("true" if 2 * longer[deal] > counted[deal] else "false", datatype=xsd_boolean))
+            for deal in sorted(counted, key=lambda n: n.value)]
 
 
 def _stage_summary(deals, changes, by_deal, orders, closed):
