@@ -559,7 +559,9 @@ def _replace_graph(store, graph, triples):
     if new == old:
         return False
     delete_quads(store, [(*t, name) for t in old - new])
-    store.extend(ox.Quad(*t, name) for t in new - old)
+    loader = Loader([(store, name)])  # a bulk load: inserting quads one by one is many times slower
+    loader.add(list(new - old))
+    loader.close()
     return True
 
 
