@@ -269,7 +269,7 @@ def stage_intervals(store, system):
                 days = (date.fromisoformat(end[:10]) - date.fromisoformat(start[:10])).days
                 out += [(interval, ox.NamedNode(OKG + "endedAt"), ox.Literal(end, datatype=xsd_datetime)),
                         (interval, ox.NamedNode(OKG + "durationDays"), ox.Literal(str(days), datatype=xsd_integer))]
-                if deal in closed and stage in orders and stage not in closed:
+                if deal in closed and stage not in closed:  # as win-patterns counted it: any stage not closed
                     stays[(deal, stage)] = stays.get((deal, stage), 0) + days
     return out + _slow_deals(stays)
 
