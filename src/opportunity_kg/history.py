@@ -84,8 +84,9 @@ def current_graphs(store, remember=False):
 
 def current_dataset(store, remember=False):
     """(:func:`current_graphs`, whether those are every graph of the store and its default graph
-    is empty, in an embedded store). When they are, "now" is the union of all graphs, which Oxigraph reads faster than
-    a list of graphs (a store with one snapshot per system and no older one)."""
+    is empty, in an embedded store). When they are, "now" is the union of all graphs, which
+    Oxigraph reads faster than a list of graphs (a store with one snapshot per system and no
+    older one)."""
     known = _CURRENT.get(id(store))
     if known is not None and known[0] is store:
         return known[1:]
