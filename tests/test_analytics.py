@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from opportunity_kg.queries import period_range, run_canned
+from opportunity_kg.queries import get_query, period_range, run_canned
+from opportunity_kg.store import select_records
 
 PERIOD = "2026-Q4"
 
@@ -19,10 +20,7 @@ def table(export, name):
 
 
 def answer(store, name, args, key):
-    result = run_canned(store, name, args)
-    names = [v.value for v in result.variables]
-    rows = [dict(zip(names, (t.value if t is not None else None for t in row))) for row in result.rows]
-    return {row[key]: row for row in rows}
+    return {row[key]: row for row in select_records(store, get_query(name).bind(args))}
 
 
 def tenths(numerator, denominator, scale=1000):

@@ -183,13 +183,12 @@ def moved_parents(tmp_path_factory):
 
 
 def _canned(store_path, name, args):
-    from opportunity_kg.queries import run_canned
+    from opportunity_kg.queries import get_query
+    from opportunity_kg.store import select_records
 
     store = open_store(store_path)
     try:
-        result = run_canned(store, name, args)
-        names = [v.value for v in result.variables]
-        return [dict(zip(names, (t.value if t is not None else None for t in row))) for row in result.rows]
+        return list(select_records(store, get_query(name).bind(args)))
     finally:
         del store
 

@@ -92,6 +92,24 @@ def test_missing_required_column_names_file_and_column(sample_export, tmp_path):
     assert not (tmp_path / "store").exists()  # nothing written
 
 
+def test_a_missing_optional_column_is_one_note_per_file(sample_export, tmp_path):
+    """Loss_Reason__c feeds two triples maps of Opportunity.csv: a file without it gets one note
+    that names it once, and its rows still load."""
+    export = tmp_path / "export"
+    shutil.copytree(sample_export, export)
+    with open(export / OPP, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with open(export / OPP, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[c for c in rows[0] if c != "Loss_Reason__c"],
+                                extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    report = ingest(export, tmp_path / "store")
+    notes = [w for w in report.warnings if w.startswith("Opportunity.csv: no column")]
+    assert notes == ["Opportunity.csv: no column Loss_Reason__c; read as empty"]
+    assert report.files[OPP].rows_loaded == len(rows)
+
+
 def test_unknown_export_is_named(tmp_path):
     (tmp_path / "things.csv").write_text("a,b\n1,2\n")
     with pytest.raises(OkgError) as info:

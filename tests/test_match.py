@@ -11,9 +11,9 @@ import pytest
 from opportunity_kg.errors import OkgError
 from opportunity_kg.ingest import ingest
 from opportunity_kg.match import Party, country_code, find_matches, match_store, normal_name
-from opportunity_kg.queries import run_canned
+from opportunity_kg.queries import get_query, run_canned
 from opportunity_kg.sample_systems import _number, lei_for, write_system_sample
-from opportunity_kg.store import open_store
+from opportunity_kg.store import open_store, select_records
 
 ID = "https://w3id.org/opportunity-kg/id/"
 
@@ -153,9 +153,7 @@ def test_the_canned_queries_join_the_systems(world):
     store = open_store(root / "store")
 
     def rows(name, args=None):
-        result = run_canned(store, name, args or {})
-        names = [v.value for v in result.variables]
-        return [dict(zip(names, (t.value if t is not None else None for t in row))) for row in result.rows]
+        return list(select_records(store, get_query(name).bind(args or {})))
 
     # accounts whose company GLEIF does not know are among those without a legal entity
     without = {r["account_id"] for r in rows("accounts-without-legal-entity") if r["system"] == "salesforce"}

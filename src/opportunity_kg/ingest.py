@@ -105,7 +105,8 @@ class IngestReport:
             "files": {name: vars(c) for name, c in self.files.items()},
             "total": vars(self.totals), "skipped": self.skipped, "unmapped": self.unmapped,
             "warnings": self.warnings, "lookups": self.lookups, "previous_snapshot": self.previous_snapshot,
-            "history_changes": self.history_changes, "parent_changes": self.parent_changes, "changed": self.changed, "digest": self.digest,
+            "history_changes": self.history_changes, "parent_changes": self.parent_changes,
+            "changed": self.changed, "digest": self.digest,
         }
 
 
@@ -272,6 +273,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
     report_warnings = []
     skipped = []
     renames = {}  # file -> {column the mapping reads: header in the file} where an alias was used
+    absent = {}  # file -> the columns its mappings read that it lacks (one note per file, however many maps)
     lines_read = defaultdict(set)  # file -> its lines read (a file two triples maps read counts once)
     total_read = 0
     planned = []  # (mapping, triples map reading one export file)
@@ -321,13 +323,8 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                 report_warnings.append(f"{name}: the file is empty (not even a header); nothing read")
                 continue
             missing = mapping.missing_columns(tm, source_file, lenient=True)
-            if missing:  # one note per file, however many of its triples maps miss a column
-                note = next((i for i, w in enumerate(report_warnings) if w.startswith(f"{name}: no column ")), None)
-                absent = set(missing)
-                if note is not None:
-                    absent |= set(report_warnings.pop(note)[len(f"{name}: no column "):]
-                                  .removesuffix("; read as empty").split(", "))
-                report_warnings.append(f"{name}: no column {', '.join(sorted(absent))}; read as empty")
+            if missing:
+                absent.setdefault(name, set()).update(missing)
             renames[name] = dict(source_file.renamed)
             id_column = tm.source.id_column or _id_column(tm)
             record_base = file_iri(graph_iri, name) + "#line="
@@ -355,6 +352,8 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                     triples.append((mapped.subject, derived, ox.NamedNode(f"{record_base}{mapped.line}")))
                 loader.add(triples)
                 rows.append(_Row(name, mapped.line, tm.source, triples, mapped.subject, columns, record_id))
+        report_warnings += [f"{name}: no column {', '.join(sorted(columns))}; read as empty"
+                            for name, columns in absent.items()]
         reference = []
         for path in sorted((system_dir / "reference").glob("*.ttl")):
             name = f"reference/{path.name}"
