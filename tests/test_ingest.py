@@ -171,3 +171,58 @@ def test_the_content_digest_is_what_its_definition_says(sample_export, tmp_path)
     total = sum(int.from_bytes(hashlib.blake2b(f"{s} {p} {o} .".encode(), digest_size=16).digest(), "big")
                 for s, p, o in triples if s.value != report.graph + "#ingest-run" and p.value != digest_term)
     assert stored == [report.digest] == [f"{total % 2 ** 128:032x}"]
+
+
+def _without_rows(export, target, name, lines):
+    """A copy of ``export`` whose file ``name`` lacks the given data lines (2 is the first)."""
+    shutil.copytree(export, target)
+    with open(export / name, encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = [rows[0]] + [row for line, row in enumerate(rows[1:], start=2) if line not in lines]
+    with open(target / name, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(kept)
+
+
+def _data_triples(store, graph):
+    """A snapshot's triples without its provenance and the links to files and lines (which differ
+    between an export and a copy of it with fewer lines)."""
+    return {t for t in _graph_triples(store, graph)
+            if not str(t[0]).startswith(f"<{graph}") and not str(t[1]).endswith("#wasDerivedFrom>")}
+
+
+@pytest.mark.parametrize("in_memory", ["5000000", "0", "1000"])
+def test_rejected_rows_leave_what_an_export_without_them_gives(broken_export, tmp_path, monkeypatch, in_memory):
+    """Validation in memory, on disk from the start (setting 0), or on disk after the in-memory copy
+    outgrew the setting: the snapshot holds exactly what the export without the rejected rows
+    gives, shared facts included: line 2, rejected for its negative amount, names the loss reason
+    most rows name, whose record must stay whole."""
+    export, bad = broken_export
+    with open(export / OPP, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    reasons = [r["Loss_Reason__c"] for r in rows if r["Loss_Reason__c"]]
+    common = max(set(reasons), key=reasons.count)
+    rows[0]["Loss_Reason__c"] = common
+    with open(export / OPP, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows[:-1])  # the short row is written as it was
+        handle.write("006SHORTROW,false\r\n")
+    monkeypatch.setenv("OKG_INGEST_MEMORY_TRIPLES", in_memory)
+    report = ingest(export, tmp_path / "store")
+    rejected = {(r["source_file"], int(r["line"])) for r in quarantine_rows(report)}
+    assert {(OPP, line) for line in bad} <= rejected
+    assert report.totals.rows_read == report.totals.rows_loaded + report.totals.rows_quarantined
+
+    monkeypatch.delenv("OKG_INGEST_MEMORY_TRIPLES")
+    clean = tmp_path / "clean-0"
+    for name in {name for name, _ in rejected}:
+        _without_rows(clean if clean.exists() else export, tmp_path / f"clean-{len(list(tmp_path.glob('clean-*')))}",
+                      name, {line for file, line in rejected if file == name})
+        clean = sorted(tmp_path.glob("clean-*"))[-1]
+    expected = ingest(clean, tmp_path / "clean-store", as_of=report.as_of)
+    assert expected.totals.rows_quarantined == 0
+    got = _data_triples(open_store(tmp_path / "store"), report.graph)
+    want = _data_triples(open_store(tmp_path / "clean-store"), expected.graph)
+    assert got == want
+    assert report.triples == expected.triples
+    assert any(str(t[0]).endswith(f"/loss-reason/{common}>") for t in got)

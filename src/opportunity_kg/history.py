@@ -225,10 +225,11 @@ def stage_intervals(store, system):
     """The stage-interval triples of ``system``'s deals, from the stage changes in its latest snapshot
     and its history graph: consecutive changes at the same stage make one interval, which ends when
     the next change is at another stage (the last one of a deal has no end). With them, each deal's
-    ``okg:furthestOpenStage`` and ``okg:lastOpenStage`` (see :func:`_stage_summary`)."""
+    ``okg:furthestOpenStage`` and ``okg:lastOpenStage`` (see :func:`_stage_summary`). A generator:
+    the triples are made one deal at a time, so they need not all be in memory at once."""
     latest = [(a, g) for g, s, a in snapshots(store) if s == system]
     if not latest:
-        return []
+        return
     graphs = [ox.NamedNode(max(latest)[1]), ox.NamedNode(history_graph(system))]
     wanted = {OKG + "changeOf": 0, OKG + "stage": 1, OKG + "changedAt": 2}
     changes, orders, closed, deals = {}, {}, set(), set()
@@ -251,7 +252,8 @@ def stage_intervals(store, system):
             by_deal.setdefault(deal, set()).add((at.value, stage))
     base = intervals_graph(system)
     xsd_datetime, xsd_integer = ox.NamedNode(XSD + "dateTime"), ox.NamedNode(XSD + "integer")
-    out = _stage_summary(deals, changes, by_deal, orders, closed)
+    yield from _stage_summary(deals, changes, by_deal, orders, closed)
+    del deals
     stays = {}  # (closed deal, open stage) -> days of its finished stays there
     for deal in sorted(by_deal, key=lambda n: n.value):
         runs = []
@@ -261,18 +263,19 @@ def stage_intervals(store, system):
         local = quote(deal.value.rsplit("/", 1)[-1], safe="")
         for n, (start, stage) in enumerate(runs):
             interval = ox.NamedNode(f"{base}/{local}/{n + 1}")
-            out += [(interval, RDF_TYPE, ox.NamedNode(OKG + "StageInterval")),
-                    (interval, ox.NamedNode(OKG + "intervalOf"), deal),
-                    (interval, ox.NamedNode(OKG + "intervalStage"), stage),
-                    (interval, ox.NamedNode(OKG + "startedAt"), ox.Literal(start, datatype=xsd_datetime))]
+            yield from [(interval, RDF_TYPE, ox.NamedNode(OKG + "StageInterval")),
+                        (interval, ox.NamedNode(OKG + "intervalOf"), deal),
+                        (interval, ox.NamedNode(OKG + "intervalStage"), stage),
+                        (interval, ox.NamedNode(OKG + "startedAt"), ox.Literal(start, datatype=xsd_datetime))]
             if n + 1 < len(runs):
                 end = runs[n + 1][0]
                 days = (date.fromisoformat(end[:10]) - date.fromisoformat(start[:10])).days
-                out += [(interval, ox.NamedNode(OKG + "endedAt"), ox.Literal(end, datatype=xsd_datetime)),
-                        (interval, ox.NamedNode(OKG + "durationDays"), ox.Literal(str(days), datatype=xsd_integer))]
+                yield from [(interval, ox.NamedNode(OKG + "endedAt"), ox.Literal(end, datatype=xsd_datetime)),
+                            (interval, ox.NamedNode(OKG + "durationDays"),
+                             ox.Literal(str(days), datatype=xsd_integer))]
                 if deal in closed and stage not in closed:  # as win-patterns counted it: any stage not closed
                     stays[(deal, stage)] = stays.get((deal, stage), 0) + days
-    return out + _slow_deals(stays)
+    yield from _slow_deals(stays)
 
 
 def _slow_deals(stays):

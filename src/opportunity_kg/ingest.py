@@ -5,17 +5,23 @@
 1. runs every mapping of the source system (``mappings/<system>/*.rml.ttl``)
    over the export's files, row by row, while other threads bulk-load the
    mapped triples into a staged copy of the store (:func:`~opportunity_kg.store.staged`)
-   and into an in-memory store with the ontology;
-2. validates the data in the in-memory store with the SHACL shapes, and takes
-   the facts of rows that break one out of both stores (then validates again);
+   and, up to the setting ``ingest_memory_triples``, into an in-memory store
+   with the ontology. No row's triples stay in Python's memory: each row's
+   subject links to its file and line (``prov:wasDerivedFrom``), and a row is
+   read and mapped again when it has to be taken out or named;
+2. validates the data with the SHACL shapes, in the in-memory store (or, for a
+   larger export, in the staged store), and takes the facts of rows that
+   break one out again (then validates again);
 3. writes every rejected row (unreadable, unmappable, duplicate Id, or
    breaking a shape) to a quarantine CSV with file, line, field, value and
    reason;
-4. adds the snapshot's PROV-O provenance with its ``okg:contentDigest``, the
-   history since the previous snapshot and the ontology graph, then swaps the
-   staged copy in (or throws it away when nothing changed). A snapshot of a
-   date already stored, and one for a SPARQL server, is compared with what is
-   stored instead, and only the difference is written.
+4. counts the triples and sums the snapshot's ``okg:contentDigest`` reading
+   the loaded graph back, adds its PROV-O provenance, the history since the
+   previous snapshot and the ontology graph, then swaps the staged copy in (or
+   throws it away when nothing changed: a snapshot of a date already stored
+   is loaded afresh and compared by digest). For a SPARQL server the snapshot
+   is built in memory and only its difference with what the server holds is
+   sent.
 
 Rows read always equal rows loaded plus rows quarantined, per file and in total.
 """
@@ -35,7 +41,7 @@ from urllib.parse import quote
 
 import pyoxigraph as ox
 
-from . import __version__
+from . import __version__, settings
 from .errors import DataError, OkgError
 from .paths import MAPPINGS_DIR
 from .progress import Progress
@@ -45,11 +51,12 @@ from .rml import load_mapping
 from .sources import CsvSource
 from .remote import RemoteStore, is_remote
 from .store import ONTOLOGY_GRAPH, Loader, Staging, delete_quads, graph_changes, staged, write_changes
-from .validate import from_rdflib, load_ontology, load_shapes, validate_store
+from .validate import ALL_GRAPHS, from_rdflib, load_ontology, load_shapes, validate_store
 
 OKG = "https://w3id.org/opportunity-kg/ontology#"
 PROV = "http://www.w3.org/ns/prov#"
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+DERIVED = ox.NamedNode(PROV + "wasDerivedFrom")
 XSD = "http://www.w3.org/2001/XMLSchema#"
 #: columns whose newest date tells what date an export is "as of", besides each
 #: mapping's own ``okgm:asOfColumn`` ones
@@ -112,12 +119,13 @@ class IngestReport:
 
 @dataclass
 class _Row:
+    """One row as one triples map maps it (read again from its file when it is needed)."""
     file: str
     line: int
-    source: object  # the triples map's logical source, to read the row's values again if it is rejected
-    quads: list  # its triples
+    tm: object
+    triples: list
     subject: object
-    predicates: dict  # predicate IRI -> column
+    values: dict | None
     record_id: str = ""
 
 
@@ -266,15 +274,14 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         store_path = Path(store_path)
         quarantine = Path(quarantine) if quarantine else store_path.with_name(store_path.name + "-quarantine.csv")
 
-    rows = []
     rejects = []
     counts = {}
-    seen = {}  # (triples map, subject) -> line of first row
+    seen = {}  # hash of (triples map, subject) -> file number << 32 | line of its first row (unique-subject maps)
     report_warnings = []
     skipped = []
     renames = {}  # file -> {column the mapping reads: header in the file} where an alias was used
     absent = {}  # file -> the columns its mappings read that it lacks (one note per file, however many maps)
-    lines_read = defaultdict(set)  # file -> its lines read (a file two triples maps read counts once)
+    rows_read = defaultdict(int)  # file -> its rows (a file two triples maps read counts once)
     total_read = 0
     planned = []  # (mapping, triples map reading one export file)
     wanted = []  # what the system's files are called, for the error when none is there
@@ -299,59 +306,68 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
     shapes, ontology = load_shapes(), load_ontology()
     ontology_triples = [tuple(from_rdflib(t) for t in spo) for spo in ontology]
     remote = RemoteStore(store_path) if is_remote(store_path) else None
+    rows = _Rows(graph_iri)
     with _workspace(store_path) as work:
         store = work.store
         target = ox.NamedNode(graph_iri)
-        # a new snapshot is loaded straight into its graph; one of a date already there, or one for
-        # a SPARQL server, is collected and compared with what is stored, so only changes are written
-        existed = not remote and store.contains_named_graph(target)
-        direct = not remote and not existed
+        # a snapshot of a date already stored is loaded afresh; if its digest is the stored one, nothing changed
+        stored_digest = None
+        if not remote and store.contains_named_graph(target):
+            stored_digest = _stored_digest(store, target) or ""
+            progress.phase("clearing the stored snapshot of the same date")
+            store.clear_graph(target)
         ontology_changed = _replace_graph(store, ONTOLOGY_GRAPH, ontology_triples)
-        # the data is also loaded into an in-memory store with the ontology, where validation
-        # runs several times faster than on disk
-        check = ox.Store()
-        check.extend(ox.Quad(*t, ox.DefaultGraph()) for t in ontology_triples)
-        loader = Loader([(check, None)] + ([(store, target)] if direct else []))
-        derived = ox.NamedNode(PROV + "wasDerivedFrom")
+        # the data is also loaded into an in-memory store with the ontology, where validation runs
+        # several times faster than on disk, up to the setting ingest_memory_triples
+        in_memory = settings.get("ingest_memory_triples")
+        check = ox.Store() if in_memory > 0 else None
+        if check is not None:  # the data in the snapshot's graph, the ontology in its own
+            check.extend(ox.Quad(*t, ox.NamedNode(ONTOLOGY_GRAPH)) for t in ontology_triples)
+        loader = Loader(([(check, target)] if check is not None else []) + [(store, target)])
         for mapping, tm in planned:
             name = tm.source.path.name
-            file_counts = counts.setdefault(name, FileCounts())
-            columns = _predicate_columns(tm)
+            counts.setdefault(name, FileCounts())
             source_file = tm.source.open()
             if not source_file.header:
-                lines_read.setdefault(name, set())
+                rows_read.setdefault(name, 0)
                 report_warnings.append(f"{name}: the file is empty (not even a header); nothing read")
                 continue
             missing = mapping.missing_columns(tm, source_file, lenient=True)
             if missing:
                 absent.setdefault(name, set()).update(missing)
+            rows.add_map(mapping, tm, missing)
             renames[name] = dict(source_file.renamed)
-            id_column = tm.source.id_column or _id_column(tm)
-            record_base = file_iri(graph_iri, name) + "#line="
+            id_column = rows.id_columns[id(tm)]
+            file_number = list(counts).index(name)
+            read = 0
             for row in source_file.rows():
                 mapped = mapping._map_row(tm, source_file, row, missing)
-                lines_read[name].add(mapped.line)
+                read += 1
                 total_read += 1
                 if not total_read % 2000:
                     progress.rows(name, row.number, total_read)
+                    if check is not None and loader.count > in_memory:
+                        progress.phase("validating on disk: the export is larger than ingest_memory_triples")
+                        loader.drop(check)
+                        check = None
                 record_id = (mapped.values or {}).get(id_column, "") or ""
                 if mapped.error:
                     rejects.append((name, mapped.line, record_id, mapped.field or "", mapped.value or "",
                                     mapped.error, mapped.values))
                     continue
-                key = (tm.name, mapped.subject)
-                if tm.source.unique_subjects and mapped.subject is not None and key in seen:
-                    first_file, first_line = seen[key]
-                    where = f"line {first_line}" + (f" of {first_file}" if first_file != name else "")
-                    rejects.append((name, mapped.line, record_id, id_column, record_id,
-                                    f"duplicate record: the same {id_column} is on {where}", mapped.values))
-                    continue
-                seen[key] = (name, mapped.line)
-                triples = [q[:3] for q in mapped.quads]
-                if mapped.subject is not None:
-                    triples.append((mapped.subject, derived, ox.NamedNode(f"{record_base}{mapped.line}")))
-                loader.add(triples)
-                rows.append(_Row(name, mapped.line, tm.source, triples, mapped.subject, columns, record_id))
+                if tm.source.unique_subjects and mapped.subject is not None:
+                    key = hash((tm.name, mapped.subject.value))
+                    first = seen.get(key)
+                    if first is not None:
+                        first_file, first_line = list(counts)[first >> 32], first & 0xFFFFFFFF
+                        where = f"line {first_line}" + (f" of {first_file}" if first_file != name else "")
+                        rejects.append((name, mapped.line, record_id, id_column, record_id,
+                                        f"duplicate record: the same {id_column} is on {where}", mapped.values))
+                        continue
+                    seen[key] = file_number << 32 | mapped.line
+                loader.add(rows.triples(mapped))
+            rows_read[name] = max(rows_read[name], read)
+        del seen
         report_warnings += [f"{name}: no column {', '.join(sorted(columns))}; read as empty"
                             for name, columns in absent.items()]
         reference = []
@@ -363,90 +379,54 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
             loader.add(triples)
         progress.phase(f"writing {loader.count:,} triples to the store")
         loader.close()
-        del seen
+        rows.reference = {t for _, triples in reference for t in triples}
 
-        # validate in the store; rows whose facts break a shape are quarantined, then validate again
-        # a line is loaded whole or not at all: if one triples map rejected it, the others' facts go too
-        rejected_lines = {(r[0], r[1]) for r in rejects}
-        dropped = [row for row in rows if (row.file, row.line) in rejected_lines]
-        rows = [row for row in rows if (row.file, row.line) not in rejected_lines]
-        by_subject = defaultdict(list)
-        by_line = defaultdict(list)
-        for row in rows:
-            by_line[(row.file, row.line)].append(row)
-            if row.subject is not None:
-                by_subject[row.subject.value].append(row)
-        bad = {}
+        # validate; rows whose facts break a shape are quarantined, then validate again. A line is
+        # loaded whole or not at all: if one triples map rejected it, the others' facts go too
+        working = check if check is not None else store  # where validation and the lookups run
+        loaded = [(store, target)] + ([(check, target)] if check is not None else [])
+        checked = (check, ALL_GRAPHS) if check is not None else (store, [graph_iri, ONTOLOGY_GRAPH])
+        lookup = (working, target)
+        take_out = {(r[0], r[1]) for r in rejects}
+        bad = {}  # (file, line) -> (the row, the violation it broke)
         for _ in range(MAX_VALIDATION_PASSES):
-            if dropped:
-                progress.phase(f"taking out {len(dropped):,} rejected rows")
-                _remove_rows([(check, ox.DefaultGraph())] + ([(store, target)] if direct else []), dropped,
-                             [row for row in rows if id(row) not in bad], reference)
+            if take_out:
+                progress.phase(f"taking out {len(take_out):,} rejected rows")
+                rows.take_out(take_out, loaded, lookup)
             progress.phase("validating against the shapes")
-            violations = validate_store(check, None, shapes, ontology)
-            dropped = []
-            for violation in violations:
-                if not violation.is_violation:
-                    continue
-                owners = [r for r in by_subject.get(violation.focus, []) if id(r) not in bad]
+            violations = validate_store(*checked, shapes, ontology)
+            errors = [v for v in violations if v.is_violation]
+            where = {v.focus: rows.lines_of(v.focus, *lookup) for v in errors}
+            mapped = rows.map_lines({key for keys in where.values() for key in keys})
+            take_out = set()
+            for violation in errors:
+                owners = [row for key in where[violation.focus] for row in mapped.get(key, [])
+                          if row.subject is not None and row.subject.value == violation.focus]
                 if violation.path:
-                    with_path = [r for r in owners if any(q[1].value == violation.path for q in r.quads)]
+                    with_path = [r for r in owners if any(t[1].value == violation.path for t in r.triples)]
                     owners = with_path or owners
                 for row in owners:
-                    if id(row) not in bad:
-                        bad[id(row)] = (row, violation)
-                        dropped.append(row)
-                        for sibling in by_line[(row.file, row.line)]:
-                            if id(sibling) not in bad:
-                                bad[id(sibling)] = (sibling, None)
-                                dropped.append(sibling)
-            if not dropped:
+                    if (row.file, row.line) not in bad:
+                        bad[(row.file, row.line)] = (row, violation)
+                        take_out.add((row.file, row.line))
+            if not take_out:
                 break
-        report_warnings += _warnings(violations, by_subject, bad)
-        values = _values_at([row for row, violation in bad.values() if violation is not None])
+        report_warnings += _warnings(violations, rows, lookup)
         for row, violation in bad.values():
-            if violation is None:
-                continue  # dropped with a sibling on the same line, which names the reason
-            row_values = values.get((row.file, row.line)) or {}
-            column = row.predicates.get(violation.path, "") if violation.path else ""
-            value = row_values.get(column, "") if column and "," not in column else (violation.value or "")
-            rejects.append((row.file, row.line, row.record_id, column, value or "",
-                            violation.message, row_values))
+            column = rows.columns[id(row.tm)].get(violation.path, "") if violation.path else ""
+            value = (row.values or {}).get(column, "") if column and "," not in column else (violation.value or "")
+            rejects.append((row.file, row.line, row.record_id, column, value or "", violation.message, row.values))
 
-        # counts: each triple counts once, for the first file that gave it
+        # counts: each triple counts once; the snapshot's digest sums each distinct triple's hash
         quarantined = defaultdict(set)
         for name, line, *_ in rejects:
             quarantined[name].add(line)
-        for name, lines in lines_read.items():
-            counts[name].rows_read = len(lines)
+        for name, read in rows_read.items():
+            counts[name].rows_read = read
             counts[name].rows_quarantined = len(quarantined[name])
-            counts[name].rows_loaded = len(lines - quarantined[name])
-        # and the snapshot's digest sums each distinct triple's hash
-        counted, digest = set(), 0
-        collected = None if direct else set()
-        for row in rows:
-            if id(row) in bad:
-                continue
-            file_counts = counts[row.file]
-            for triple in row.quads:
-                key = hash(triple)
-                if key not in counted:
-                    counted.add(key)
-                    digest += triple_digest(triple)
-                    if triple[1] is not derived:
-                        file_counts.triples += 1
-                    if collected is not None:
-                        collected.add(triple)
-        for name, triples in reference:
-            for triple in triples:
-                key = hash(triple)
-                if key not in counted:
-                    counted.add(key)
-                    digest += triple_digest(triple)
-                    counts[name].triples += 1
-                    if collected is not None:
-                        collected.add(triple)
-        del counted, rows, by_subject, by_line, bad, dropped
+            counts[name].rows_loaded = read - len(quarantined[name])
+        progress.phase("counting the snapshot's triples")
+        digest = _tally(working, target, counts, rows, reference)
         report = IngestReport(source, as_of, graph_iri, str(store_path), str(quarantine), counts, skipped,
                               report_warnings, sum(c.triples for c in counts.values()))
         mapped_files = set(counts) | set(skipped)
@@ -458,20 +438,18 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
             digest += triple_digest(triple)
         report.digest = f"{digest % 2 ** 128:032x}"
         provenance.append((ox.NamedNode(graph_iri), ox.NamedNode(OKG + "contentDigest"), ox.Literal(report.digest)))
-        if direct:
-            store.extend(ox.Quad(*t, target) for t in provenance)
-        else:
-            collected.update(provenance)
+        store.extend(ox.Quad(*t, target) for t in provenance)
 
         # history: what changed since the previous snapshot of the same system
         progress.phase("comparing with the previous snapshot")
         changes, report.previous_snapshot = changes_since(remote or store, source, as_of, graph_iri,
-                                                          tracked_values(check, None))
-        del check
+                                                          tracked_values(working, graph_iri))
+        del check, working, loaded, checked, lookup
         report.history_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "FieldChange")
         report.parent_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "ParentChange")
         _write_quarantine(quarantine, rejects, renames)
         if remote:
+            collected = {(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, target)}
             graphs = {graph_iri: collected, ONTOLOGY_GRAPH: ontology_triples}
             if changes:
                 history = ox.NamedNode(history_graph(source))
@@ -483,7 +461,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
             # the stage intervals, from what the server now holds
             progress.phase("summarising the stage history")
             interval_adds, interval_removes = graph_changes(
-                remote, {intervals_graph(source): stage_intervals(remote, source)})
+                remote, {intervals_graph(source): list(stage_intervals(remote, source))})
             if interval_adds or interval_removes:
                 write_changes(remote, interval_adds, interval_removes)
             report.changed = bool(adds or removes or interval_adds or interval_removes)
@@ -491,17 +469,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         history = ox.NamedNode(history_graph(source))
         new_history = [ox.Quad(*t, history) for t in changes if ox.Quad(*t, history) not in store]
         store.extend(new_history)
-        snapshot_changed = True
-        if existed:
-            progress.phase("comparing with the stored snapshot of the same date")
-            snapshot_changed = _stored_digest(store, target) != report.digest
-            if snapshot_changed:  # older snapshots have no digest: then the triples tell
-                adds, removes = graph_changes(store, {graph_iri: collected}, ignore_subjects=[run])
-                snapshot_changed = bool(adds or removes)
-                delete_quads(store, removes)
-                loader = Loader([(store, target)])
-                loader.add([q[:3] for q in adds])
-                loader.close()
+        snapshot_changed = stored_digest != report.digest  # a snapshot stored without a digest counts as changed
         progress.phase("summarising the stage history")
         intervals_changed = _replace_graph(store, intervals_graph(source), stage_intervals(store, source))
         report.changed = bool(snapshot_changed or new_history or ontology_changed or intervals_changed)
@@ -510,20 +478,80 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
     return report
 
 
-def _values_at(rows):
-    """(file, line) -> the row's values, read again from the files for the given rows (the values
-    of every row are not kept in memory while an export is ingested)."""
-    wanted = defaultdict(set)
-    sources = {}
-    for row in rows:
-        wanted[row.file].add(row.line)
-        sources[row.file] = row.source
-    out = {}
-    for name, lines in wanted.items():
-        for row in sources[name].open().rows():
-            if row.line in lines:
-                out[(name, row.line)] = row.values
-    return out
+class _Rows:
+    """The export's rows, read again when needed: while an export is ingested no row's triples
+    stay in memory (so memory stays flat as exports grow). Each loaded row's subject links to
+    its file and line (``prov:wasDerivedFrom``); every triple a triples map makes for a row has
+    the row's subject, so a subject's lines tell which rows gave its triples."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.maps = defaultdict(list)  # file -> [(mapping, triples map, missing columns)]
+        self.id_columns, self.columns = {}, {}  # id(triples map) -> its id column; predicate -> column
+        self.files = {}  # file IRI -> file name
+        self.reference = set()
+
+    def add_map(self, mapping, tm, missing):
+        name = tm.source.path.name
+        self.maps[name].append((mapping, tm, missing))
+        self.id_columns[id(tm)] = tm.source.id_column or _id_column(tm)
+        self.columns[id(tm)] = _predicate_columns(tm)
+        self.files[file_iri(self.graph, name)] = name
+
+    def triples(self, mapped):
+        """A mapped row's triples, with the link from its subject to its file and line."""
+        triples = [q[:3] for q in mapped.quads]
+        if mapped.subject is not None:
+            record = f"{file_iri(self.graph, mapped.file.name)}#line={mapped.line}"
+            triples.append((mapped.subject, DERIVED, ox.NamedNode(record)))
+        return triples
+
+    def map_lines(self, lines):
+        """(file, line) -> the rows mapped from that line (:class:`_Row`, one per triples map)."""
+        wanted = defaultdict(set)
+        for name, line in lines:
+            wanted[name].add(line)
+        out = defaultdict(list)
+        for name, numbers in wanted.items():
+            last = max(numbers)
+            for mapping, tm, missing in self.maps.get(name, []):
+                source_file = tm.source.open()
+                for row in source_file.rows():
+                    if row.line > last:
+                        break
+                    if row.line in numbers:
+                        mapped = mapping._map_row(tm, source_file, row, missing)
+                        record_id = (mapped.values or {}).get(self.id_columns[id(tm)], "") or ""
+                        triples = [] if mapped.error else self.triples(mapped)
+                        out[(name, row.line)].append(_Row(name, row.line, tm, triples, mapped.subject,
+                                                          mapped.values, record_id))
+        return out
+
+    def lines_of(self, subject, store, graph):
+        """The (file, line) s of the rows that gave ``subject`` (a term, or a focus node's text) triples."""
+        term = subject if not isinstance(subject, str) else (
+            ox.BlankNode(subject[2:]) if subject.startswith("_:") else ox.NamedNode(subject))
+        out = []
+        for quad in store.quads_for_pattern(term, DERIVED, None, graph):
+            file, _, line = quad.object.value.rpartition("#line=")
+            if file in self.files and line.isdigit():
+                out.append((self.files[file], int(line)))
+        return sorted(out)
+
+    def take_out(self, lines, targets, lookup):
+        """Remove the facts of the rows on ``lines`` from the loaded graphs (``targets``: (store,
+        graph) pairs), except those another row or the reference data also gives."""
+        mapped = self.map_lines(lines)
+        gone = {t for found in mapped.values() for row in found for t in row.triples}
+        subjects = {row.subject for found in mapped.values() for row in found if row.subject is not None}
+        others = {key for s in subjects for key in self.lines_of(s, *lookup) if key not in lines}
+        for found in self.map_lines(others).values():
+            for row in found:
+                if row.subject in subjects:
+                    gone.difference_update(row.triples)
+        gone -= self.reference
+        for store, graph in targets:
+            delete_quads(store, [(*t, graph) for t in gone])
 
 
 def _as_of_in(planned):
@@ -551,30 +579,22 @@ def _workspace(store_path):
 
 
 def _replace_graph(store, graph, triples):
-    """Make a named graph hold exactly ``triples``; whether it changed."""
+    """Make a named graph of an on-disk store hold exactly ``triples`` (an iterable, bulk-loaded as
+    it comes, so it need not be in memory); whether it changed, told by the digest of its triples."""
     name = ox.NamedNode(graph)
-    new = set(triples)
-    old = {(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, name)}
-    if new == old:
-        return False
-    delete_quads(store, [(*t, name) for t in old - new])
+    before = None
+    if store.contains_named_graph(name):
+        before = _Tally({}, {}, [])
+        store.dump(before, ox.RdfFormat.N_TRIPLES, from_graph=name)
+        store.clear_graph(name)
     loader = Loader([(store, name)])  # a bulk load: inserting quads one by one is many times slower
-    loader.add(list(new - old))
+    digest, seen = 0, 0
+    for triple in triples:
+        digest += triple_digest(triple)
+        seen += 1
+        loader.add([triple])
     loader.close()
-    return True
-
-
-def _remove_rows(targets, dropped, kept, reference):
-    """Take the facts of the dropped rows out of the loaded graphs (``targets``: (store, graph)
-    pairs), except those a kept row or the reference data also gives."""
-    gone = {t for row in dropped for t in row.quads}
-    for row in kept:
-        if gone:
-            gone.difference_update(row.quads)
-    for _, triples in reference:
-        gone.difference_update(triples)
-    for store, graph in targets:
-        delete_quads(store, [(*t, graph) for t in gone])
+    return before is None and seen > 0 or before is not None and (before.digest, before.lines) != (digest, seen)
 
 
 def triple_digest(triple):
@@ -593,20 +613,78 @@ def _stored_digest(store, graph):
 MAX_LISTED_WARNINGS = 20
 
 
-def _warnings(violations, by_subject, bad):
+def _warnings(violations, rows, lookup):
     """Readable lines, in file and line order, for the warnings (severity sh:Warning) of the last pass."""
     found = []
     for violation in violations:
         if violation.is_violation:
             continue
-        rows = [r for r in by_subject.get(violation.focus, []) if id(r) not in bad]
-        key = (rows[0].file, rows[0].line) if rows else (violation.focus, 0)
-        where = f"{rows[0].file} line {rows[0].line}" if rows else violation.focus
+        lines = rows.lines_of(violation.focus, *lookup)
+        key = lines[0] if lines else (violation.focus, 0)
+        where = f"{lines[0][0]} line {lines[0][1]}" if lines else violation.focus
         found.append((key, f"warning: {where}: {violation.message}"))
     lines = [line for _, line in sorted(found)]
     if len(lines) > MAX_LISTED_WARNINGS:
         lines = lines[:MAX_LISTED_WARNINGS] + [f"warning: ... and {len(lines) - MAX_LISTED_WARNINGS} more"]
     return lines
+
+
+def _tally(store, graph, counts, rows, reference):
+    """Count the loaded snapshot's triples into ``counts`` and return the sum of their
+    :func:`triple_digest` s, reading the graph back from the store as N-Triples (streamed, in
+    subject order). A triple counts once, for the first file (in ``counts`` order) with a row
+    about its subject, or else for the reference file that gives it; the links to files and
+    lines are in the digest, not in the counts."""
+    tally = _Tally(counts, rows.files, reference)
+    store.dump(tally, ox.RdfFormat.N_TRIPLES, from_graph=graph)
+    tally.close()
+    return tally.digest
+
+
+class _Tally:
+    """A file-like sink for :func:`_tally`: it reads N-Triples lines as Oxigraph writes them."""
+
+    LINK = f"{DERIVED} ".encode()
+
+    def __init__(self, counts, files, reference):
+        self.counts, self.order = counts, {name: i for i, name in enumerate(counts)}
+        self.files = {iri.encode(): name for iri, name in files.items()}
+        self.reference = {}
+        for name, triples in reference:
+            for t in triples:
+                self.reference.setdefault(f"{t[0]} {t[1]} {t[2]} .".encode(), name)
+        self.digest, self.lines, self.rest, self.current, self.group, self.sources = 0, 0, b"", None, [], set()
+
+    def write(self, chunk):
+        lines = (self.rest + bytes(chunk)).split(b"\n")
+        self.rest = lines.pop()
+        blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+        self.lines += len(lines)
+        for line in lines:
+            self.digest += from_bytes(blake2b(line, digest_size=16).digest(), "big")
+            subject = line[:line.index(b" ")]
+            if subject != self.current:
+                self.close()
+                self.current = subject
+            rest = line[len(subject) + 1:]
+            if rest.startswith(self.LINK):
+                file = rest[len(self.LINK) + 1:-3].rpartition(b"#line=")[0]
+                if file in self.files:
+                    self.sources.add(self.files[file])
+                    continue
+            self.group.append(line)
+        return len(chunk)
+
+    def flush(self):
+        pass
+
+    def close(self):
+        first = min(self.sources, key=self.order.get) if self.sources else None
+        for line in self.group:
+            name = first or self.reference.get(line)
+            if name is not None:
+                self.counts[name].triples += 1
+        self.group, self.sources = [], set()
 
 
 def _provenance(report, export_dir):

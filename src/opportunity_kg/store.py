@@ -222,8 +222,9 @@ class Loader:
     def __init__(self, targets, chunk=None):
         self.chunk = chunk or LOAD_CHUNK
         self.buffer, self.errors, self.count = [], [], 0
-        self.queues, self.threads = [], []
+        self.queues, self.threads, self.stores = [], [], []
         for store, graph in targets:
+            self.stores.append(store)
             channel = queue.Queue(maxsize=2)  # at most two chunks of text wait: memory stays bounded
             thread = threading.Thread(target=self._run, args=(store, graph, channel), name="okg-loader", daemon=True)
             thread.start()
@@ -246,6 +247,15 @@ class Loader:
         self.buffer.extend(triples)
         if len(self.buffer) >= self.chunk:
             self._send()
+
+    def drop(self, store):
+        """Stop loading into ``store`` (what it was sent is loaded first); the others go on."""
+        for i, (target, channel, thread) in enumerate(zip(self.stores, self.queues, self.threads)):
+            if target is store:
+                channel.put(None)
+                thread.join()
+                del self.stores[i], self.queues[i], self.threads[i]
+                return
 
     def _send(self):
         if self.buffer:

@@ -132,10 +132,16 @@ class SparqlRule:
         severity = g.value(shape, SH.severity) or SH.Violation
         return cls(str(shape), text, str(message), str(severity))
 
-    def run(self, store, graphs=None):
+    def run(self, store, graphs=None, every=False):
         """The rule's results over ``store``'s default graph, or over the union of ``graphs``
-        (a list of named nodes) when they are given."""
-        results = store.query(self.query, default_graph=graphs) if graphs else store.query(self.query)
+        (a list of named nodes) when they are given; ``every``: they are all the store's named
+        graphs (Oxigraph reads their union faster than the same graphs listed)."""
+        if every:
+            results = store.query(self.query, use_default_graph_as_union=True)
+        elif graphs:
+            results = store.query(self.query, default_graph=graphs)
+        else:
+            results = store.query(self.query)
         names = [v.value for v in results.variables]
         for solution in results:
             values = {n: t for n, t in zip(names, solution) if t is not None}
@@ -190,9 +196,13 @@ def validate_triples(triples, shapes=None, ontology=None, *, sparql_in_store=Tru
     return validate_store(store, None, shapes, ontology)
 
 
+#: ``graphs`` for :func:`validate_store`: every named graph of the store
+ALL_GRAPHS = "every named graph"
+
+
 def validate_store(store, graphs, shapes=None, ontology=None):
     """Validate data already in a store: the union of the named ``graphs`` (IRIs; None for the
-    default graph), which must include the ontology. Every constraint runs as SPARQL, once
+    default graph; :data:`ALL_GRAPHS` for every graph of the store), which must include the ontology. Every constraint runs as SPARQL, once
     over the whole graph: the SHACL-SPARQL constraints as they are, the core constraints
     compiled by :mod:`opportunity_kg.shacl_sparql`; pyshacl checks only the shapes that
     compiler leaves to it."""
@@ -201,6 +211,8 @@ def validate_store(store, graphs, shapes=None, ontology=None):
     shapes = shapes if shapes is not None else load_shapes()
     core, rules = split_shapes(shapes)
     compiled, rest = compile_shapes(core)
+    if graphs == ALL_GRAPHS:
+        graphs = [q.value for q in store.named_graphs()]
     named = [ox.NamedNode(g) for g in graphs] if graphs else None
     out = []
     if len(rest):
@@ -212,7 +224,8 @@ def validate_store(store, graphs, shapes=None, ontology=None):
         out += pyshacl_violations(data, rest, ontology)
     # the rules run side by side: pyoxigraph releases the GIL while it evaluates a query
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        for found in pool.map(lambda rule: list(rule.run(store, named)), compiled + rules):
+        every = graphs is not None and len(graphs) == sum(1 for _ in store.named_graphs())
+        for found in pool.map(lambda rule: list(rule.run(store, named, every)), compiled + rules):
             out.extend(found)
     return out
 
