@@ -1,6 +1,6 @@
 """Benchmark: end-to-end ingest against Oxigraph's own bulk load of the same quads.
 
-Usage: python benchmarks/ingest.py [--sizes 10000 100000 1000000] [--runs 1]
+Usage: python benchmarks/ingest.py [--sizes 10000 100000 1000000] [--runs 1] [--keep DIR]
 
 For each size it writes a Salesforce sample export of that many
 opportunities (with their history, contacts, roles, field history), then
@@ -14,6 +14,7 @@ machines are shared and noisy: read the ratio first.
 """
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -59,6 +60,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000, 1000000])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep the exports and stores "
+                        "(for the query and endpoint benchmarks) instead of a temporary one")
     args = parser.parse_args()
     from opportunity_kg.sample import write_sample
 
@@ -66,8 +69,9 @@ def main():
           "bulk load triples/s | bulk load peak MB | ingest / bulk load speed |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
-        with tempfile.TemporaryDirectory() as folder:
+        with contextlib.nullcontext(args.keep / str(size)) if args.keep else tempfile.TemporaryDirectory() as folder:
             root = Path(folder)
+            root.mkdir(parents=True, exist_ok=True)
             write_sample(root / "export", opportunities=size)
             ingests, bulks = [], []
             for run in range(args.runs):

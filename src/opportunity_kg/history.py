@@ -161,10 +161,12 @@ def _quads(store, graph, patterns):
 def changes_since(store, system, as_of, graph, after):
     """History triples for what changed between the previous snapshot of ``system`` in ``store``
     and the new one (``graph``, dated ``as_of``, whose tracked values are ``after``, from
-    :func:`tracked_values`); returns (triples, previous graph)."""
+    :func:`tracked_values`, or a function that gives them, called only when there is a previous
+    snapshot); returns (triples, previous graph)."""
     before_graph = previous_snapshot(store, system, as_of)
     if before_graph is None:
         return [], None
+    after = after() if callable(after) else after
     before = tracked_values(store, before_graph)
     moment = ox.Literal(f"{as_of}T00:00:00Z", datatype=ox.NamedNode(XSD + "dateTime"))
     sources = [ox.NamedNode(before_graph), ox.NamedNode(graph)]

@@ -443,7 +443,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         # history: what changed since the previous snapshot of the same system
         progress.phase("comparing with the previous snapshot")
         changes, report.previous_snapshot = changes_since(remote or store, source, as_of, graph_iri,
-                                                          tracked_values(working, graph_iri))
+                                                          lambda: tracked_values(working, graph_iri))
         del check, working, loaded, checked, lookup
         report.history_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "FieldChange")
         report.parent_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "ParentChange")
