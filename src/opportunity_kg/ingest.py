@@ -594,13 +594,17 @@ def _replace_graph(store, graph, triples):
         seen += 1
         loader.add([triple])
     loader.close()
-    return before is None and seen > 0 or before is not None and (before.digest, before.lines) != (digest, seen)
+    return (before.digest, before.lines) != (digest, seen) if before is not None else seen > 0
 
 
 def triple_digest(triple):
     """A triple's part of a snapshot's ``okg:contentDigest``: the BLAKE2b-128 hash of its N-Triples form."""
-    text = f"{triple[0]} {triple[1]} {triple[2]} ."
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest(), "big")
+    return line_digest(f"{triple[0]} {triple[1]} {triple[2]} .".encode("utf-8"))
+
+
+def line_digest(line):
+    """The BLAKE2b-128 hash of one N-Triples line (bytes, without its line break), as a number."""
+    return int.from_bytes(hashlib.blake2b(line, digest_size=16).digest(), "big")
 
 
 def _stored_digest(store, graph):
@@ -658,10 +662,9 @@ class _Tally:
     def write(self, chunk):
         lines = (self.rest + bytes(chunk)).split(b"\n")
         self.rest = lines.pop()
-        blake2b, from_bytes = hashlib.blake2b, int.from_bytes
         self.lines += len(lines)
         for line in lines:
-            self.digest += from_bytes(blake2b(line, digest_size=16).digest(), "big")
+            self.digest += line_digest(line)
             subject = line[:line.index(b" ")]
             if subject != self.current:
                 self.close()
