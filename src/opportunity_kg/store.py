@@ -92,13 +92,19 @@ def open_store(path, *, create=True):
 class ReadOnlyStore:
     """The store at ``path`` opened read-only, for a server: it takes no lock, so an ingest can
     write meanwhile, and it reopens itself when an ingest has swapped in a new store (the
-    directory changes), so each query sees one whole store, the old one or the new one."""
+    directory changes), so each query sees one whole store, the old one or the new one.
 
-    def __init__(self, path, writable=False):
+    A store of at most ``memory_triples`` quads (the ``serve_memory_triples`` setting) is also
+    copied into memory on a thread of its own, where Oxigraph answers five to ten times faster;
+    queries read the disk store until the copy is whole, then the copy, until the next swap."""
+
+    def __init__(self, path, writable=False, memory_triples=0, log=None):
         self.path = Path(path)
         self.writable = writable  # for the update URL: one read-write handle, never reopened
+        self.memory_triples = 0 if writable else memory_triples
+        self._log = log or (lambda message: None)
         self._lock = threading.Lock()
-        self._store, self._identity = None, None
+        self._store, self._identity, self._memory = None, None, None
         self.current()
 
     def _stat(self):
@@ -107,6 +113,11 @@ class ReadOnlyStore:
         except FileNotFoundError:
             return None  # mid-swap: keep the store already open
         return (info.st_ino, info.st_dev)
+
+    @property
+    def in_memory(self):
+        """Whether queries are read from the in-memory copy now."""
+        return self._memory is not None
 
     def current(self):
         identity = self._stat()
@@ -125,8 +136,55 @@ class ReadOnlyStore:
                     current_dataset(self._store, remember=True)  # it never changes: work out "now" once
                 except OSError as exc:
                     raise OkgError(f"cannot open the store at {self.path}: {exc}") from None
-                self._identity = identity
-            return self._store
+                self._identity, self._memory = identity, None
+                if self.memory_triples > 0:
+                    threading.Thread(target=self._copy, args=(self._store, identity), daemon=True).start()
+            return self._store if self._memory is None else self._memory  # (a Store's truth value counts it)
+
+    def _copy(self, disk, identity):
+        """Copy ``disk`` into memory and serve the copy, unless it is too big or has been replaced."""
+        started = time.monotonic()
+        try:
+            size = len(disk)
+            if size > self.memory_triples:
+                self._log(f"store served from disk: {size:,} quads is more than serve_memory_triples "
+                          f"({self.memory_triples:,})")
+                return
+            memory = copy_to_memory(disk)
+            from .history import current_dataset
+
+            current_dataset(memory, remember=True)
+        except (OSError, RuntimeError) as exc:
+            self._log(f"store served from disk: copying it into memory failed: {exc}")
+            return
+        with self._lock:
+            if self._identity == identity and self._store is disk:
+                self._memory = memory
+                self._log(f"store served from memory: {size:,} quads copied in {time.monotonic() - started:.1f} s")
+
+
+def copy_to_memory(store):
+    """An in-memory store holding every quad of ``store``: its N-Quads dump streamed through a pipe
+    into a bulk load, so no quad is held as a Python object."""
+    memory = ox.Store()
+    read_end, write_end = os.pipe()
+    failure = []
+
+    def dump():
+        try:
+            with os.fdopen(write_end, "wb") as out:
+                store.dump(out, ox.RdfFormat.N_QUADS)
+        except (OSError, RuntimeError) as exc:
+            failure.append(exc)
+
+    writer = threading.Thread(target=dump, daemon=True)
+    writer.start()
+    with os.fdopen(read_end, "rb") as source:
+        memory.bulk_load(source, ox.RdfFormat.N_QUADS)
+    writer.join()
+    if failure:
+        raise failure[0]
+    return memory
 
 
 @contextlib.contextmanager

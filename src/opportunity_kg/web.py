@@ -94,8 +94,10 @@ def create_app(store_path=None, *, store=None, config=None):
         app.config["OKG_STORE"] = lambda: remote
     elif store is None:
         open_store(store_path, create=False)  # recovers a cut-short write, and names a missing store
-        handle = ReadOnlyStore(store_path, writable=bool(limits["update_token"]))
+        handle = ReadOnlyStore(store_path, writable=bool(limits["update_token"]),
+                               memory_triples=limits["serve_memory_triples"], log=log.info)
         app.config["OKG_STORE"] = handle.current
+        app.config["OKG_IN_MEMORY"] = lambda: handle.in_memory
     else:
         app.config["OKG_STORE"] = lambda: store
     slots = threading.BoundedSemaphore(limits["max_concurrent_queries"])
@@ -162,7 +164,8 @@ def create_app(store_path=None, *, store=None, config=None):
         store_now = app.config["OKG_STORE"]()
         return jsonify({"status": "ok", "version": __version__,
                         "snapshots": [{"graph": g, "system": sy, "as_of": a} for g, sy, a in snapshots(store_now)],
-                        "updates": bool(limits["update_token"])})
+                        "updates": bool(limits["update_token"]),
+                        "in_memory": app.config.get("OKG_IN_MEMORY", lambda: False)()})
 
     @app.route("/update", methods=["POST"])
     def update():
