@@ -1,6 +1,6 @@
 """Benchmark: the time of every canned query on generated stores of several sizes.
 
-Usage: python benchmarks/queries.py [--sizes 10000 100000] [--runs 3] [--store PATH]
+Usage: python benchmarks/queries.py [--sizes 10000 100000] [--runs 3] [--store PATH] [--where disk memory]
 
 For each size it writes a Salesforce sample export of that many opportunities
 and ingests it (or, with --store, uses that store), then runs every canned
@@ -8,6 +8,10 @@ query in ``queries/`` with sample parameters ``--runs`` times and prints a
 Markdown table: the median seconds of each query and, as the baseline measured
 in the same run, the median of a query that counts every triple of the
 default graph. The machines are shared and noisy: read the ratio.
+
+``--where`` picks the stores measured: the on-disk store as ``okg query`` reads
+it, and the in-memory copy ``okg serve`` makes of it (``serve_memory_triples``);
+the copy's time is printed first.
 """
 
 import argparse
@@ -33,11 +37,27 @@ def timed(run, runs):
     return statistics.median(seconds)
 
 
-def measure(store_path, runs):
-    from opportunity_kg.queries import load_queries, run_canned
-    from opportunity_kg.store import ReadOnlyStore, run_query
+def stores(store_path, where):
+    """(column name, store) for each place measured."""
+    from opportunity_kg.history import current_dataset
+    from opportunity_kg.store import ReadOnlyStore, copy_to_memory
 
-    store = ReadOnlyStore(store_path).current()
+    disk = ReadOnlyStore(store_path).current()
+    if "disk" in where:
+        yield "disk", disk
+    if "memory" in where:
+        start = time.perf_counter()
+        memory = copy_to_memory(disk)
+        current_dataset(memory, remember=True)  # as the server does: "now" is worked out once
+        print(f"{Path(store_path).name}: copied {len(memory):,} quads into memory in "
+              f"{time.perf_counter() - start:.1f} s", flush=True)
+        yield "memory", memory
+
+
+def measure(store, runs):
+    from opportunity_kg.queries import load_queries, run_canned
+    from opportunity_kg.store import run_query
+
     out = {"(baseline: count every triple)": timed(lambda: list(run_query(store, BASELINE, timeout=600).rows), runs)}
     values = dict(ARGS, opportunity=next(iter(run_query(store, ONE_DEAL).rows))[0].value)
     for name, query in load_queries().items():
@@ -51,19 +71,22 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--store", help="an ingested store to measure instead of generated ones")
+    parser.add_argument("--where", nargs="+", choices=["disk", "memory"], default=["disk", "memory"])
     args = parser.parse_args()
     from opportunity_kg.ingest import ingest
     from opportunity_kg.sample import write_sample
 
     columns = {}
     if args.store:
-        columns[Path(args.store).name] = measure(args.store, args.runs)
+        for place, store in stores(args.store, args.where):
+            columns[f"{Path(args.store).name}, {place}"] = measure(store, args.runs)
     else:
         for size in args.sizes:
             with tempfile.TemporaryDirectory() as folder:
                 write_sample(Path(folder) / "export", opportunities=size)
                 ingest(Path(folder) / "export", Path(folder) / "store")
-                columns[f"{size:,} opportunities"] = measure(Path(folder) / "store", args.runs)
+                for place, store in stores(Path(folder) / "store", args.where):
+                    columns[f"{size:,} opportunities, {place}"] = measure(store, args.runs)
     names = list(next(iter(columns.values())))
     print("| query | " + " | ".join(f"{c} s | ratio" for c in columns) + " |")
     print("|---|" + "---:|---:|" * len(columns))

@@ -36,10 +36,10 @@ SETTINGS = {s.name: s for s in [
             "about five times faster than in the on-disk store (about 100 bytes a triple). A larger export is "
             "validated in the on-disk staged store instead, so the ingest's memory stays flat as exports grow."),
     Setting("serve_memory_triples", 5_000_000,
-            "Most triples (of every graph) `okg serve` copies into memory, where queries answer four to ten "
+            "Most triples (of every graph) `okg serve` copies into memory, where queries answer two to nine "
             "times faster than from the on-disk store. The copy is made on a thread of its own when the server "
             "opens a store, and again after each ingest; queries read the disk store until it is done. It takes "
-            "about 20 s and 500 MB of memory per million triples here. A larger store is served from disk, and "
+            "about 20 s and 450 MB of memory per million triples here. A larger store is served from disk, and "
             "so is one open for updates (`OKG_UPDATE_TOKEN`). 0 turns the copy off."),
     Setting("cors_origins", "",
             "Comma-separated origins browser tools may call the API from (CORS), or `*` for any. "
