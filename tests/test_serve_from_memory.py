@@ -136,3 +136,19 @@ def test_health_tells_where_the_server_reads_from(tmp_path, cap, expected):
         server.wait(timeout=10)
     if expected:
         assert "store served from memory" in server.stderr.read()
+
+
+def test_a_copy_stops_when_its_store_is_swapped_out(sample_store):
+    disk = ox.Store.read_only(str(sample_store[0]))
+    writes = []
+
+    def wanted():  # the store is swapped out after the dump's third write
+        writes.append(1)
+        return len(writes) <= 3
+
+    with pytest.raises((OSError, SyntaxError)):
+        copy_to_memory(disk, wanted)
+    stopped_after = len(writes)
+    writes.clear()
+    assert len(copy_to_memory(disk, lambda: bool(writes.append(1)) or True)) == len(disk)
+    assert stopped_after <= 5 < 100 < len(writes)  # it stopped at once, long before the end
