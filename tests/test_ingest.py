@@ -74,6 +74,7 @@ def test_ingesting_twice_changes_nothing(sample_export, tmp_path):
     second = ingest(sample_export, tmp_path / "store")
     assert first.changed and not second.changed
     assert vars(first.totals) == vars(second.totals)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store", "store-quarantine.csv", "store.lock"]  # no copy left
     store = open_store(tmp_path / "store")
     n = list(run_query(store, "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }").rows)[0][0]
     assert int(n.value) > first.triples

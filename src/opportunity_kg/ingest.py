@@ -475,6 +475,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         report.changed = bool(snapshot_changed or new_history or ontology_changed or intervals_changed)
         work.keep = report.changed
         progress.phase("swapping the new store in" if report.changed else "no change")
+        del store, loader  # the staged store closes when its last handle goes, before it is swapped in or thrown away
     return report
 
 

@@ -12,6 +12,7 @@ evaluates), so a query that passes the timeout is answered with
 
 import contextlib
 import fcntl
+import gc
 import itertools
 import os
 import queue
@@ -261,6 +262,22 @@ class Staging:
         self.keep = True
 
 
+def _remove(folder, attempts=20):
+    """Remove a store's folder once the store is closed: a store still open somewhere can write a
+    file while the folder is removed, so the store is let go first and the removal tried again.
+    What is left in the end (never a whole store) goes at the next write, by :func:`recover`."""
+    gc.collect()  # a handle held in a reference cycle closes the store only when collected
+    for _ in range(attempts):
+        try:
+            shutil.rmtree(folder)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.05)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def staged(path):
     """A writable copy of the store at ``path`` (a :class:`Staging`), swapped in atomically at the end.
@@ -289,7 +306,7 @@ def staged(path):
             raise
         if not work.keep:
             work.store = None
-            shutil.rmtree(staging)
+            _remove(staging)
             return
         work.store.flush()
         work.store = None
