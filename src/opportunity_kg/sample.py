@@ -545,16 +545,16 @@ def _deal_tables(rows, rng, new_id, stamp, as_of):
                 "FiscalYearSettingsId": "022Ec0000000001AAA", "SystemModstamp": stamp})
     sellers = sorted({d["OwnerId"] for d in rows["Opportunity.csv"]})
     this_quarter = date(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1)
-    # a quota near what the seller has won a quarter over the last two years (two thirds to four
-    # thirds of it), so attainment looks as it does in a real org at any size of sample
+    # a quota near what the seller has won a quarter over the last four full quarters (two thirds
+    # to four thirds of it), so attainment looks as it does in a real org at any size of sample
     won = dict.fromkeys(sellers, Decimal(0))
-    two_years_back = date(this_quarter.year - 2, this_quarter.month, 1)
+    year_back = date(this_quarter.year - 1, this_quarter.month, 1)
     for deal in rows["Opportunity.csv"]:
-        if deal["IsWon"] == "true" and two_years_back <= date.fromisoformat(deal["CloseDate"]) < this_quarter:
+        if deal["IsWon"] == "true" and year_back <= date.fromisoformat(deal["CloseDate"]) < this_quarter:
             won[deal["OwnerId"]] += Decimal(deal["Amount"] or 0)
     for seller in sellers:
         share = Decimal(rng.choice([50, 60, 75, 90, 100])) / 75
-        base = max(Decimal(10000), (won[seller] / 8 * share / 1000).quantize(Decimal(1)) * 1000)
+        base = max(Decimal(10000), (won[seller] / 4 * share / 1000).quantize(Decimal(1)) * 1000)
         for start in sorted(periods):
             if start.year >= as_of.year - 1 and start <= this_quarter + timedelta(days=92):
                 rows["ForecastingQuota.csv"].append({
