@@ -1,5 +1,6 @@
 """Shared fixtures: a sample export, a store ingested from it, and a real HTTP server over it."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -45,6 +46,24 @@ def wait_for(url, process=None, timeout=30):
         except requests.ConnectionError:
             time.sleep(0.1)
     raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+@contextlib.contextmanager
+def okg_serve(store, *, wait="/api/queries", env=None, log=False):
+    """`okg serve --store STORE` in a subprocess on a free port of 127.0.0.1, stopped at the end of
+    the block; yields (base URL, process). With ``log`` its output is kept, as ``process.log``."""
+    port = free_port()
+    stream = subprocess.PIPE if log else subprocess.DEVNULL
+    process = subprocess.Popen([sys.executable, "-m", "opportunity_kg.cli", "serve", "--store", str(store),
+                                "--host", "127.0.0.1", "--port", str(port)], env=env, text=True,
+                               stdout=stream, stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(base + wait, process)
+        yield base, process
+    finally:
+        process.terminate()
+        process.log = process.communicate(timeout=10)[0]
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,6 @@ import csv
 import io
 import json
 import re
-import subprocess
-import sys
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
@@ -19,7 +17,7 @@ import requests
 
 from opportunity_kg.queries import get_query
 
-from .conftest import ROOT, free_port, okg, wait_for
+from .conftest import ROOT, okg, okg_serve
 
 QUERIES = ROOT / "queries"
 
@@ -84,13 +82,7 @@ def test_weighted_pipeline_cli_matches_csv(cli_store):
 def test_weighted_pipeline_http_matches_csv(cli_store):
     export, store, _, _ = cli_store
     expected = expected_pipeline(export, date(2026, 10, 1), date(2027, 1, 1))
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "opportunity_kg.cli", "serve", "--store", str(store),
-                               "--host", "127.0.0.1", "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for(base + "/api/queries", server)
+    with okg_serve(store, log=True) as (base, server):
         response = requests.get(f"{base}/api/queries/weighted-pipeline.csv", params={"period": PERIOD}, timeout=30)
         assert response.status_code == 200
         assert response.headers["Content-Type"].startswith("text/csv")
@@ -103,9 +95,7 @@ def test_weighted_pipeline_http_matches_csv(cli_store):
                              timeout=30).json()
         assert as_figures(other) == expected_pipeline(export, date(2027, 1, 1), date(2027, 4, 1))
         assert as_figures(other) != expected
-    finally:
-        server.terminate()
-        output = server.communicate(timeout=10)[0]
+    output = server.log
     # one log line per request with its duration; for a query, its kind and time to the first answer
     logged = re.findall(r"GET /api/queries/weighted-pipeline\.csv 200 in ([\d.]+) ms "
                         r"\(select query, first answer in ([\d.]+) ms\)", output)

@@ -14,7 +14,7 @@ from opportunity_kg.ingest import ingest
 from opportunity_kg.queries import run_canned
 from opportunity_kg.store import open_store, run_query
 
-from .conftest import free_port, okg, wait_for
+from .conftest import free_port, okg, okg_serve, wait_for
 
 OXIGRAPH = shutil.which("oxigraph") or str(Path(sys.executable).parent / "oxigraph")
 
@@ -66,17 +66,9 @@ def test_okg_serve_and_query_over_the_server(remote):
     url, _ = remote
     result = okg("query", "weighted-pipeline", "--param", "period=2026-Q4", "--store", url)
     assert result.stdout.startswith("owner,opportunities,amount,weighted_amount")
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "opportunity_kg.cli", "serve", "--store", url, "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for(base + "/health", server)
+    with okg_serve(url, wait="/health") as (base, _):
         csv = requests.get(base + "/api/queries/weighted-pipeline.csv", params={"period": "2026-Q4"}).text
         assert csv == result.stdout.replace("\n", "\r\n") or csv.replace("\r\n", "\n") == result.stdout
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_an_unreachable_server_is_named():

@@ -3,8 +3,6 @@ ingests, and is skipped for a store over the cap or one open for updates."""
 
 import os
 from collections import Counter
-import subprocess
-import sys
 import time
 
 import pyoxigraph as ox
@@ -15,7 +13,7 @@ from opportunity_kg.queries import load_queries, run_canned
 from opportunity_kg.sample import write_sample
 from opportunity_kg.store import ReadOnlyStore, copy_to_memory, run_query
 
-from .conftest import free_port, okg, wait_for
+from .conftest import okg, okg_serve
 
 COUNT = "PREFIX okg: <https://w3id.org/opportunity-kg/ontology#> SELECT (COUNT(*) AS ?n) WHERE { ?o a okg:Opportunity }"
 #: values for the canned queries' required parameters
@@ -114,14 +112,8 @@ def test_a_writable_store_is_never_copied(tmp_path):
 def test_health_tells_where_the_server_reads_from(tmp_path, cap, expected):
     write_sample(tmp_path / "export", opportunities=30, seed=4)
     okg("ingest", tmp_path / "export", "--store", tmp_path / "store")
-    port = free_port()
     env = dict(os.environ, OKG_SERVE_MEMORY_TRIPLES=cap)
-    server = subprocess.Popen([sys.executable, "-m", "opportunity_kg.cli", "serve", "--store",
-                               str(tmp_path / "store"), "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for(base + "/health", server)
+    with okg_serve(tmp_path / "store", wait="/health", env=env, log=True) as (base, server):
         deadline = time.monotonic() + 30
         while True:
             health = requests.get(base + "/health", timeout=10).json()
@@ -131,11 +123,7 @@ def test_health_tells_where_the_server_reads_from(tmp_path, cap, expected):
         assert health["in_memory"] is expected
         answer = requests.get(base + "/sparql", params={"query": COUNT, "format": "csv"}, timeout=30)
         assert answer.text.splitlines()[1] == "30"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-    if expected:
-        assert "store served from memory" in server.stderr.read()
+    assert ("store served from memory" in server.log) is expected
 
 
 def test_a_copy_stops_when_its_store_is_swapped_out(sample_store):

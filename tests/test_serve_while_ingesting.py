@@ -7,7 +7,7 @@ import requests
 
 from opportunity_kg.sample import write_sample
 
-from .conftest import free_port, okg, wait_for
+from .conftest import okg, okg_serve
 
 COUNT = "PREFIX okg: <https://w3id.org/opportunity-kg/ontology#> SELECT (COUNT(*) AS ?n) WHERE { ?o a okg:Opportunity }"
 
@@ -18,13 +18,7 @@ def test_queries_during_an_ingest_see_the_old_store_or_the_new_one(tmp_path):
     write_sample(later, opportunities=400, seed=2)
     store = tmp_path / "store"
     okg("ingest", first, "--store", store, "--as-of", "2026-11-01")
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "opportunity_kg.cli", "serve", "--store", str(store),
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for(base + "/api/queries", server)
-
+    with okg_serve(store) as (base, _):
         def count():
             response = requests.get(base + "/sparql", params={"query": COUNT, "format": "csv"}, timeout=30)
             assert response.status_code == 200, response.text
@@ -41,6 +35,3 @@ def test_queries_during_an_ingest_see_the_old_store_or_the_new_one(tmp_path):
         seen.append(count())
         assert len(seen) > 5 and set(seen) <= {50, 400}, seen
         assert seen[0] == 50 and seen[-1] == 400
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
