@@ -43,9 +43,9 @@ def export(small_export, tmp_path):
 def run(folder, tmp_path):
     report = ingest(folder, tmp_path / "store")
     t = report.totals
-    assert t.rows_read == t.rows_loaded + t.rows_quarantined
+    assert t.rows_read == t.rows_loaded + t.rows_quarantined + t.rows_deleted
     for counts in report.files.values():
-        assert counts.rows_read == counts.rows_loaded + counts.rows_quarantined
+        assert counts.rows_read == counts.rows_loaded + counts.rows_quarantined + counts.rows_deleted
     with open(report.quarantine_file, encoding="utf-8", newline="") as handle:
         rejected = list(csv.DictReader(handle))
     assert len(rejected) == t.rows_quarantined
@@ -68,8 +68,8 @@ def test_references_to_missing_account_and_owner_load_with_warnings(export, tmp_
     rewrite(export / "Opportunity.csv", change)
     report, rejected = run(export, tmp_path)
     assert rejected == []
-    assert any("line 2" in w and "account 001MISSINGACCOUNT1 is not in the export" in w for w in report.warnings)
-    assert any("line 3" in w and "owner 005MISSINGOWNER001 is not in the export" in w for w in report.warnings)
+    assert any("line 2" in w and "AccountId 001MISSINGACCOUNT1 is not in the export" in w for w in report.warnings)
+    assert any("line 3" in w and "OwnerId 005MISSINGOWNER001 is not in the export" in w for w in report.warnings)
 
 
 @pytest.mark.parametrize("table,column", [("Account.csv", "ParentId"), ("Contact.csv", "ReportsToId"),
@@ -86,12 +86,27 @@ def test_cycles_are_quarantined_with_both_rows(export, tmp_path, table, column):
 
 @pytest.mark.parametrize("column,value,reason", [("Amount", "a lot", "not an amount"),
                                                  ("CloseDate", "31/31/2026", "not a date"),
-                                                 ("Amount", "-10", "not negative")])
-def test_unparseable_and_negative_values_are_quarantined(export, tmp_path, column, value, reason):
-    rewrite(export / "Opportunity.csv", lambda rows: rows[5].update({column: value}))
-    _, rejected = run(export, tmp_path)
-    assert [(r["line"], r["field"], r["value"]) for r in rejected] == [("7", column, value)]
-    assert reason in rejected[0]["reason"]
+                                                 ("Amount", "-10", "not negative"),
+                                                 ("Probability", "150", "from 0 to 100")])
+def test_a_bad_optional_value_is_dropped_with_a_warning_and_the_row_loads(export, tmp_path, column, value,
+                                                                          reason):
+    """Amount, close date and probability have shapes of severity sh:Warning: a value that breaks
+    them is left out, named in the warnings file, and the deal loads without it."""
+    rows = rewrite(export / "Opportunity.csv", lambda rows: rows[5].update({column: value}))
+    report, rejected = run(export, tmp_path)
+    assert rejected == []
+    with open(report.warnings_file, encoding="utf-8", newline="") as handle:
+        dropped = [w for w in csv.DictReader(handle) if w["kind"] == "value dropped"]
+    assert [(w["source_file"], w["line"], w["record_id"], w["field"], w["value"]) for w in dropped] == \
+        [("Opportunity.csv", "7", rows[5]["Id"], column, value)]
+    assert reason in dropped[0]["message"]
+    assert report.warning_counts["value dropped"] == 1
+    store = open_store(tmp_path / "store")
+    predicate = {"Amount": "amount", "CloseDate": "closeDate", "Probability": "probability"}[column]
+    query = f"""PREFIX okg: <https://w3id.org/opportunity-kg/ontology#>
+                SELECT ?o ?v WHERE {{ ?o okg:sourceId "{rows[5]['Id']}" OPTIONAL {{ ?o okg:{predicate} ?v }} }}"""
+    found = list(run_query(store, query).rows)
+    assert len(found) == 1 and found[0][1] is None  # the deal is there, without the bad value
 
 
 def test_duplicate_ids_keep_the_first(export, tmp_path):

@@ -20,14 +20,18 @@ def broken_export(sample_export, tmp_path):
     with open(export / OPP, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         header, rows = reader.fieldnames, list(reader)
-    bad = {
-        2: ("Amount", "-500.00", "not negative"),
-        3: ("CloseDate", "someday", "not a date"),
-        4: ("Probability", "150", "from 0 to 100"),
-        5: ("ForecastCategoryName", "Hopeful", "unknown forecast category"),
+    bad = {  # what the record cannot mean anything without: quarantined
+        2: ("StageName", "", "needs exactly one stage"),
+        3: ("Id", "", "has no Id"),
         6: ("Id", rows[0]["Id"], "duplicate"),
     }
-    for line, (column, value, _) in bad.items():
+    dropped = {  # a bad optional value (shapes of severity sh:Warning): left out, the row loads
+        4: ("Probability", "150", "from 0 to 100"),
+        5: ("ForecastCategoryName", "Hopeful", "unknown forecast category"),
+        7: ("Amount", "-500.00", "not negative"),
+        8: ("CloseDate", "someday", "not a date"),
+    }
+    for line, (column, value, _) in list(bad.items()) + list(dropped.items()):
         rows[line - 2][column] = value
     with open(export / OPP, "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=header, lineterminator="\r\n")
@@ -35,7 +39,7 @@ def broken_export(sample_export, tmp_path):
         writer.writerows(rows)
         handle.write("006SHORTROW,false\r\n")  # a row with too few fields
     bad[len(rows) + 2] = ("", "", "fields")
-    return export, bad
+    return export, bad, dropped
 
 
 def quarantine_rows(report):
@@ -44,7 +48,7 @@ def quarantine_rows(report):
 
 
 def test_bad_rows_are_quarantined_with_reasons(broken_export, tmp_path):
-    export, bad = broken_export
+    export, bad, dropped = broken_export
     report = ingest(export, tmp_path / "store")
     counts = report.files[OPP]
     assert counts.rows_read == counts.rows_loaded + counts.rows_quarantined
@@ -56,17 +60,28 @@ def test_bad_rows_are_quarantined_with_reasons(broken_export, tmp_path):
         if column and column != "Id":
             assert row["field"] == column and row["value"] == value, row
     assert counts.rows_quarantined == len(rejected)
+    with open(report.warnings_file, encoding="utf-8", newline="") as handle:
+        warned = {int(w["line"]): w for w in csv.DictReader(handle) if w["kind"] == "value dropped"}
+    assert set(warned) == set(dropped)
+    for line, (column, value, reason) in dropped.items():
+        assert (warned[line]["field"], warned[line]["value"]) == (column, value)
+        assert reason in warned[line]["message"]
 
 
-def test_negative_amount_is_caught_by_the_shape(broken_export, tmp_path):
-    export, _ = broken_export
+def test_a_negative_amount_is_dropped_by_its_warning_shape(broken_export, tmp_path):
+    """okg:amount's shape has severity sh:Warning: -500.00 breaks it, so the amount is left out and
+    the deal loads without it."""
+    export, _, _ = broken_export
     report = ingest(export, tmp_path / "store")
-    row = next(r for r in quarantine_rows(report) if r["line"] == "2")
-    assert row["field"] == "Amount" and row["value"] == "-500.00"
-    assert "must be a single number, not negative" in row["reason"]
+    with open(report.warnings_file, encoding="utf-8", newline="") as handle:
+        warning = next(w for w in csv.DictReader(handle) if w["line"] == "7")
+    assert (warning["field"], warning["value"]) == ("Amount", "-500.00")
+    assert "must be a single number, not negative" in warning["message"]
     store = open_store(tmp_path / "store")
-    ask = f"""ASK {{ ?o <https://w3id.org/opportunity-kg/ontology#sourceId> "{row['record_id']}" }}"""
-    assert run_query(store, ask).rows is False  # not loaded
+    okg = "https://w3id.org/opportunity-kg/ontology#"
+    deal = f"""?o <{okg}sourceId> "{warning['record_id']}" """
+    assert run_query(store, f"ASK {{ {deal} }}").rows is True
+    assert run_query(store, f"ASK {{ {deal} ; <{okg}amount> ?a }}").rows is False
 
 
 def test_ingesting_twice_changes_nothing(sample_export, tmp_path):
@@ -74,7 +89,8 @@ def test_ingesting_twice_changes_nothing(sample_export, tmp_path):
     second = ingest(sample_export, tmp_path / "store")
     assert first.changed and not second.changed
     assert vars(first.totals) == vars(second.totals)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["store", "store-quarantine.csv", "store.lock"]  # no copy left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store", "store-quarantine.csv", "store-warnings.csv",
+                                                          "store.lock"]  # no copy left
     store = open_store(tmp_path / "store")
     n = list(run_query(store, "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }").rows)[0][0]
     assert int(n.value) > first.triples
@@ -85,11 +101,11 @@ def test_missing_required_column_names_file_and_column(sample_export, tmp_path):
     shutil.copytree(sample_export, export)
     with open(export / OPP, encoding="utf-8") as handle:
         text = handle.read()
-    (export / OPP).write_text(text.replace("StageName", "Stage", 1), encoding="utf-8")
+    (export / OPP).write_text(text.replace("Id,", "RecordKey,", 1), encoding="utf-8")
     with pytest.raises(OkgError) as info:
         ingest(export, tmp_path / "store")
     message = str(info.value)
-    assert "Opportunity.csv" in message and "'StageName'" in message
+    assert "Opportunity.csv" in message and "'Id'" in message
     assert not (tmp_path / "store").exists()  # nothing written
 
 
@@ -197,7 +213,7 @@ def test_rejected_rows_leave_what_an_export_without_them_gives(broken_export, tm
     outgrew the setting: the snapshot holds exactly what the export without the rejected rows
     gives, shared facts included: line 2, rejected for its negative amount, names the loss reason
     most rows name, whose record must stay whole."""
-    export, bad = broken_export
+    export, bad, _ = broken_export
     with open(export / OPP, encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     reasons = [r["Loss_Reason__c"] for r in rows if r["Loss_Reason__c"]]

@@ -36,6 +36,10 @@ def cmd_sample(args):
     print(f"sample {args.system} export written to {args.out}")
 
 
+#: row warnings printed by okg ingest; the warnings file has them all
+LISTED_WARNINGS = 20
+
+
 def cmd_ingest(args):
     from .ingest import ingest
 
@@ -44,13 +48,22 @@ def cmd_ingest(args):
     report = ingest(args.export, args.store, source=args.source, as_of=args.as_of, quarantine=args.quarantine,
                     progress=Progress(enabled=args.progress))
     width = max([len(n) for n in report.files] + [5])
-    print(f"{'file':{width}} {'read':>8} {'loaded':>8} {'quarantined':>12} {'triples':>9}")
-    for name, c in report.files.items():
-        print(f"{name:{width}} {c.rows_read:>8} {c.rows_loaded:>8} {c.rows_quarantined:>12} {c.triples:>9}")
+    print(f"{'file':{width}} {'read':>8} {'loaded':>8} {'quarantined':>12} {'deleted':>8} {'triples':>9}")
+    for name, c in list(report.files.items()) + [("total", report.totals)]:
+        print(f"{name:{width}} {c.rows_read:>8} {c.rows_loaded:>8} {c.rows_quarantined:>12} {c.rows_deleted:>8} "
+              f"{c.triples:>9}")
     t = report.totals
-    print(f"{'total':{width}} {t.rows_read:>8} {t.rows_loaded:>8} {t.rows_quarantined:>12} {t.triples:>9}")
-    for warning in report.warnings:
-        print(warning if warning.startswith("warning:") else f"note: {warning}")
+    notes = [w for w in report.warnings if not w.startswith("warning:")]
+    row_warnings = [w for w in report.warnings if w.startswith("warning:")]
+    for note in notes:
+        print(f"note: {note}")
+    for warning in row_warnings[:LISTED_WARNINGS]:
+        print(warning)
+    if len(row_warnings) > LISTED_WARNINGS:
+        print(f"... and {len(row_warnings) - LISTED_WARNINGS} more warnings")
+    if row_warnings:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in report.warning_counts.items() if kind != "note")
+        print(f"{len(row_warnings)} warnings ({kinds}), every one in {report.warnings_file}")
     if report.skipped:
         print(f"note: not in this export: {', '.join(report.skipped)}")
     if report.lookups:

@@ -353,6 +353,15 @@ def join(value=None, value2=None, separator=" "):
     return (separator if separator is not None else " ").join(parts) or None
 
 
+@register(OKGFN + "default", {OKGFN + "value": "value", OKGFN + "default": "default"}, [OUT])
+def default(value=None, default=None):
+    """The value, or ``default`` when it is empty: a name made of first and last names where an
+    export has no Name column, "Open" where a status is blank. Nest another function as either input."""
+    if value is not None and value.strip():
+        return value
+    return default if default is not None and default.strip() else None
+
+
 #: lookup tables read so far: path -> (scoped rows, unscoped rows)
 _TABLES = {}
 

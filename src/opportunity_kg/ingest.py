@@ -51,7 +51,7 @@ from .rml import load_mapping
 from .sources import CsvSource
 from .remote import RemoteStore, is_remote
 from .store import ONTOLOGY_GRAPH, Loader, Staging, delete_quads, graph_changes, staged, write_changes
-from .validate import ALL_GRAPHS, from_rdflib, load_ontology, load_shapes, validate_store
+from .validate import ALL_GRAPHS, droppable, from_rdflib, load_ontology, load_shapes, validate_store, value_rules
 
 OKG = "https://w3id.org/opportunity-kg/ontology#"
 PROV = "http://www.w3.org/ns/prov#"
@@ -73,6 +73,7 @@ class FileCounts:
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
+    rows_deleted: int = 0
     triples: int = 0
 
 
@@ -94,6 +95,9 @@ class IngestReport:
     parent_changes: int = 0
     changed: bool = True
     digest: str = ""
+    warnings_file: str = ""
+    #: row warnings by kind ("value dropped", "warning") and the notes about whole files ("note")
+    warning_counts: dict = field(default_factory=dict)
 
     @property
     def totals(self):
@@ -102,6 +106,7 @@ class IngestReport:
             total.rows_read += counts.rows_read
             total.rows_loaded += counts.rows_loaded
             total.rows_quarantined += counts.rows_quarantined
+            total.rows_deleted += counts.rows_deleted
         total.triples = self.triples
         return total
 
@@ -111,7 +116,8 @@ class IngestReport:
             "quarantine_file": self.quarantine_file,
             "files": {name: vars(c) for name, c in self.files.items()},
             "total": vars(self.totals), "skipped": self.skipped, "unmapped": self.unmapped,
-            "warnings": self.warnings, "lookups": self.lookups, "previous_snapshot": self.previous_snapshot,
+            "warnings": self.warnings, "warnings_file": self.warnings_file,
+            "warning_counts": self.warning_counts, "lookups": self.lookups, "previous_snapshot": self.previous_snapshot,
             "history_changes": self.history_changes, "parent_changes": self.parent_changes,
             "changed": self.changed, "digest": self.digest,
         }
@@ -159,14 +165,14 @@ def files_for(tm, files):
     """The export files a triples map reads: its source's own file name if the export has it,
     else every file whose name matches one of its ``okgm:filePattern`` s and whose header
     has its required columns (under their names or aliases)."""
-    by_name = {p.name: p for p in files}
-    if tm.source.path.name in by_name:
-        return [by_name[tm.source.path.name]]
+    by_name = {p.name.casefold(): p for p in files}
+    if tm.source.path.name.casefold() in by_name:  # Data Loader users name files as they like: opportunity.csv
+        return [by_name[tm.source.path.name.casefold()]]
     found = []
     for path in files:
         name = path.name.lower()
         if any(fnmatch.fnmatch(name, pattern.lower()) for pattern in tm.source.patterns):
-            if tm.source.required <= _header(path, tm.source.aliases):
+            if tm.source.required <= _header(path, tm.source.header_names):
                 found.append(path)
     return found
 
@@ -188,7 +194,7 @@ def detect_source(export, mappings_dir=MAPPINGS_DIR):
                 continue
             for tm in mapping.triples_maps:
                 for path in files_for(tm, files):
-                    if tm.source.required <= _header(path, tm.source.aliases):
+                    if tm.source.required <= _header(path, tm.source.header_names):
                         matched.add(path)
         if matched:
             scores[system_dir.name] = len(matched)
@@ -233,13 +239,10 @@ def _as_of_from(values, current, columns=AS_OF_COLUMNS):
         text = values.get(column) if values else None
         if not text:
             continue
-        if re.match(r"\d{4}-\d{2}-\d{2}", text):
-            day = text[:10]
-        else:
-            try:
-                day = _parse_datetime(text).date().isoformat()
-            except ValueError:
-                continue
+        try:
+            day = _parse_datetime(text.strip()).date().isoformat()
+        except ValueError:
+            continue
         if current is None or day > current:
             current = day
     return current
@@ -275,6 +278,12 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         quarantine = Path(quarantine) if quarantine else store_path.with_name(store_path.name + "-quarantine.csv")
 
     rejects = []
+    row_warnings = []  # RowWarning s: values dropped, references not in the export, ...
+    deleted = defaultdict(set)  # file -> lines of rows the export marks deleted (IsDeleted)
+    lines_read = defaultdict(set)  # file -> every line read
+    gave = defaultdict(set)  # file -> lines that gave at least one fact
+    silent = {}  # (file, line) -> (record id, values) of rows some triples map made nothing of
+    gone = {}  # subject -> (file, line, "quarantined" or "deleted") of records left out
     counts = {}
     seen = {}  # hash of (triples map, subject) -> file number << 32 | line of its first row (unique-subject maps)
     report_warnings = []
@@ -301,9 +310,18 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
     if not planned:
         raise OkgError(f"no file in {export_dir} is one the {source} mappings read "
                        f"(expected: {'; '.join(wanted) or ', '.join(skipped)})")
-    as_of = str(as_of) if as_of else (_as_of_in(planned) or date.today().isoformat())
+    notes = []  # one line each about the export as a whole
+    if as_of:
+        as_of = str(as_of)
+    else:
+        as_of, how = _as_of_in(planned)
+        if how:
+            notes.append(how)
     graph_iri = f"{GRAPH_BASE}{source}/{as_of}"
     shapes, ontology = load_shapes(), load_ontology()
+    lenient = droppable(value_rules(shapes))
+    for mapping, _ in planned:
+        mapping.droppable = lenient
     ontology_triples = [tuple(from_rdflib(t) for t in spo) for spo in ontology]
     remote = RemoteStore(store_path) if is_remote(store_path) else None
     rows = _Rows(graph_iri)
@@ -336,14 +354,22 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
             if missing:
                 absent.setdefault(name, set()).update(missing)
             rows.add_map(mapping, tm, missing)
-            renames[name] = dict(source_file.renamed)
+            renames[name] = rows.headers[name] = dict(source_file.renamed)
             id_column = rows.id_columns[id(tm)]
+            named_by_id = id_column in tm.subject.references
+            deleted_column = _deleted_column(source_file.header)
             file_number = list(counts).index(name)
             read = 0
             for row in source_file.rows():
                 mapped = mapping._map_row(tm, source_file, row, missing)
                 read += 1
                 total_read += 1
+                lines_read[name].add(row.line)
+                if deleted_column and row.values and _is_true(row.values.get(deleted_column)):
+                    deleted[name].add(row.line)  # kept out of the current data, counted on its own
+                    if mapped.subject is not None:
+                        gone[mapped.subject] = (name, row.line, "deleted")
+                    continue
                 if not total_read % 2000:
                     progress.rows(name, row.number, total_read)
                     if check is not None and loader.count > in_memory:
@@ -354,7 +380,23 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                 if mapped.error:
                     rejects.append((name, mapped.line, record_id, mapped.field or "", mapped.value or "",
                                     mapped.error, mapped.values))
+                    subject = _subject_of(mapping, tm, mapped.values)
+                    if subject is not None:
+                        gone.setdefault(subject, (name, mapped.line, "quarantined"))
                     continue
+                if named_by_id and not record_id.strip():
+                    header = source_file.renamed.get(id_column, id_column)
+                    rejects.append((name, mapped.line, "", id_column, "",
+                                    f"the row has no {header}, so it names no record", mapped.values))
+                    continue
+                for column, value, reason in mapped.dropped:
+                    header = ", ".join(source_file.renamed.get(c.strip(), c.strip()) for c in column.split(","))
+                    row_warnings.append(RowWarning(name, mapped.line, record_id, header, value, "value dropped",
+                                                   f"{reason}; the value is left out, the row loads"))
+                if mapped.subject is not None and mapped.quads:
+                    gave[name].add(mapped.line)
+                elif mapped.values is not None:
+                    silent.setdefault((name, mapped.line), (record_id, mapped.values))
                 if tm.source.unique_subjects and mapped.subject is not None:
                     key = hash((tm.name, mapped.subject.value))
                     first = seen.get(key)
@@ -368,8 +410,14 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                 loader.add(rows.triples(mapped))
             rows_read[name] = max(rows_read[name], read)
         del seen
-        report_warnings += [f"{name}: no column {', '.join(sorted(columns))}; read as empty"
-                            for name, columns in absent.items()]
+        rejected_lines = {(r[0], r[1]) for r in rejects}
+        for (name, line), (record_id, values) in sorted(silent.items()):
+            if line not in gave[name] and line not in deleted[name] and (name, line) not in rejected_lines:
+                rejects.append((name, line, record_id, "", "", "the row gives no facts: every column the "
+                                "mappings read is empty", values))
+        del silent, gave
+        notes += [f"{name}: no column {', '.join(sorted(columns))}; read as empty"
+                  for name, columns in absent.items()]
         reference = []
         for path in sorted((system_dir / "reference").glob("*.ttl")):
             name = f"reference/{path.name}"
@@ -388,11 +436,12 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         checked = (check, ALL_GRAPHS) if check is not None else (store, [graph_iri, ONTOLOGY_GRAPH])
         lookup = (working, target)
         take_out = {(r[0], r[1]) for r in rejects}
-        bad = {}  # (file, line) -> (the row, the violation it broke)
+        bad = {}  # (file, line) -> (the row, the reason, the column, the value)
         for _ in range(MAX_VALIDATION_PASSES):
             if take_out:
                 progress.phase(f"taking out {len(take_out):,} rejected rows")
-                rows.take_out(take_out, loaded, lookup)
+                for subject, where in rows.take_out(take_out, loaded, lookup).items():
+                    gone.setdefault(subject, where + ("quarantined",))
             progress.phase("validating against the shapes")
             violations = validate_store(*checked, shapes, ontology)
             errors = [v for v in violations if v.is_violation]
@@ -407,15 +456,21 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                     owners = with_path or owners
                 for row in owners:
                     if (row.file, row.line) not in bad:
-                        bad[(row.file, row.line)] = (row, violation)
+                        column = rows.columns[id(row.tm)].get(violation.path, "") if violation.path else ""
+                        value = (row.values or {}).get(column, "") if column and "," not in column \
+                            else (violation.value or "")
+                        bad[(row.file, row.line)] = (row, violation.message, column, value)
                         take_out.add((row.file, row.line))
+            # a record part of one left out (a stage change of a quarantined or deleted deal) goes too
+            for row, reason, column in rows.orphans(gone, lookup):
+                if (row.file, row.line) not in bad and (row.file, row.line) not in take_out:
+                    bad[(row.file, row.line)] = (row, reason, column, (row.values or {}).get(column, ""))
+                    take_out.add((row.file, row.line))
             if not take_out:
                 break
-        report_warnings += _warnings(violations, rows, lookup)
-        for row, violation in bad.values():
-            column = rows.columns[id(row.tm)].get(violation.path, "") if violation.path else ""
-            value = (row.values or {}).get(column, "") if column and "," not in column else (violation.value or "")
-            rejects.append((row.file, row.line, row.record_id, column, value or "", violation.message, row.values))
+        row_warnings += _warnings(violations, rows, lookup, loaded)
+        for row, reason, column, value in bad.values():
+            rejects.append((row.file, row.line, row.record_id, column, value or "", reason, row.values))
 
         # counts: each triple counts once; the snapshot's digest sums each distinct triple's hash
         quarantined = defaultdict(set)
@@ -424,11 +479,23 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         for name, read in rows_read.items():
             counts[name].rows_read = read
             counts[name].rows_quarantined = len(quarantined[name])
-            counts[name].rows_loaded = read - len(quarantined[name])
+            counts[name].rows_deleted = len(deleted[name] - quarantined[name])
         progress.phase("counting the snapshot's triples")
-        digest = _tally(working, target, counts, rows, reference)
+        digest, loaded_lines = _tally(working, target, counts, rows, reference)
+        for name, read in rows_read.items():
+            counts[name].rows_loaded = len(loaded_lines.get(name, ()))
+            _check_accounts(name, counts[name], lines_read[name], loaded_lines.get(name, set()),
+                            quarantined[name], deleted[name])
+        row_warnings = _unique(row_warnings)
         report = IngestReport(source, as_of, graph_iri, str(store_path), str(quarantine), counts, skipped,
-                              report_warnings, sum(c.triples for c in counts.values()))
+                              report_warnings + notes + [w.text() for w in row_warnings],
+                              sum(c.triples for c in counts.values()))
+        report.warnings_file = str(_warnings_path(quarantine))
+        report.warning_counts = dict(sorted(
+            {kind: sum(1 for w in row_warnings if w.kind == kind) for kind in {w.kind for w in row_warnings}}
+            .items()))
+        if notes or report_warnings:
+            report.warning_counts["note"] = len(notes) + len(report_warnings)
         mapped_files = set(counts) | set(skipped)
         report.unmapped = sorted(p.name for p in files if p.name not in mapped_files and p.name not in lookups)
         report.lookups = sorted(lookups)
@@ -448,6 +515,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         report.history_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "FieldChange")
         report.parent_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "ParentChange")
         _write_quarantine(quarantine, rejects, renames)
+        _write_warnings(_warnings_path(quarantine), row_warnings)
         if remote:
             collected = {(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, target)}
             graphs = {graph_iri: collected, ONTOLOGY_GRAPH: ontology_triples}
@@ -490,6 +558,7 @@ class _Rows:
         self.maps = defaultdict(list)  # file -> [(mapping, triples map, missing columns)]
         self.id_columns, self.columns = {}, {}  # id(triples map) -> its id column; predicate -> column
         self.files = {}  # file IRI -> file name
+        self.headers = {}  # file -> {column the mapping reads: the file's own header} where they differ
         self.reference = set()
 
     def add_map(self, mapping, tm, missing):
@@ -553,19 +622,66 @@ class _Rows:
         gone -= self.reference
         for store, graph in targets:
             delete_quads(store, [(*t, graph) for t in gone])
+        first = {}
+        for key in sorted(lines):
+            for row in mapped.get(key, []):
+                if row.subject is not None:
+                    first.setdefault(row.subject, key)
+        return {subject: key for subject, key in first.items() if not self.lines_of(subject, *lookup)}
+
+    def orphans(self, gone, lookup):
+        """The rows of records that are part of a record left out (``gone``: subject -> (file, line,
+        "quarantined" or "deleted")), through :data:`PART_OF`: (row, reason, column) each."""
+        store, graph = lookup
+        found = {}
+        for parent, (file, line, how) in gone.items():
+            for predicate in PART_OF:
+                for quad in store.quads_for_pattern(None, predicate, parent, graph):
+                    for key in self.lines_of(quad.subject, store, graph):
+                        found.setdefault(key, (predicate, parent, file, line, how))
+        for key, rows in self.map_lines(set(found)).items():
+            predicate, parent, file, line, how = found[key]
+            for row in rows:
+                if row.subject is None or not any(t[1] == predicate and t[2] == parent for t in row.triples):
+                    continue
+                column = self.columns[id(row.tm)].get(predicate.value, "")
+                header = self.headers.get(row.file, {}).get(column, column)
+                value = (row.values or {}).get(column, "") if column else ""
+                yield row, (f"its {header or _local(predicate)} {value or _local(parent)} was {how} "
+                            f"({file} line {line})"), column
+                break
 
 
 def _as_of_in(planned):
-    """The newest date in the export's as-of columns (``okgm:asOfColumn``, else :data:`AS_OF_COLUMNS`)."""
+    """The date the export is as of, and a note saying where it came from (None when it came from
+    the modstamp columns, as usual): the newest valid date in the export's as-of columns
+    (``okgm:asOfColumn``, else :data:`AS_OF_COLUMNS`, in any case); else the newest date and time
+    in any column, not after today (a close date in the future is not a time the export saw); and
+    failing that today. A value that is not a date is never taken."""
+    sources = {tm.source.path: tm.source for _, tm in planned}
     found = None
-    for _, tm in planned:
-        columns = tm.source.as_of or AS_OF_COLUMNS
-        source_file = tm.source.open()
-        if not source_file.header or not set(columns) & set(source_file.header):
-            continue
-        for row in source_file.rows():
-            found = _as_of_from(row.values, found, columns)
-    return found
+    for path, source in sources.items():
+        wanted = {c.casefold() for c in (source.as_of or AS_OF_COLUMNS)}
+        source_file = CsvSource(path)
+        columns = [c for c in source_file.header if c.casefold() in wanted]
+        if columns:
+            for row in source_file.rows():
+                found = _as_of_from(row.values, found, columns)
+    if found:
+        return found, None
+    today = date.today().isoformat()
+    newest = None
+    for path in sources:
+        for row in CsvSource(path).rows():
+            stamps = [c for c, v in (row.values or {}).items() if v and v[:1].isdigit() and ":" in v]
+            day = _as_of_from(row.values, None, stamps)
+            if day and day <= today and (newest is None or day > newest):
+                newest = day
+    names = ", ".join(sorted({c for source in sources.values() for c in (source.as_of or AS_OF_COLUMNS)}))
+    if newest:
+        return newest, (f"as of {newest}, the newest date and time in the export: no file has a valid "
+                        f"date in {names}; give --as-of to set it")
+    return today, f"as of today ({today}): the export has no dates and times; give --as-of to set it"
 
 
 @contextlib.contextmanager
@@ -614,36 +730,60 @@ def _stored_digest(store, graph):
     return None
 
 
-#: warnings listed one by one in the report; more are counted
-MAX_LISTED_WARNINGS = 20
+def _warnings(violations, rows, lookup, loaded):
+    """:class:`RowWarning` s for the warnings (severity sh:Warning or sh:Info) of the last pass, in the
+    file's own words. A warning about one value of a property shape (a malformed website, say)
+    drops that value from the loaded graphs (``loaded``: (store, graph) pairs): the row loads without it."""
+    found = [v for v in violations if not v.is_violation]
+    where = {v.focus: rows.lines_of(v.focus, *lookup) for v in found}
+    mapped = rows.map_lines({keys[0] for keys in where.values() if keys})
+    out = []
+    for violation in found:
+        keys = where[violation.focus]
+        row = next((r for r in mapped.get(keys[0], []) if r.subject is not None
+                    and r.subject.value == violation.focus), None) if keys else None
+        column = rows.columns[id(row.tm)].get(violation.path, "") if row and violation.path else ""
+        header = ", ".join(rows.headers.get(row.file, {}).get(c.strip(), c.strip())
+                           for c in column.split(",")) if column else ""
+        message = violation.message
+        if violation.path and header:  # the export's column, not the ontology's property
+            message = message.replace(f"its {violation.path.rsplit('#', 1)[-1]} ", f"its {header} ")
+        kind = "warning"
+        if violation.path and violation.value is not None and _drop_value(loaded, violation):
+            kind = "value dropped"
+            message += "; the value is left out, the row loads"
+        file, line = keys[0] if keys else (violation.focus, 0)
+        value = violation.value if violation.value is not None else ""
+        if row and column and "," not in column and (row.values or {}).get(column):
+            value = row.values[column]  # as the file writes it
+        out.append(RowWarning(file, line, row.record_id if row else "", header, value, kind, message))
+    return out
 
 
-def _warnings(violations, rows, lookup):
-    """Readable lines, in file and line order, for the warnings (severity sh:Warning) of the last pass."""
-    found = []
-    for violation in violations:
-        if violation.is_violation:
-            continue
-        lines = rows.lines_of(violation.focus, *lookup)
-        key = lines[0] if lines else (violation.focus, 0)
-        where = f"{lines[0][0]} line {lines[0][1]}" if lines else violation.focus
-        found.append((key, f"warning: {where}: {violation.message}"))
-    lines = [line for _, line in sorted(found)]
-    if len(lines) > MAX_LISTED_WARNINGS:
-        lines = lines[:MAX_LISTED_WARNINGS] + [f"warning: ... and {len(lines) - MAX_LISTED_WARNINGS} more"]
-    return lines
+def _drop_value(loaded, violation):
+    """Take the value a warning names out of the loaded graphs, where the record holds it under the
+    warning's property (a property shape's result); whether it did (a rule's result names no such value)."""
+    focus = ox.BlankNode(violation.focus[2:]) if violation.focus.startswith("_:") else ox.NamedNode(violation.focus)
+    predicate = ox.NamedNode(violation.path)
+    found = False
+    for store, graph in loaded:
+        quads = [q for q in store.quads_for_pattern(focus, predicate, None, graph)
+                 if q.object.value == violation.value]
+        found = found or bool(quads)
+        delete_quads(store, quads)
+    return found
 
 
 def _tally(store, graph, counts, rows, reference):
     """Count the loaded snapshot's triples into ``counts`` and return the sum of their
-    :func:`triple_digest` s, reading the graph back from the store as N-Triples (streamed, in
-    subject order). A triple counts once, for the first file (in ``counts`` order) with a row
+    :func:`triple_digest` s and the lines of each file that gave facts ({file: {line}}), reading the
+    graph back from the store as N-Triples (streamed, in subject order). A triple counts once, for the first file (in ``counts`` order) with a row
     about its subject, or else for the reference file that gives it; the links to files and
     lines are in the digest, not in the counts."""
     tally = _Tally(counts, rows.files, reference)
     store.dump(tally, ox.RdfFormat.N_TRIPLES, from_graph=graph)
     tally.close()
-    return tally.digest
+    return tally.digest, tally.loaded
 
 
 class _Tally:
@@ -659,6 +799,7 @@ class _Tally:
             for t in triples:
                 self.reference.setdefault(f"{t[0]} {t[1]} {t[2]} .".encode(), name)
         self.digest, self.lines, self.rest, self.current, self.group, self.sources = 0, 0, b"", None, [], set()
+        self.loaded = defaultdict(set)  # file -> the lines whose rows gave facts
 
     def write(self, chunk):
         lines = (self.rest + bytes(chunk)).split(b"\n")
@@ -672,9 +813,10 @@ class _Tally:
                 self.current = subject
             rest = line[len(subject) + 1:]
             if rest.startswith(self.LINK):
-                file = rest[len(self.LINK) + 1:-3].rpartition(b"#line=")[0]
+                file, _, line = rest[len(self.LINK) + 1:-3].rpartition(b"#line=")
                 if file in self.files:
                     self.sources.add(self.files[file])
+                    self.loaded[self.files[file]].add(int(line))
                     continue
             self.group.append(line)
         return len(chunk)
@@ -733,6 +875,87 @@ def _provenance(report, export_dir):
             (f, p("rowsQuarantined"), lit(c.rows_quarantined, "integer")),
         ]
     return out
+
+
+#: the properties that make a record part of another: a stage change of its deal, a line item of its
+#: deal, a contact role on its deal. A record whose whole is quarantined or deleted goes with it.
+PART_OF = tuple(ox.NamedNode(OKG + name) for name in ("changeOf", "fieldChangeOf", "lineItemOf", "roleOn"))
+#: the column that marks a row deleted (Salesforce's IsDeleted, in any case) and the values that mean yes
+DELETED_COLUMNS = ("IsDeleted",)
+TRUE_VALUES = ("1", "true", "yes", "y")
+WARNING_COLUMNS = ["source_file", "line", "record_id", "field", "value", "kind", "message"]
+
+
+@dataclass(frozen=True)
+class RowWarning:
+    """A warning about one row: where it is, the column and value in the file's own words, what
+    kind of warning it is and what it says."""
+    file: str
+    line: int
+    record_id: str
+    column: str
+    value: str
+    kind: str
+    message: str
+
+    def text(self):
+        where = f"{self.file} line {self.line}" if self.line else self.file
+        column = f" {self.column} {self.value!r}:" if self.column and self.kind == "value dropped" else ""
+        return f"warning: {where}:{column} {self.message}"
+
+
+def _local(term):
+    return term.value.rsplit("#", 1)[-1].rsplit("/", 1)[-1]
+
+
+def _deleted_column(header):
+    folded = {c.casefold() for c in DELETED_COLUMNS}
+    return next((c for c in header if c.casefold() in folded), None)
+
+
+def _is_true(value):
+    return bool(value) and value.strip().casefold() in TRUE_VALUES
+
+
+def _subject_of(mapping, tm, values):
+    """The subject a row would have had (for a row that failed to map), or None."""
+    try:
+        return tm.subject.term(values, mapping.base_iri) if values is not None else None
+    except Exception:  # the subject itself could not be made
+        return None
+
+
+def _unique(warnings):
+    """Each warning once, in file and line order."""
+    return sorted(set(warnings), key=lambda w: (w.file, w.line, w.column, w.message))
+
+
+def _check_accounts(name, counts, read, loaded, quarantined, deleted):
+    """Every row read is loaded, quarantined or deleted, and only one of them: else the ingest stops."""
+    overlap = (loaded & quarantined) | (loaded & deleted)
+    lost = read - loaded - quarantined - deleted
+    if overlap or lost or counts.rows_read != len(read):
+        lines = sorted(overlap or lost)[:5]
+        raise OkgError(f"{name}: the rows do not add up (read {counts.rows_read}, loaded {len(loaded)}, "
+                       f"quarantined {len(quarantined)}, deleted {len(deleted)}; lines {lines} are "
+                       f"{'counted twice' if overlap else 'in none'}); nothing was stored. This is a bug: "
+                       "please report it with the file")
+
+
+def _warnings_path(quarantine):
+    name = quarantine.name
+    return quarantine.with_name(name.replace("quarantine", "warnings") if "quarantine" in name
+                                else quarantine.stem + "-warnings.csv")
+
+
+def _write_warnings(path, warnings):
+    """Every row warning of this run, in the file's own words (or just the header when there are none)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(WARNING_COLUMNS)
+        for w in warnings:
+            writer.writerow([w.file, w.line or "", w.record_id, w.column, w.value, w.kind, w.message])
 
 
 def _write_quarantine(path, rejects, renames=None):

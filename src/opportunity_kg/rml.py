@@ -20,6 +20,7 @@ to quarantine rows).
 import functools
 import os
 import re
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -390,8 +391,20 @@ class LogicalSource:
     id_column: str | None = None
     unique_subjects: bool = True
 
+    #: every column the triples maps over this source read (set when the mapping is compiled)
+    columns: frozenset = frozenset()
+
+    @property
+    def header_names(self):
+        """Each column with the other headers it may go by: its aliases, and itself in any case
+        (Data Loader writes ``ID``, ``STAGENAME``; a report may write ``Stage name``)."""
+        names = {column: (column,) for column in self.columns | self.required}
+        for column, others in self.aliases.items():
+            names[column] = (column,) + tuple(others)
+        return names
+
     def open(self):
-        return CsvSource(self.path, aliases=self.aliases)
+        return CsvSource(self.path, aliases=self.header_names)
 
 
 @dataclass
@@ -455,6 +468,8 @@ class MappedRow:
     error: str | None = None
     field: str | None = None
     value: str | None = None
+    #: values that could not be read but did not stop the row: (column, value, reason)
+    dropped: list = dataclasses.field(default_factory=list)
 
 
 class Mapping:
@@ -465,6 +480,9 @@ class Mapping:
         self.base_iri = base_iri
         self.lookup_tables = []  # the lookup table files its functions read
         self._join_index = {}
+        #: (subject classes, predicate) -> True when a value that cannot be read is dropped (with a
+        #: note on the row) instead of rejecting the row; None (strict RML) rejects every such row
+        self.droppable = None
 
     def sources(self):
         """The distinct source files the mapping reads."""
@@ -510,14 +528,26 @@ class Mapping:
                     values[name] = None
         if missing:
             values = dict(values, **dict.fromkeys(missing))
+        dropped = []
         try:
-            quads, subject = self.map_values(tm, values)
+            quads, subject = self.map_values(tm, values, dropped)
         except RowError as exc:
             return MappedRow(tm, source.path, row.line, row.number, row.values, [],
                              error=exc.reason, field=exc.field, value=exc.value)
-        return MappedRow(tm, source.path, row.line, row.number, row.values, quads, subject)
+        return MappedRow(tm, source.path, row.line, row.number, row.values, quads, subject, dropped=dropped)
 
-    def map_values(self, tm, values):
+    def _object(self, tm, predicate, om, values, dropped):
+        """An object map's term(s) for a row; a value that cannot be read is dropped (noted in
+        ``dropped``) where :attr:`droppable` allows it for this predicate, else the row fails."""
+        try:
+            return om.one(values, self.base_iri)
+        except RowError as exc:
+            if dropped is None or self.droppable is None or not self.droppable(tm.classes, predicate):
+                raise
+            dropped.append((exc.field or om.describe() or "", exc.value or "", exc.reason))
+            return None
+
+    def map_values(self, tm, values, dropped=None):
         base = self.base_iri
         subject = tm.subject.term(values, base)
         if subject is None:
@@ -534,7 +564,7 @@ class Mapping:
         if simple is not None and not tm.subject_graphs:
             append = quads.append
             for predicate, om in simple:  # one constant predicate, one object map, default graph
-                obj = om.one(values, base)
+                obj = self._object(tm, predicate, om, values, dropped)
                 if obj is None:
                     continue
                 if type(obj) is list:
@@ -552,7 +582,9 @@ class Mapping:
                 if isinstance(om, RefObjectMap):
                     objects.extend(self._joined(om, values))
                 else:
-                    objects.extend(om.terms(values, base))
+                    found = self._object(tm, predicates[0], om, values, dropped) if len(predicates) == 1 \
+                        else om.one(values, base)
+                    objects.extend([] if found is None else found if type(found) is list else [found])
             if not objects:
                 continue
             graphs = subject_graphs
@@ -684,7 +716,9 @@ class _Compiler:
             classes = [_ox(c) for c in self.g.objects(sm_node, RML["class"])]
             subject_graphs = self.graph_maps(sm_node)
         poms = [self.pom(p) for p in self.g.objects(node, RML.predicateObjectMap)]
-        return TriplesMap(node, source, subject, classes, subject_graphs, poms, name)
+        tm = TriplesMap(node, source, subject, classes, subject_graphs, poms, name)
+        source.columns = frozenset(tm.read_columns)
+        return tm
 
     def logical_source(self, node, name):
         formulation = self.one(node, RML.referenceFormulation)

@@ -56,6 +56,32 @@ def load_ontology(folder=ONTOLOGY_DIR):
     return load_graph_dir(folder, "*.ttl")
 
 
+def value_rules(shapes):
+    """What the shapes say of each property's values, as ``{(class, property): strict}``: ``strict``
+    is True when a property shape of severity ``sh:Violation`` (SHACL's default) on that class
+    constrains the property, so a record with a bad value there is quarantined; False when only
+    ``sh:Warning`` or ``sh:Info`` shapes do, so a bad value is dropped with a warning and the
+    record loads. The data architect decides it in Turtle with ``sh:severity``."""
+    rules = {}
+    for node_shape, target in shapes.subject_objects(SH.targetClass):
+        for prop in shapes.objects(node_shape, SH.property):
+            path = shapes.value(prop, SH.path)
+            if not isinstance(path, rdflib.URIRef):
+                continue
+            severity = shapes.value(prop, SH.severity) or SH.Violation
+            key = (str(target), str(path))
+            rules[key] = rules.get(key, False) or severity == SH.Violation
+    return rules
+
+
+def droppable(rules):
+    """A function of (subject classes, predicate) for the mapping engine: True when a value that
+    cannot be read may be dropped (no strict shape on any of the classes constrains it)."""
+    def check(classes, predicate):
+        return not any(rules.get((c.value, predicate.value)) for c in classes)
+    return check
+
+
 def to_rdflib(triples):
     """An rdflib graph from pyoxigraph triples or quads, or the engine's tuples (graph names dropped)."""
     graph = rdflib.Graph()
