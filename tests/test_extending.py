@@ -78,7 +78,7 @@ def expected(export, start, end):
 def test_worked_example_answers_the_question(extended_home):
     home, outputs = extended_home
     fmt, lint, _, ingest, query = outputs
-    assert lint.strip() == "ontology, shapes and mappings: no problems"
+    assert lint.strip() == "ontology, shapes, mappings and canned queries: no problems"
     total = next(line for line in ingest.splitlines() if line.startswith("total")).split()
     assert total[1] == total[2] and total[3] == "0"  # every row read was loaded
     rows = list(csv.DictReader(io.StringIO(query)))

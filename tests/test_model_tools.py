@@ -134,7 +134,7 @@ def test_fmt_names_the_file_that_is_not_turtle(tmp_path):
 
 def test_the_model_files_have_no_problems():
     assert lint() == []
-    assert okg("lint").stdout.strip() == "ontology, shapes and mappings: no problems"
+    assert okg("lint").stdout.strip() == "ontology, shapes, mappings and canned queries: no problems"
 
 
 BROKEN_TERMS = """

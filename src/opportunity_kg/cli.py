@@ -7,6 +7,7 @@ an :class:`~opportunity_kg.errors.OkgError` (its message is printed to stderr),
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -86,17 +87,20 @@ def cmd_query(args):
     from .store import open_store, run_query
 
     from .errors import OkgError
-    from .queries import load_queries, run_canned
+    from .queries import get_query, load_all_queries, run_canned
 
-    store = open_store(args.store, create=False)
+    store = open_store(args.store, read_only=True)
     params = {}
     for item in args.param or []:
         name, sep, value = item.partition("=")
         if not sep:
             raise OkgError(f"--param takes NAME=VALUE, not {item!r}", field="param", value=item)
         params[name.strip()] = value
-    if args.query in load_queries():
+    queries, broken = load_all_queries()
+    if args.query in queries or args.query in broken:
         result = run_canned(store, args.query, params)
+    elif re.fullmatch(r"[\w.-]+", args.query) and not Path(args.query).exists():
+        get_query(args.query)  # a name, not SPARQL: says which names there are, the closest first
     elif params:
         raise OkgError(f"--param is for canned queries, and there is none named {args.query!r}", field="query")
     else:
@@ -115,7 +119,7 @@ def cmd_forecast(args):
     from .results import write_table
     from .store import open_store
 
-    result = forecast(load_book(open_store(args.store, create=False)), args.period, by=args.by,
+    result = forecast(load_book(open_store(args.store, read_only=True)), args.period, by=args.by,
                       as_of=_day(args.as_of, "as-of"), deals=args.deals)
     rows = result["deals"] if args.deals else result["rows"]
     if args.format == "json":
@@ -137,7 +141,7 @@ def cmd_backtest(args):
     from .results import write_table
     from .store import open_store
 
-    result = backtest(load_book(open_store(args.store, create=False)), _day(args.from_, "from"),
+    result = backtest(load_book(open_store(args.store, read_only=True)), _day(args.from_, "from"),
                       _day(args.to, "to"), step=args.step, periods=args.periods)
     if args.chart:
         Path(args.chart).write_text(chart_svg(result), encoding="utf-8")
@@ -240,7 +244,21 @@ def cmd_lint(args):
         print(f"{where}: {problem.message}")
     if problems:
         raise OkgError(f"{len(problems)} problems in the model files")
-    print("ontology, shapes and mappings: no problems")
+    print("ontology, shapes, mappings and canned queries: no problems")
+
+
+def check_port_free(host, port):
+    """One clear error, before anything is announced, when another program already listens there."""
+    import socket
+
+    from .errors import OkgError
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OkgError(f"cannot serve on {host}:{port}: {exc.strerror or exc}; another server may be "
+                           "running there: stop it or choose another port with --port") from None
 
 
 def cmd_serve(args):
@@ -251,6 +269,7 @@ def cmd_serve(args):
     from .web import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    check_port_free(args.host, args.port)
     app = create_app(args.store)
     base = f"http://{args.host}:{args.port}"
     print(f"serving store {args.store} at {base}/ ; Ctrl+C stops\n"

@@ -26,7 +26,7 @@ so the funnel and the loss analysis need not search the history either.
 
 import re
 from datetime import date
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pyoxigraph as ox
 
@@ -35,6 +35,8 @@ OKG = "https://w3id.org/opportunity-kg/ontology#"
 PROV = "http://www.w3.org/ns/prov#"
 XSD = "http://www.w3.org/2001/XMLSchema#"
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+RDFS_LABEL = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#label")
+RDFS_COMMENT = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#comment")
 ONTOLOGY_GRAPH = GRAPH_BASE + "ontology"
 #: the opportunity fields whose changes between snapshots become history, by the name the
 #: field change gives them (Salesforce's field names, as its field history has them)
@@ -235,9 +237,12 @@ def stage_intervals(store, system):
     graphs = [ox.NamedNode(max(latest)[1]), ox.NamedNode(history_graph(system))]
     wanted = {OKG + "changeOf": 0, OKG + "stage": 1, OKG + "changedAt": 2}
     changes, orders, closed, deals = {}, {}, set(), set()
+    won, probabilities, defined = set(), {}, set()
     for graph in graphs:
-        patterns = [(ox.NamedNode(p), None) for p in list(wanted) + [OKG + "sortOrder", OKG + "isClosed"]]
-        for q in _quads(store, graph, patterns + [(RDF_TYPE, ox.NamedNode(OKG + "Opportunity"))]):
+        patterns = [(ox.NamedNode(p), None) for p in list(wanted) + [OKG + "sortOrder", OKG + "isClosed",
+                                                                     OKG + "isWon", OKG + "probability"]]
+        for q in _quads(store, graph, patterns + [(RDF_TYPE, ox.NamedNode(OKG + "Opportunity")),
+                                                  (RDF_TYPE, ox.NamedNode(OKG + "SalesStage"))]):
             p = q.predicate.value
             if p in wanted:
                 changes.setdefault(q.subject, [None, None, None])[wanted[p]] = q.object
@@ -246,6 +251,13 @@ def stage_intervals(store, system):
             elif p == OKG + "isClosed":
                 if q.object.value == "true":
                     closed.add(q.subject)
+            elif p == OKG + "isWon":
+                if q.object.value == "true":
+                    won.add(q.subject)
+            elif p == OKG + "probability":
+                probabilities[q.subject] = q.object.value
+            elif q.object.value == OKG + "SalesStage":
+                defined.add(q.subject)
             else:
                 deals.add(q.subject)
     by_deal = {}
@@ -254,6 +266,8 @@ def stage_intervals(store, system):
             by_deal.setdefault(deal, set()).add((at.value, stage))
     base = intervals_graph(system)
     xsd_datetime, xsd_integer = ox.NamedNode(XSD + "dateTime"), ox.NamedNode(XSD + "integer")
+    yield from infer_stages(deals, changes, by_deal, orders, closed, won, probabilities, defined)
+    del probabilities, won
     yield from _stage_summary(deals, changes, by_deal, orders, closed)
     del deals
     stays = {}  # (closed deal, open stage) -> days of its finished stays there
@@ -278,6 +292,78 @@ def stage_intervals(store, system):
                 if deal in closed and stage not in closed:  # as win-patterns counted it: any stage not closed
                     stays[(deal, stage)] = stays.get((deal, stage), 0) + days
     yield from _slow_deals(stays)
+
+
+#: stage names that say a stage is closed, and won, where no deal at the stage says so
+CLOSED_NAME = re.compile(r"closed|won|lost|dead|cancel", re.I)
+WON_NAME = re.compile(r"won|signed", re.I)
+
+
+def infer_stages(deals, changes, by_deal, orders, closed, won, probabilities, defined):
+    """The sales stages an export uses but does not define (it has no stage table): for each, its
+    label (the stage's name in the IRI), open or closed and won (as most deals at it now are; by its
+    name where none is), its default probability (the median of its deals' probabilities) and a
+    sort order (by where it comes in the deals' histories, open stages before closed ones, then by
+    probability). Each stage says it was inferred. ``orders`` and ``closed`` gain the inferred
+    stages, so the intervals and the deals' furthest stages use them."""
+    used = {c[1] for c in changes.values() if c[1] is not None}
+    unknown = sorted(used - defined, key=lambda n: n.value)
+    if not unknown:
+        return
+    at = {stage: [d for d in deals if changes.get(d, (None, None))[1] == stage] for stage in unknown}
+    position = {stage: [] for stage in unknown}  # the stage's places in each deal's path, 0 to 1
+    for history in by_deal.values():
+        path = []
+        for _, stage in sorted(history, key=lambda item: (item[0], item[1].value)):
+            if stage not in path:
+                path.append(stage)
+        for n, stage in enumerate(path):
+            if stage in position and len(path) > 1:
+                position[stage].append(n / (len(path) - 1))
+    facts, chance = {}, {}
+    for stage in unknown:
+        name = unquote(stage.value.rsplit("/", 1)[-1])
+        deals_here = at[stage]
+        if deals_here:
+            is_closed = sum(d in closed for d in deals_here) * 2 > len(deals_here)
+            is_won = is_closed and sum(d in won for d in deals_here) * 2 > len(deals_here)
+        else:
+            is_closed = bool(CLOSED_NAME.search(name))
+            is_won = is_closed and bool(WON_NAME.search(name)) and not re.search(r"lost", name, re.I)
+        values = sorted(float(probabilities[d]) for d in deals_here
+                        if re.fullmatch(r"\d+(\.\d+)?", probabilities.get(d, "")))
+        chance[stage] = values[len(values) // 2] if values else (100.0 if is_won else 0.0 if is_closed else None)
+        facts[stage] = (name, is_closed, is_won)
+    start = max(orders.values(), default=0)
+    def hint(stage):
+        words = facts[stage][0].casefold()
+        return next((n for n, word in enumerate(STAGE_WORDS) if word in words), len(STAGE_WORDS))
+
+    ranked = sorted(unknown, key=lambda s: (facts[s][1], sum(position[s]) / len(position[s]) if position[s] else 0.5,
+                                            hint(s), chance[s] if chance[s] is not None else 0, s.value))
+    boolean, decimal, integer = (ox.NamedNode(XSD + k) for k in ("boolean", "decimal", "integer"))
+    for n, stage in enumerate(ranked, start=1):
+        name, is_closed, is_won = facts[stage]
+        orders[stage] = start + n
+        if is_closed:
+            closed.add(stage)
+        yield from [(stage, RDF_TYPE, ox.NamedNode(OKG + "SalesStage")),
+                    (stage, RDFS_LABEL, ox.Literal(name)),
+                    (stage, ox.NamedNode(OKG + "isClosed"), ox.Literal(str(is_closed).lower(), datatype=boolean)),
+                    (stage, ox.NamedNode(OKG + "isWon"), ox.Literal(str(is_won).lower(), datatype=boolean)),
+                    (stage, ox.NamedNode(OKG + "sortOrder"), ox.Literal(str(start + n), datatype=integer)),
+                    (stage, RDFS_COMMENT, ox.Literal(INFERRED_STAGE))]
+        if chance[stage] is not None:
+            yield stage, ox.NamedNode(OKG + "defaultProbability"), ox.Literal(f"{chance[stage]:g}", datatype=decimal)
+
+
+#: words of common stage names in the order deals usually pass them (Salesforce's default sales process,
+#: HubSpot's and Dynamics' default pipelines): the order of inferred stages where the history does not tell
+STAGE_WORDS = ("lead", "prospect", "qualif", "discover", "needs analysis", "develop", "value proposition",
+               "decision maker", "perception", "demo", "propos", "quote", "negotiat", "review", "contract",
+               "commit", "close")
+INFERRED_STAGE = ("inferred from the opportunities and their history: the export defines no sales stages "
+                  "(no stage table)")
 
 
 def _slow_deals(stays):

@@ -8,7 +8,9 @@ per problem:
   nothing undefined);
 - the data shapes against SHACL-SHACL (the shapes graph for SHACL itself);
 - every Turtle file of the ontology, shapes and mappings in canonical form
-  (:mod:`opportunity_kg.turtle_format`).
+  (:mod:`opportunity_kg.turtle_format`);
+- every canned query: its ``#+`` header lines, and its SPARQL with the parameters bound
+  (an example value of each type), parsed by Oxigraph.
 """
 
 import rdflib
@@ -36,10 +38,41 @@ def shapes_violations(shapes=None):
     return read_report(report)
 
 
+#: a value of each parameter type, bound when a canned query is parsed
+EXAMPLE_VALUES = {"string": "x", "integer": "1", "number": "1.5", "boolean": "true", "date": "2026-01-01",
+                  "iri": "https://example.org/x", "period": "2026-Q1"}
+
+
+def query_violations(folder=None):
+    """Every canned query that cannot be read or does not parse, with its file and what is wrong."""
+    import pyoxigraph as ox
+
+    from .paths import QUERIES_DIR
+    from .queries import load_all_queries
+
+    queries, broken = load_all_queries(folder or QUERIES_DIR)
+    problems = [Violation(focus=str(exc.file), path=None, value=None, shape=None, message=exc.message
+                          + (f" (line {exc.line})" if exc.line else "")) for exc in broken.values()]
+    empty = ox.Store()
+    for query in queries.values():
+        args = {p.name: p.choices[0] if p.type == "enum" and p.choices else EXAMPLE_VALUES.get(p.type, "x")
+                for p in query.params}
+        try:
+            empty.query(query.bind(args))
+        except (SyntaxError, ValueError, OSError) as exc:
+            problems.append(Violation(focus=str(query.path), path=None, value=None, shape=None,
+                                      message=f"the query does not parse: {exc}"))
+        except Exception as exc:  # a QueryError from binding
+            problems.append(Violation(focus=str(query.path), path=None, value=None, shape=None,
+                                      message=str(exc)))
+    return problems
+
+
 def lint(paths=None):
     """Every problem with the model files: style, SHACL-SHACL and canonical form."""
     problems = style_violations()
     problems += shapes_violations()
+    problems += query_violations()
     for path in format_files(paths, check=True):
         problems.append(Violation(focus=str(path), path=None, value=None, shape=None,
                                   message="not in canonical Turtle form; run okg fmt"))

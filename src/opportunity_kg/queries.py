@@ -16,6 +16,7 @@ query's ``WHERE`` group and of each subquery's (a subquery does not see the
 outer bindings): the user's text never becomes query text.
 """
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -246,7 +247,7 @@ def parse_query_file(path):
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     meta, params = {}, []
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.startswith("#+"):
             continue
         key, _, value = line[2:].strip().partition(":")
@@ -255,13 +256,13 @@ def parse_query_file(path):
             match = _PARAM.match(value)
             if not match:
                 raise QueryError(f"bad parameter line {line!r}; write '#+ param: NAME (TYPE) DESCRIPTION'",
-                                 file=path)
+                                 file=path, line=number)
             name, spec, description = match.groups()
             parts = [s.strip() for s in spec.split(",")]
             kind, _, choices = parts[0].partition("=")
             if kind not in TYPES:
                 raise QueryError(f"parameter {name!r} has unknown type {kind!r}; use one of {', '.join(TYPES)}",
-                                 file=path)
+                                 file=path, line=number)
             param = Param(name, kind, description, choices=choices.split("|") if choices else [])
             for part in parts[1:]:
                 if part == "required":
@@ -277,14 +278,38 @@ def parse_query_file(path):
 
 
 def load_queries(folder=QUERIES_DIR):
-    """Every canned query in ``folder``, by name (the file name without .rq)."""
-    return {q.name: q for q in (parse_query_file(p) for p in sorted(Path(folder).glob("*.rq")))}
+    """Every canned query in ``folder`` that can be read, by name (the file name without .rq); one
+    broken file leaves the others working (:func:`broken_queries` tells what is wrong with it)."""
+    return load_all_queries(folder)[0]
+
+
+def broken_queries(folder=QUERIES_DIR):
+    """The canned query files that cannot be read: name -> the error, naming the file and line."""
+    return load_all_queries(folder)[1]
+
+
+def load_all_queries(folder=QUERIES_DIR):
+    queries, broken = {}, {}
+    for path in sorted(Path(folder).glob("*.rq")):
+        try:
+            queries[path.stem] = parse_query_file(path)
+        except QueryError as exc:
+            if exc.file is None:
+                exc.file = path
+            broken[path.stem] = exc
+    return queries, broken
 
 
 def get_query(name, folder=QUERIES_DIR):
-    queries = load_queries(folder)
+    """The canned query ``name``; an unknown name is answered with the names, the closest first."""
+    queries, broken = load_all_queries(folder)
+    if name in broken:
+        raise broken[name]
     if name not in queries:
-        raise NotFound(f"no canned query named {name!r}; the queries are: {', '.join(sorted(queries))}",
+        close = difflib.get_close_matches(name, list(queries), n=3, cutoff=0.6)
+        rest = [q for q in sorted(queries) if q not in close]
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise NotFound(f"no canned query named {name!r}; {hint}the queries are: {', '.join(close + rest)}",
                        field="name", value=name)
     return queries[name]
 

@@ -66,20 +66,25 @@ def recover(path):
         marker.unlink()
 
 
-def open_store(path, *, create=True):
+def open_store(path, *, create=True, read_only=False):
     """Open (or create) the on-disk store at ``path`` (after :func:`recover`), or the SPARQL server
-    a URL names (:mod:`opportunity_kg.remote`)."""
+    a URL names (:mod:`opportunity_kg.remote`). ``read_only`` opens an existing store without a
+    lock and without writing anything beside it, so any number of readers (``okg query``,
+    ``okg forecast``, a server) run side by side, and beside an ingest."""
     if is_remote(path):
         return RemoteStore(path)
     path = Path(path)
+    if read_only:
+        _check_is_store(path)
+        try:
+            return ox.Store.read_only(str(path))
+        except OSError as exc:
+            raise OkgError(f"cannot open the store at {path}: {exc}") from None
     with _write_lock(path, wait=False) as free:
         if free:
             recover(path)
-    if not create and not path.exists():
-        raise OkgError(f"no store at {path}: run `okg ingest EXPORT --store {path}` first")
-    if not create and not (path / "CURRENT").exists():  # every Oxigraph (RocksDB) store has one
-        raise OkgError(f"{path} is not a store (it holds no Oxigraph database); if it is an export, "
-                       f"load it first: okg ingest {path} --store STORE")
+    if not create:
+        _check_is_store(path)
     try:
         return ox.Store(str(path))
     except OSError as exc:
@@ -88,6 +93,14 @@ def open_store(path, *, create=True):
             raise OkgError(f"the store at {path} is in use by another process (an ingest or a server); "
                            "stop it or wait for it to finish") from None
         raise OkgError(f"cannot open the store at {path}: {text}") from None
+
+
+def _check_is_store(path):
+    if not path.exists():
+        raise OkgError(f"no store at {path}: run `okg ingest EXPORT --store {path}` first")
+    if not (path / "CURRENT").exists():  # every Oxigraph (RocksDB) store has one
+        raise OkgError(f"{path} is not a store (it holds no Oxigraph database); if it is an export, "
+                       f"load it first: okg ingest {path} --store STORE")
 
 
 class ReadOnlyStore:
