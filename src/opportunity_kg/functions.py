@@ -362,6 +362,13 @@ def default(value=None, default=None):
     return default if default is not None and default.strip() else None
 
 
+@register(OKGFN + "when", {OKGFN + "value": "value", OKGFN + "if": "condition"}, [OUT])
+def when(value=None, condition=None):
+    """The value, only where ``if`` is not empty: a record made from another table's rows (an
+    account from its deals' customer names) only where the name is there."""
+    return value if condition is not None and condition.strip() else None
+
+
 #: lookup tables read so far: path -> (scoped rows, unscoped rows)
 _TABLES = {}
 

@@ -47,7 +47,7 @@ from .paths import MAPPINGS_DIR
 from .progress import Progress
 from .functions import _parse_datetime
 from .history import GRAPH_BASE, changes_since, history_graph, intervals_graph, stage_intervals, tracked_values
-from .rml import load_mapping
+from .rml import load_mapping, natural_key
 from .sources import CsvSource
 from .remote import RemoteStore, is_remote
 from .store import ONTOLOGY_GRAPH, Loader, Staging, delete_quads, graph_changes, staged, write_changes
@@ -290,6 +290,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
     skipped = []
     renames = {}  # file -> {column the mapping reads: header in the file} where an alias was used
     absent = {}  # file -> the columns its mappings read that it lacks (one note per file, however many maps)
+    named_by = {}  # file -> {column it lacks: the columns whose values name the records instead}
     rows_read = defaultdict(int)  # file -> its rows (a file two triples maps read counts once)
     total_read = 0
     planned = []  # (mapping, triples map reading one export file)
@@ -351,8 +352,13 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                 report_warnings.append(f"{name}: the file is empty (not even a header); nothing read")
                 continue
             missing = mapping.missing_columns(tm, source_file, lenient=True)
+            keyed = set(missing) & tm.source.keys.keys()  # made from other columns: named by them
+            for column in sorted(keyed):
+                by = ", ".join(source_file.renamed.get(c, c) for c in tm.source.keys[column])
+                own = column == (tm.source.id_column or _id_column(tm))
+                named_by.setdefault(name, {}).setdefault(column, (by, own))
             if missing:
-                absent.setdefault(name, set()).update(missing)
+                absent.setdefault(name, set()).update(set(missing) - keyed)
             rows.add_map(mapping, tm, missing)
             renames[name] = rows.headers[name] = dict(source_file.renamed)
             id_column = rows.id_columns[id(tm)]
@@ -377,6 +383,8 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                         loader.drop(check)
                         check = None
                 record_id = (mapped.values or {}).get(id_column, "") or ""
+                if not record_id and id_column in keyed and mapped.values is not None:
+                    record_id = natural_key(mapped.values, tm.source.keys[id_column]) or ""
                 if mapped.error:
                     rejects.append((name, mapped.line, record_id, mapped.field or "", mapped.value or "",
                                     mapped.error, mapped.values))
@@ -417,7 +425,9 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                                 "mappings read is empty", values))
         del silent, gave
         notes += [f"{name}: no column {', '.join(sorted(columns))}; read as empty"
-                  for name, columns in absent.items()]
+                  for name, columns in absent.items() if columns]
+        notes += [f"{name}: no {column} column: {'each record is' if own else 'the records it refers to are'} "
+                  f"named by {by}" for name, columns in named_by.items() for column, (by, own) in columns.items()]
         reference = []
         for path in sorted((system_dir / "reference").glob("*.ttl")):
             name = f"reference/{path.name}"

@@ -27,6 +27,7 @@ from pathlib import Path
 import pyoxigraph as ox
 import rdflib
 from rdflib import RDF, URIRef
+from rdflib.collection import Collection
 from rdflib import Literal as RLiteral
 from rdflib.term import BNode as RBNode
 
@@ -391,6 +392,9 @@ class LogicalSource:
     id_column: str | None = None
     unique_subjects: bool = True
 
+    #: columns made from others where the file lacks them (``okgm:keyColumn``): column -> the columns
+    #: whose values name the record or the record referred to (an export with no Id columns)
+    keys: dict = field(default_factory=dict)
     #: every column the triples maps over this source read (set when the mapping is compiled)
     columns: frozenset = frozenset()
 
@@ -398,7 +402,7 @@ class LogicalSource:
     def header_names(self):
         """Each column with the other headers it may go by: its aliases, and itself in any case
         (Data Loader writes ``ID``, ``STAGENAME``; a report may write ``Stage name``)."""
-        names = {column: (column,) for column in self.columns | self.required}
+        names = {column: (column,) for column in self.columns | self.required | {c for cs in self.keys.values() for c in cs}}
         for column, others in self.aliases.items():
             names[column] = (column,) + tuple(others)
         return names
@@ -472,6 +476,13 @@ class MappedRow:
     dropped: list = dataclasses.field(default_factory=list)
 
 
+def natural_key(values, columns):
+    """A record's key made of its natural key columns' values (trimmed, spaces collapsed), joined by
+    " | ": the same name gives the same key, so a reference by name meets the record of that name."""
+    parts = [" ".join(values[c].split()) for c in columns if values.get(c) and values[c].strip()]
+    return " | ".join(parts) or None
+
+
 class Mapping:
     """A compiled RML mapping document."""
 
@@ -528,6 +539,8 @@ class Mapping:
                     values[name] = None
         if missing:
             values = dict(values, **dict.fromkeys(missing))
+            for column in tm.source.keys.keys() & set(missing):
+                values[column] = natural_key(values, tm.source.keys[column])
         dropped = []
         try:
             quads, subject = self.map_values(tm, values, dropped)
@@ -751,9 +764,14 @@ class _Compiler:
         as_of = tuple(sorted(str(c) for c in self.g.objects(node, OKGM.asOfColumn)))
         id_column = self.one(node, OKGM.idColumn)
         unique = self.one(node, OKGM.uniqueSubjects)
+        keys = {}
+        for key in self.g.objects(node, OKGM.keyColumn):
+            column = str(self.one(key, OKGM.column, True, "key column"))
+            columns = self.one(key, OKGM["from"], True, "key column")  # an RDF list: the order counts
+            keys[column] = tuple(str(c) for c in Collection(self.g, columns))
         return LogicalSource(path, frozenset(nulls), node, required, {k: tuple(v) for k, v in aliases.items()},
                              patterns, as_of, str(id_column) if id_column is not None else None,
-                             unique is None or unique.toPython() is not False)
+                             unique is None or unique.toPython() is not False, keys)
 
     def graph_maps(self, node):
         maps = [self.term_map(gm, "graph") for gm in self.g.objects(node, RML.graphMap)]
