@@ -310,7 +310,11 @@ def infer_stages(deals, changes, by_deal, orders, closed, won, probabilities, de
     unknown = sorted(used - defined, key=lambda n: n.value)
     if not unknown:
         return
-    at = {stage: [d for d in deals if changes.get(d, (None, None))[1] == stage] for stage in unknown}
+    at = {stage: [] for stage in unknown}  # the deals at each stage now
+    for deal in deals:
+        stage = changes.get(deal, (None, None))[1]
+        if stage in at:
+            at[stage].append(deal)
     position = {stage: [] for stage in unknown}  # the stage's places in each deal's path, 0 to 1
     for history in by_deal.values():
         path = []

@@ -33,7 +33,7 @@ import fnmatch
 import hashlib
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -47,7 +47,7 @@ from .paths import MAPPINGS_DIR
 from .progress import Progress
 from .functions import _parse_datetime
 from .history import GRAPH_BASE, changes_since, history_graph, intervals_graph, stage_intervals, tracked_values
-from .rml import load_mapping, natural_key
+from .rml import RowError, load_mapping, natural_key
 from .sources import CsvSource
 from .remote import RemoteStore, is_remote
 from .store import ONTOLOGY_GRAPH, Loader, Staging, delete_quads, graph_changes, staged, write_changes
@@ -280,7 +280,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
     rejects = []
     row_warnings = []  # RowWarning s: values dropped, references not in the export, ...
     deleted = defaultdict(set)  # file -> lines of rows the export marks deleted (IsDeleted)
-    lines_read = defaultdict(set)  # file -> every line read
+    lines_read = defaultdict(set)  # file -> every line read (a file two triples maps read counts once)
     gave = defaultdict(set)  # file -> lines that gave at least one fact
     silent = {}  # (file, line) -> (record id, values) of rows some triples map made nothing of
     gone = {}  # subject -> (file, line, "quarantined" or "deleted") of records left out
@@ -288,10 +288,8 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
     seen = {}  # hash of (triples map, subject) -> file number << 32 | line of its first row (unique-subject maps)
     report_warnings = []
     skipped = []
-    renames = {}  # file -> {column the mapping reads: header in the file} where an alias was used
     absent = {}  # file -> the columns its mappings read that it lacks (one note per file, however many maps)
     named_by = {}  # file -> {column it lacks: the columns whose values name the records instead}
-    rows_read = defaultdict(int)  # file -> its rows (a file two triples maps read counts once)
     total_read = 0
     planned = []  # (mapping, triples map reading one export file)
     wanted = []  # what the system's files are called, for the error when none is there
@@ -348,7 +346,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
             counts.setdefault(name, FileCounts())
             source_file = tm.source.open()
             if not source_file.header:
-                rows_read.setdefault(name, 0)
+                lines_read.setdefault(name, set())
                 report_warnings.append(f"{name}: the file is empty (not even a header); nothing read")
                 continue
             missing = mapping.missing_columns(tm, source_file, lenient=True)
@@ -360,28 +358,26 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
             if missing:
                 absent.setdefault(name, set()).update(set(missing) - keyed)
             rows.add_map(mapping, tm, missing)
-            renames[name] = rows.headers[name] = dict(source_file.renamed)
+            rows.headers[name] = dict(source_file.renamed)
             id_column = rows.id_columns[id(tm)]
             named_by_id = id_column in tm.subject.references
             deleted_column = _deleted_column(source_file.header)
             file_number = list(counts).index(name)
-            read = 0
             for row in source_file.rows():
                 mapped = mapping._map_row(tm, source_file, row, missing)
-                read += 1
                 total_read += 1
                 lines_read[name].add(row.line)
-                if deleted_column and row.values and _is_true(row.values.get(deleted_column)):
-                    deleted[name].add(row.line)  # kept out of the current data, counted on its own
-                    if mapped.subject is not None:
-                        gone[mapped.subject] = (name, row.line, "deleted")
-                    continue
                 if not total_read % 2000:
                     progress.rows(name, row.number, total_read)
                     if check is not None and loader.count > in_memory:
                         progress.phase("validating on disk: the export is larger than ingest_memory_triples")
                         loader.drop(check)
                         check = None
+                if deleted_column and row.values and _is_true(row.values.get(deleted_column)):
+                    deleted[name].add(row.line)  # kept out of the current data, counted on its own
+                    if mapped.subject is not None:
+                        gone[mapped.subject] = (name, row.line, "deleted")
+                    continue
                 record_id = (mapped.values or {}).get(id_column, "") or ""
                 if not record_id and id_column in keyed and mapped.values is not None:
                     record_id = natural_key(mapped.values, tm.source.keys[id_column]) or ""
@@ -398,7 +394,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                                     f"the row has no {header}, so it names no record", mapped.values))
                     continue
                 for column, value, reason in mapped.dropped:
-                    header = ", ".join(source_file.renamed.get(c.strip(), c.strip()) for c in column.split(","))
+                    header = in_file_words(source_file.renamed, column)
                     row_warnings.append(RowWarning(name, mapped.line, record_id, header, value, "value dropped",
                                                    f"{reason}; the value is left out, the row loads"))
                 if mapped.subject is not None and mapped.quads:
@@ -416,7 +412,6 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                         continue
                     seen[key] = file_number << 32 | mapped.line
                 loader.add(rows.triples(mapped))
-            rows_read[name] = max(rows_read[name], read)
         del seen
         rejected_lines = {(r[0], r[1]) for r in rejects}
         for (name, line), (record_id, values) in sorted(silent.items()):
@@ -486,24 +481,21 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         quarantined = defaultdict(set)
         for name, line, *_ in rejects:
             quarantined[name].add(line)
-        for name, read in rows_read.items():
-            counts[name].rows_read = read
+        for name, read in lines_read.items():
+            counts[name].rows_read = len(read)
             counts[name].rows_quarantined = len(quarantined[name])
             counts[name].rows_deleted = len(deleted[name] - quarantined[name])
         progress.phase("counting the snapshot's triples")
         digest, loaded_lines = _tally(working, target, counts, rows, reference)
-        for name, read in rows_read.items():
+        for name, read in lines_read.items():
             counts[name].rows_loaded = len(loaded_lines.get(name, ()))
-            _check_accounts(name, counts[name], lines_read[name], loaded_lines.get(name, set()),
-                            quarantined[name], deleted[name])
+            _check_accounts(name, read, loaded_lines.get(name, set()), quarantined[name], deleted[name])
         row_warnings = _unique(row_warnings)
         report = IngestReport(source, as_of, graph_iri, str(store_path), str(quarantine), counts, skipped,
                               report_warnings + notes + [w.text() for w in row_warnings],
                               sum(c.triples for c in counts.values()))
         report.warnings_file = str(_warnings_path(quarantine))
-        report.warning_counts = dict(sorted(
-            {kind: sum(1 for w in row_warnings if w.kind == kind) for kind in {w.kind for w in row_warnings}}
-            .items()))
+        report.warning_counts = dict(sorted(Counter(w.kind for w in row_warnings).items()))
         if notes or report_warnings:
             report.warning_counts["note"] = len(notes) + len(report_warnings)
         mapped_files = set(counts) | set(skipped)
@@ -524,7 +516,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         del check, working, loaded, checked, lookup
         report.history_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "FieldChange")
         report.parent_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "ParentChange")
-        _write_quarantine(quarantine, rejects, renames)
+        _write_quarantine(quarantine, rejects, rows.headers)
         _write_warnings(_warnings_path(quarantine), row_warnings)
         if remote:
             collected = {(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, target)}
@@ -609,8 +601,7 @@ class _Rows:
 
     def lines_of(self, subject, store, graph):
         """The (file, line) s of the rows that gave ``subject`` (a term, or a focus node's text) triples."""
-        term = subject if not isinstance(subject, str) else (
-            ox.BlankNode(subject[2:]) if subject.startswith("_:") else ox.NamedNode(subject))
+        term = subject if not isinstance(subject, str) else _focus_term(subject)
         out = []
         for quad in store.quads_for_pattern(term, DERIVED, None, graph):
             file, _, line = quad.object.value.rpartition("#line=")
@@ -655,7 +646,7 @@ class _Rows:
                 if row.subject is None or not any(t[1] == predicate and t[2] == parent for t in row.triples):
                     continue
                 column = self.columns[id(row.tm)].get(predicate.value, "")
-                header = self.headers.get(row.file, {}).get(column, column)
+                header = in_file_words(self.headers.get(row.file, {}), column)
                 value = (row.values or {}).get(column, "") if column else ""
                 yield row, (f"its {header or _local(predicate)} {value or _local(parent)} was {how} "
                             f"({file} line {line})"), column
@@ -753,8 +744,7 @@ def _warnings(violations, rows, lookup, loaded):
         row = next((r for r in mapped.get(keys[0], []) if r.subject is not None
                     and r.subject.value == violation.focus), None) if keys else None
         column = rows.columns[id(row.tm)].get(violation.path, "") if row and violation.path else ""
-        header = ", ".join(rows.headers.get(row.file, {}).get(c.strip(), c.strip())
-                           for c in column.split(",")) if column else ""
+        header = in_file_words(rows.headers.get(row.file, {}), column) if row else ""
         message = violation.message
         if violation.path and header:  # the export's column, not the ontology's property
             message = message.replace(f"its {violation.path.rsplit('#', 1)[-1]} ", f"its {header} ")
@@ -773,11 +763,10 @@ def _warnings(violations, rows, lookup, loaded):
 def _drop_value(loaded, violation):
     """Take the value a warning names out of the loaded graphs, where the record holds it under the
     warning's property (a property shape's result); whether it did (a rule's result names no such value)."""
-    focus = ox.BlankNode(violation.focus[2:]) if violation.focus.startswith("_:") else ox.NamedNode(violation.focus)
     predicate = ox.NamedNode(violation.path)
     found = False
     for store, graph in loaded:
-        quads = [q for q in store.quads_for_pattern(focus, predicate, None, graph)
+        quads = [q for q in store.quads_for_pattern(_focus_term(violation.focus), predicate, None, graph)
                  if q.object.value == violation.value]
         found = found or bool(quads)
         delete_quads(store, quads)
@@ -914,6 +903,11 @@ class RowWarning:
         return f"warning: {where}:{column} {self.message}"
 
 
+def _focus_term(text):
+    """The term a validation result's focus node names (``_:b0`` for a blank node)."""
+    return ox.BlankNode(text[2:]) if text.startswith("_:") else ox.NamedNode(text)
+
+
 def _local(term):
     return term.value.rsplit("#", 1)[-1].rsplit("/", 1)[-1]
 
@@ -931,7 +925,7 @@ def _subject_of(mapping, tm, values):
     """The subject a row would have had (for a row that failed to map), or None."""
     try:
         return tm.subject.term(values, mapping.base_iri) if values is not None else None
-    except Exception:  # the subject itself could not be made
+    except RowError:  # the subject itself could not be made
         return None
 
 
@@ -940,13 +934,13 @@ def _unique(warnings):
     return sorted(set(warnings), key=lambda w: (w.file, w.line, w.column, w.message))
 
 
-def _check_accounts(name, counts, read, loaded, quarantined, deleted):
-    """Every row read is loaded, quarantined or deleted, and only one of them: else the ingest stops."""
+def _check_accounts(name, read, loaded, quarantined, deleted):
+    """Every line read is loaded, quarantined or deleted, and only one of them: else the ingest stops."""
     overlap = (loaded & quarantined) | (loaded & deleted)
     lost = read - loaded - quarantined - deleted
-    if overlap or lost or counts.rows_read != len(read):
+    if overlap or lost:
         lines = sorted(overlap or lost)[:5]
-        raise OkgError(f"{name}: the rows do not add up (read {counts.rows_read}, loaded {len(loaded)}, "
+        raise OkgError(f"{name}: the rows do not add up (read {len(read)}, loaded {len(loaded)}, "
                        f"quarantined {len(quarantined)}, deleted {len(deleted)}; lines {lines} are "
                        f"{'counted twice' if overlap else 'in none'}); nothing was stored. This is a bug: "
                        "please report it with the file")
@@ -968,6 +962,12 @@ def _write_warnings(path, warnings):
             writer.writerow([w.file, w.line or "", w.record_id, w.column, w.value, w.kind, w.message])
 
 
+def in_file_words(headers, column):
+    """A column the mapping reads (or several, "A, B") as the file names it: ``headers`` maps a
+    column to the file's own header where they differ (an alias, another case)."""
+    return ", ".join(headers.get(c.strip(), c.strip()) for c in column.split(",")) if column else ""
+
+
 def _write_quarantine(path, rejects, renames=None):
     """Write this run's rejected rows (or an empty file with the header when there are none).
 
@@ -987,7 +987,7 @@ def _write_quarantine(path, rejects, renames=None):
         for name, line, record_id, column, value, reason, values in merged.values():
             header = renames.get(name, {})
             if header:
-                column = ", ".join(header.get(c.strip(), c.strip()) for c in column.split(",")) if column else column
+                column = in_file_words(header, column)
                 values = {header.get(k, k): v for k, v in values.items()} if values is not None else None
             writer.writerow([name, line, record_id, column, value, reason,
                              json.dumps(values, ensure_ascii=False) if values is not None else ""])

@@ -16,6 +16,7 @@ per problem:
 import rdflib
 from pyshacl.entrypoints import meta_validate
 
+from .errors import OkgError
 from .paths import SHAPES_DIR
 from .turtle_format import format_files
 from .validate import Violation, load_graph_dir, load_ontology, load_shapes, read_report, validate_triples
@@ -62,7 +63,7 @@ def query_violations(folder=None):
         except (SyntaxError, ValueError, OSError) as exc:
             problems.append(Violation(focus=str(query.path), path=None, value=None, shape=None,
                                       message=f"the query does not parse: {exc}"))
-        except Exception as exc:  # a QueryError from binding
+        except OkgError as exc:  # a parameter that cannot be bound
             problems.append(Violation(focus=str(query.path), path=None, value=None, shape=None,
                                       message=str(exc)))
     return problems
