@@ -31,7 +31,7 @@ def test_bad_dates_raise(raw):
 
 
 @pytest.mark.parametrize("raw,expected", [
-    ("1", "true"), ("", "false"), (None, "false"), ("TRUE", "true"), ("no", "false"), ("Yes", "true")])
+    ("1", "true"), ("", "false"), (None, None), ("TRUE", "true"), ("no", "false"), ("Yes", "true")])
 def test_booleans(raw, expected):
     assert boolean(raw) == expected
 

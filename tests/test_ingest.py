@@ -101,7 +101,10 @@ def test_missing_required_column_names_file_and_column(sample_export, tmp_path):
     shutil.copytree(sample_export, export)
     with open(export / OPP, encoding="utf-8") as handle:
         text = handle.read()
-    (export / OPP).write_text(text.replace("Id,", "RecordKey,", 1), encoding="utf-8")
+    header, rest = text.split("\n", 1)
+    # neither the Id nor the Name that could name the deals instead
+    header = ",".join({"Id": "RecordKey", "Name": "Title"}.get(c, c) for c in header.split(","))
+    (export / OPP).write_text(header + "\n" + rest, encoding="utf-8")
     with pytest.raises(OkgError) as info:
         ingest(export, tmp_path / "store")
     message = str(info.value)

@@ -155,8 +155,12 @@ def trim(value=None):
 
 @register(OKGFN + "boolean", VALUE, [OUT], "boolean")
 def boolean(value=None):
-    """"1"/"" (Salesforce), true/false, yes/no, Y/N -> "true"/"false". Empty is false."""
-    text = (value or "").strip().lower()
+    """"1"/"" (Salesforce), true/false, yes/no, Y/N -> "true"/"false". Empty text is false; no value
+    (a column the export lacks, or a null) gives no value, so the fact can come from elsewhere (a
+    deal's stage says whether it is closed)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
     if text in _TRUE:
         return "true"
     if text in _FALSE:

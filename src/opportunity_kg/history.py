@@ -237,7 +237,7 @@ def stage_intervals(store, system):
     graphs = [ox.NamedNode(max(latest)[1]), ox.NamedNode(history_graph(system))]
     wanted = {OKG + "changeOf": 0, OKG + "stage": 1, OKG + "changedAt": 2}
     changes, orders, closed, deals = {}, {}, set(), set()
-    won, probabilities, defined = set(), {}, set()
+    won, probabilities, defined, flagged = set(), {}, set(), set()
     for graph in graphs:
         patterns = [(ox.NamedNode(p), None) for p in list(wanted) + [OKG + "sortOrder", OKG + "isClosed",
                                                                      OKG + "isWon", OKG + "probability"]]
@@ -249,6 +249,7 @@ def stage_intervals(store, system):
             elif p == OKG + "sortOrder" and re.fullmatch(r"-?\d+", q.object.value):
                 orders[q.subject] = int(q.object.value)
             elif p == OKG + "isClosed":
+                flagged.add(q.subject)
                 if q.object.value == "true":
                     closed.add(q.subject)
             elif p == OKG + "isWon":
@@ -266,7 +267,8 @@ def stage_intervals(store, system):
             by_deal.setdefault(deal, set()).add((at.value, stage))
     base = intervals_graph(system)
     xsd_datetime, xsd_integer = ox.NamedNode(XSD + "dateTime"), ox.NamedNode(XSD + "integer")
-    yield from infer_stages(deals, changes, by_deal, orders, closed, won, probabilities, defined)
+    yield from infer_stages(deals, changes, by_deal, orders, closed, won, probabilities, defined, flagged)
+    yield from _flags_from_stage(deals, changes, closed, won, defined | set(orders), flagged)
     del probabilities, won
     yield from _stage_summary(deals, changes, by_deal, orders, closed)
     del deals
@@ -299,7 +301,20 @@ CLOSED_NAME = re.compile(r"closed|won|lost|dead|cancel", re.I)
 WON_NAME = re.compile(r"won|signed", re.I)
 
 
-def infer_stages(deals, changes, by_deal, orders, closed, won, probabilities, defined):
+def _flags_from_stage(deals, changes, closed, won, known, flagged):
+    """``okg:isClosed`` and ``okg:isWon`` for each deal whose export does not say (a report without
+    the Closed and Won columns): as its stage is, where the stage is known."""
+    boolean = ox.NamedNode(XSD + "boolean")
+    for deal in deals - flagged:
+        stage = changes.get(deal, (None, None))[1]
+        if stage is None or stage not in known:
+            continue
+        is_closed = stage in closed
+        yield (deal, ox.NamedNode(OKG + "isClosed"), ox.Literal(str(is_closed).lower(), datatype=boolean))
+        yield (deal, ox.NamedNode(OKG + "isWon"), ox.Literal(str(is_closed and stage in won).lower(), datatype=boolean))
+
+
+def infer_stages(deals, changes, by_deal, orders, closed, won, probabilities, defined, flagged=None):
     """The sales stages an export uses but does not define (it has no stage table): for each, its
     label (the stage's name in the IRI), open or closed and won (as most deals at it now are; by its
     name where none is), its default probability (the median of its deals' probabilities) and a
@@ -328,9 +343,10 @@ def infer_stages(deals, changes, by_deal, orders, closed, won, probabilities, de
     for stage in unknown:
         name = unquote(stage.value.rsplit("/", 1)[-1])
         deals_here = at[stage]
-        if deals_here:
-            is_closed = sum(d in closed for d in deals_here) * 2 > len(deals_here)
-            is_won = is_closed and sum(d in won for d in deals_here) * 2 > len(deals_here)
+        told = [d for d in deals_here if flagged is None or d in flagged]  # deals whose export says open or closed
+        if told:
+            is_closed = sum(d in closed for d in told) * 2 > len(told)
+            is_won = is_closed and sum(d in won for d in told) * 2 > len(told)
         else:
             is_closed = bool(CLOSED_NAME.search(name))
             is_won = is_closed and bool(WON_NAME.search(name)) and not re.search(r"lost", name, re.I)
@@ -351,6 +367,8 @@ def infer_stages(deals, changes, by_deal, orders, closed, won, probabilities, de
         orders[stage] = start + n
         if is_closed:
             closed.add(stage)
+        if is_won:
+            won.add(stage)
         yield from [(stage, RDF_TYPE, ox.NamedNode(OKG + "SalesStage")),
                     (stage, RDFS_LABEL, ox.Literal(name)),
                     (stage, ox.NamedNode(OKG + "isClosed"), ox.Literal(str(is_closed).lower(), datatype=boolean)),

@@ -167,12 +167,15 @@ def files_for(tm, files):
     has its required columns (under their names or aliases)."""
     by_name = {p.name.casefold(): p for p in files}
     if tm.source.path.name.casefold() in by_name:  # Data Loader users name files as they like: opportunity.csv
-        return [by_name[tm.source.path.name.casefold()]]
+        path = by_name[tm.source.path.name.casefold()]
+        if not tm.source.unique_subjects and tm.source.lacks(_header(path, tm.source.header_names)):
+            return []  # a map that only adds to records others make, for files with columns this one lacks
+        return [path]
     found = []
     for path in files:
         name = path.name.lower()
         if any(fnmatch.fnmatch(name, pattern.lower()) for pattern in tm.source.patterns):
-            if tm.source.required <= _header(path, tm.source.header_names):
+            if not tm.source.lacks(_header(path, tm.source.header_names)):
                 found.append(path)
     return found
 
@@ -194,7 +197,7 @@ def detect_source(export, mappings_dir=MAPPINGS_DIR):
                 continue
             for tm in mapping.triples_maps:
                 for path in files_for(tm, files):
-                    if tm.source.required <= _header(path, tm.source.header_names):
+                    if not tm.source.lacks(_header(path, tm.source.header_names)):
                         matched.add(path)
         if matched:
             scores[system_dir.name] = len(matched)
@@ -289,6 +292,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
     report_warnings = []
     skipped = []
     absent = {}  # file -> the columns its mappings read that it lacks (one note per file, however many maps)
+    footers = {}  # file -> the lines of its report footer
     named_by = {}  # file -> {column it lacks: the columns whose values name the records instead}
     total_read = 0
     planned = []  # (mapping, triples map reading one export file)
@@ -412,7 +416,12 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                         continue
                     seen[key] = file_number << 32 | mapped.line
                 loader.add(rows.triples(mapped))
+            if source_file.footer:
+                footers[name] = source_file.footer
         del seen
+        for name, lines in footers.items():
+            notes.append(f"{name}: lines {lines[0][0]}-{lines[-1][0]} after the last record are a report's footer "
+                         "(one field each, after a blank line), not records; they are not read")
         rejected_lines = {(r[0], r[1]) for r in rejects}
         for (name, line), (record_id, values) in sorted(silent.items()):
             if line not in gave[name] and line not in deleted[name] and (name, line) not in rejected_lines:
@@ -663,7 +672,7 @@ def _as_of_in(planned):
     found = None
     for path, source in sources.items():
         wanted = {c.casefold() for c in (source.as_of or AS_OF_COLUMNS)}
-        source_file = CsvSource(path)
+        source_file = source.open()  # under the mapping's column names: HubSpot's "Last Modified Date"
         columns = [c for c in source_file.header if c.casefold() in wanted]
         if columns:
             for row in source_file.rows():
@@ -671,18 +680,38 @@ def _as_of_in(planned):
     if found:
         return found, None
     today = date.today().isoformat()
-    newest = None
+    names = ", ".join(sorted({c for source in sources.values() for c in (source.as_of or AS_OF_COLUMNS)}))
+    newest, created, generated = None, None, None
     for path in sources:
-        for row in CsvSource(path).rows():
+        source_file = CsvSource(path)
+        made = [c for c in source_file.header if "creat" in c.casefold()]
+        for row in source_file.rows():
             stamps = [c for c, v in (row.values or {}).items() if v and v[:1].isdigit() and ":" in v]
             day = _as_of_from(row.values, None, stamps)
             if day and day <= today and (newest is None or day > newest):
                 newest = day
-    names = ", ".join(sorted({c for source in sources.values() for c in (source.as_of or AS_OF_COLUMNS)}))
+            day = _as_of_from(row.values, None, made)
+            if day and day <= today and (created is None or day > created):
+                created = day
+        for line, text in source_file.footer:
+            match = GENERATED.search(text)
+            if match:
+                generated = _as_of_from({"at": match.group(1)}, generated, ["at"])
+    if generated:
+        return generated, (f"as of {generated}, the date the report was generated (its footer): no file has "
+                           f"a valid date in {names}; give --as-of to set it")
     if newest:
         return newest, (f"as of {newest}, the newest date and time in the export: no file has a valid "
                         f"date in {names}; give --as-of to set it")
+    if created:
+        return created, (f"as of {created}, the newest creation date in the export: no file has a valid "
+                         f"date in {names}, nor any date and time; give --as-of to set it")
     return today, f"as of today ({today}): the export has no dates and times; give --as-of to set it"
+
+
+#: a report footer's "Generated By: <name> <date time>" (Salesforce), whose date is the export's
+GENERATED = re.compile(r"generated by:?.*?\b(\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}(?:,? \d{1,2}:\d{2}(?::\d{2})?(?: ?[AP]M)?)?)",
+                       re.I)
 
 
 @contextlib.contextmanager

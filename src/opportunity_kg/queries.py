@@ -54,7 +54,7 @@ class Param:
 
     def bindings(self, raw):
         """(variable name, RDF term) pairs for one raw value; QueryError when it does not fit the type."""
-        text = raw.strip()
+        text = str(raw).strip()  # the Python API may pass 2 or date(2026, 1, 1)
 
         def bad(expected):
             return QueryError(f"parameter {self.name!r}: {raw!r} is not {expected}", field=self.name, value=raw)

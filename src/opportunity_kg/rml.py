@@ -410,6 +410,14 @@ class LogicalSource:
     def open(self):
         return CsvSource(self.path, aliases=self.header_names)
 
+    def lacks(self, header):
+        """The required columns a file with ``header`` cannot give: neither the column itself nor,
+        for a key column, the first of the natural keys that make it (a report naming its deals
+        by "Opportunity Name" and no "Opportunity ID")."""
+        header = set(header)
+        return sorted(c for c in self.required
+                      if c not in header and not (c in self.keys and self.keys[c][0] in header))
+
 
 @dataclass
 class TriplesMap:
@@ -513,8 +521,9 @@ class Mapping:
                 if isinstance(obj, RefObjectMap):
                     referenced |= {child for child, _ in obj.joins}
         missing = sorted(name for name in referenced if name not in source.header)
+        lacking = set(tm.source.lacks(source.header)) if lenient else set(missing)
         for name in missing:
-            if not lenient or name in tm.source.required:
+            if name in lacking:
                 raise DataError(f"required column {name!r} is missing (mapping {tm.name} reads it)",
                                 file=source.path, line=1, field=name)
         return missing
