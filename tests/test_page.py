@@ -74,3 +74,19 @@ def test_canned_query_page_draws_a_chart(page, server):
     period.fill("not a period")
     page.get_by_role("button", name="Run").click()
     page.locator("#error").filter(has_text="period").wait_for(timeout=10000)
+
+
+def test_a_canned_page_says_what_the_data_cannot_answer_and_why_it_is_empty(page, server):
+    """The sample's Salesforce export has no GLEIF file: the page says so before and after a run."""
+    page.goto(server + "/queries/parents-on-date")
+    line = page.locator("#support")
+    line.filter(has_text="no legal entities").wait_for(timeout=10000)
+    assert line.get_attribute("data-level") == "none"
+    page.locator("input[name=on]").fill("2026-01-01")
+    page.get_by_role("button", name="Run").click()
+    caption = page.locator("#results caption")
+    caption.filter(has_text="No results").wait_for(timeout=10000)
+    assert "no legal entities" in caption.inner_text()
+    page.goto(server + "/queries/weighted-pipeline")
+    page.locator("input[name=period]").wait_for()
+    assert page.locator("#support").inner_text() == ""  # fully supported: nothing to say

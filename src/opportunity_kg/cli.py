@@ -76,6 +76,10 @@ def cmd_ingest(args):
     if report.previous_snapshot:
         print(f"{report.history_changes} changes of stage, amount or close date and {report.parent_changes} "
               f"of account parents since the snapshot <{report.previous_snapshot}> recorded as history")
+    from .support import summary_lines
+
+    for line in summary_lines(report.support):
+        print(line)
     state = "loaded into" if report.changed else "already in (nothing changed)"
     print(f"snapshot {report.source} as of {report.as_of} {state} graph <{report.graph}> of store {report.store}")
     if args.report:

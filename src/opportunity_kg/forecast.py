@@ -41,6 +41,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from urllib.parse import unquote
 
 from .errors import OkgError
 from .queries import period_range
@@ -99,10 +100,10 @@ class Deal:
     id: str
     name: str
     created: date | None
-    owner: str = "(none)"
-    team: str = "(none)"
-    territory: str = "(none)"
-    account: str = "(none)"
+    owner: str = "(no owner)"
+    team: str = "(no team)"
+    territory: str = "(no territory)"
+    account: str = "(no account)"
     top: str | None = None
     products: list = field(default_factory=list)  # (product, amount)
     roles: list = field(default_factory=list)  # (day added, contact, kind or None)
@@ -155,6 +156,19 @@ def _rows(store, timeout, query):
     return select_records(store, PREFIXES + query, timeout)
 
 
+def _tail(iri):
+    """The last part of an IRI, decoded: what a record is called where nothing else names it."""
+    return unquote(iri.rsplit("/", 1)[-1].rsplit("#", 1)[-1]) if iri else iri
+
+
+def shown(row, dimension):
+    """A dimension as every answer shows it: its name, else its Id in the source, else the end of its
+    IRI, else "(no owner)" and the like (the canned queries' fallback)."""
+    iri = row.get("account" if dimension == "account" else dimension + "Iri")
+    name = row.get("accountName" if dimension == "account" else dimension)
+    return name or row.get(dimension + "Id") or _tail(iri) or f"(no {dimension})"
+
+
 def load_book(store, timeout=600):
     """Read the opportunities, stages, roles and stage history the forecasts need from ``store``
     (each of its queries under ``timeout`` seconds)."""
@@ -164,23 +178,26 @@ def load_book(store, timeout=600):
         OPTIONAL { ?stage rdfs:label ?label } OPTIONAL { ?stage okg:sortOrder ?order }
         OPTIONAL { ?stage okg:isClosed ?closed } OPTIONAL { ?stage okg:isWon ?won }
         OPTIONAL { ?stage okg:defaultProbability ?probability } OPTIONAL { ?stage okg:forecastCategory ?category } }"""):
-        stages[r["stage"]] = Stage(r["stage"], r["label"] or r["stage"], float(r["order"] or 0),
+        stages[r["stage"]] = Stage(r["stage"], r["label"] or _tail(r["stage"]), float(r["order"] or 0),
                                    r["closed"] == "true", r["won"] == "true",
                                    float(r["probability"]) if r["probability"] else None, r["category"])
     tops = {r["account"]: r["top"] for r in _rows(store, timeout, """SELECT ?account ?top WHERE {
         ?account a okg:Account ; okg:parentAccount* ?top . FILTER NOT EXISTS { ?top okg:parentAccount ?above } }""")}
     deals = {}
-    for r in _rows(store, timeout, """SELECT ?deal ?id ?name ?created ?owner ?team ?territory ?account ?accountName WHERE {
+    for r in _rows(store, timeout, """SELECT ?deal ?id ?name ?created ?ownerIri ?owner ?ownerId ?teamIri ?team ?teamId
+                                             ?territoryIri ?territory ?territoryId ?account ?accountName ?accountId WHERE {
         ?deal a okg:Opportunity .
         OPTIONAL { ?deal okg:sourceId ?id } OPTIONAL { ?deal rdfs:label ?name } OPTIONAL { ?deal okg:createdAt ?created }
-        OPTIONAL { ?deal okg:owner ?ownerIri . OPTIONAL { ?ownerIri rdfs:label ?owner }
-                   OPTIONAL { ?ownerIri okg:team/rdfs:label ?team } }
-        OPTIONAL { ?deal okg:territory/rdfs:label ?territory }
-        OPTIONAL { ?deal okg:account ?account . OPTIONAL { ?account rdfs:label ?accountName } } }"""):
-        deals[r["deal"]] = Deal(r["deal"], r["id"] or r["deal"], r["name"] or r["id"] or r["deal"],
-                                _day(r["created"]), r["owner"] or "(none)", r["team"] or "(none)",
-                                r["territory"] or "(none)", r["accountName"] or r["account"] or "(none)",
-                                tops.get(r["account"], r["account"]))
+        OPTIONAL { ?deal okg:owner ?ownerIri . OPTIONAL { ?ownerIri rdfs:label ?owner } OPTIONAL { ?ownerIri okg:sourceId ?ownerId }
+                   OPTIONAL { ?ownerIri okg:team ?teamIri OPTIONAL { ?teamIri rdfs:label ?team }
+                              OPTIONAL { ?teamIri okg:sourceId ?teamId } } }
+        OPTIONAL { ?deal okg:territory ?territoryIri OPTIONAL { ?territoryIri rdfs:label ?territory }
+                   OPTIONAL { ?territoryIri okg:sourceId ?territoryId } }
+        OPTIONAL { ?deal okg:account ?account . OPTIONAL { ?account rdfs:label ?accountName }
+                   OPTIONAL { ?account okg:sourceId ?accountId } } }"""):
+        deals[r["deal"]] = Deal(r["deal"], r["id"] or _tail(r["deal"]), r["name"] or r["id"] or _tail(r["deal"]),
+                                _day(r["created"]), shown(r, "owner"), shown(r, "team"), shown(r, "territory"),
+                                shown(r, "account"), tops.get(r["account"], r["account"]))
     count = 0
     for r in _rows(store, timeout, """SELECT ?deal ?at ?stage ?amount ?close ?probability ?category WHERE {
         ?change okg:changeOf ?deal ; okg:changedAt ?at ; okg:stage ?stage .
@@ -224,7 +241,7 @@ def load_book(store, timeout=600):
             OPTIONAL { ?deal okg:amount ?amount } OPTIONAL { ?deal okg:closeDate ?close }
             OPTIONAL { ?deal okg:probability ?probability } OPTIONAL { ?deal okg:forecastCategory ?category } }"""):
             if r["stage"] not in stages:  # an export without its stage table: the deal says whether it is closed
-                stages[r["stage"]] = Stage(r["stage"], r["label"] or r["stage"].rsplit("/", 1)[-1], 0.0,
+                stages[r["stage"]] = Stage(r["stage"], r["label"] or _tail(r["stage"]), 0.0,
                                            r["closed"] == "true", r["won"] == "true", None, None)
             if r["deal"] in deals:
                 deals[r["deal"]].rows.append((moment, r["stage"], float(r["amount"]) if r["amount"] else None,

@@ -50,7 +50,8 @@ from .history import GRAPH_BASE, changes_since, history_graph, intervals_graph, 
 from .rml import RowError, load_mapping, natural_key
 from .sources import CsvSource
 from .remote import RemoteStore, is_remote
-from .store import ONTOLOGY_GRAPH, Loader, Staging, delete_quads, graph_changes, staged, write_changes
+from .store import ONTOLOGY_GRAPH, Loader, Staging, delete_quads, graph_changes, open_store, staged, write_changes
+from .support import support
 from .validate import ALL_GRAPHS, droppable, from_rdflib, load_ontology, load_shapes, validate_store, value_rules
 
 OKG = "https://w3id.org/opportunity-kg/ontology#"
@@ -98,6 +99,9 @@ class IngestReport:
     warnings_file: str = ""
     #: row warnings by kind ("value dropped", "warning") and the notes about whole files ("note")
     warning_counts: dict = field(default_factory=dict)
+    #: for each canned query and "forecast": {"level": full|partial|none, "notes": [...]}, from the
+    #: store after the ingest (:func:`opportunity_kg.support.support`)
+    support: dict = field(default_factory=dict)
 
     @property
     def totals(self):
@@ -117,7 +121,7 @@ class IngestReport:
             "files": {name: vars(c) for name, c in self.files.items()},
             "total": vars(self.totals), "skipped": self.skipped, "unmapped": self.unmapped,
             "warnings": self.warnings, "warnings_file": self.warnings_file,
-            "warning_counts": self.warning_counts, "lookups": self.lookups, "previous_snapshot": self.previous_snapshot,
+            "warning_counts": self.warning_counts, "support": self.support, "lookups": self.lookups, "previous_snapshot": self.previous_snapshot,
             "history_changes": self.history_changes, "parent_changes": self.parent_changes,
             "changed": self.changed, "digest": self.digest,
         }
@@ -258,7 +262,10 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
     ``progress`` (a :class:`~opportunity_kg.progress.Progress`) shows how far it is on a terminal."""
     progress = progress or Progress(enabled=False)
     try:
-        return _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, progress)
+        report = _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, progress)
+        progress.phase("checking what the canned queries can answer")
+        report.support = support(open_store(store_path, read_only=True), cache=False)
+        return report
     finally:
         progress.close()
 

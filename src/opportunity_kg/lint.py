@@ -66,7 +66,22 @@ def query_violations(folder=None):
         except OkgError as exc:  # a parameter that cannot be bound
             problems.append(Violation(focus=str(query.path), path=None, value=None, shape=None,
                                       message=str(exc)))
+        problems += [Violation(focus=str(query.path), path=None, value=None, shape=None, message=m)
+                     for m in fact_problems(query)]
     return problems
+
+
+def fact_problems(query):
+    """What is wrong with a canned query's ``#+ needs:`` and ``#+ uses:`` lines: names that are not
+    facts of :data:`opportunity_kg.support.FACTS`, and needs that are facts counted per deal."""
+    from .support import FACTS
+
+    known = ", ".join(FACTS)
+    out = [f"'#+ {kind}: {name}' names no fact; the facts are: {known}"
+           for kind, names in (("needs", query.needs), ("uses", query.uses)) for name in names if name not in FACTS]
+    out += [f"'#+ needs: {name}' is counted per deal, so the query answers without it; name it in '#+ uses:'"
+            for name in query.needs if name in FACTS and FACTS[name].among is not None]
+    return out
 
 
 def lint(paths=None):

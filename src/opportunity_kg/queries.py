@@ -136,10 +136,14 @@ class CannedQuery:
     params: list
     text: str
     path: Path
+    #: the facts (:data:`opportunity_kg.support.FACTS`) it cannot answer without (``#+ needs:``) and
+    #: those it answers better with (``#+ uses:``)
+    needs: tuple = ()
+    uses: tuple = ()
 
     def as_dict(self):
         return {"name": self.name, "title": self.title, "description": self.description,
-                "parameters": [p.as_dict() for p in self.params]}
+                "parameters": [p.as_dict() for p in self.params], "needs": list(self.needs), "uses": list(self.uses)}
 
     def bind(self, args):
         """The query text with its parameters bound from ``args`` (a mapping of name to raw string)."""
@@ -272,7 +276,9 @@ def parse_query_file(path):
             params.append(param)
         else:
             meta[key] = value
-    query = CannedQuery(path.stem, meta.get("title", path.stem), meta.get("description", ""), params, text, path)
+    facts = {k: tuple(n.strip() for n in meta.get(k, "").split(",") if n.strip()) for k in ("needs", "uses")}
+    query = CannedQuery(path.stem, meta.get("title", path.stem), meta.get("description", ""), params, text, path,
+                        facts["needs"], facts["uses"])
     where_group_start(text)  # fail early on a query we cannot bind
     return query
 

@@ -233,9 +233,17 @@ def create_app(store_path=None, *, store=None, config=None):
             result = execute(query)
         return _respond(result, request.headers.get("Accept"), request.values.get("format"))
 
+    def supported(queries=None):
+        """What the store's data lets each canned query and the forecast answer (kept per store generation)."""
+        from .support import support
+
+        return support(app.config["OKG_STORE"](), queries)
+
     @app.route("/api/queries")
     def list_queries():
-        return jsonify({"queries": [q.as_dict() for q in load_queries().values()]})
+        queries = load_queries()
+        levels = supported(queries)
+        return jsonify({"queries": [dict(q.as_dict(), support=levels.get(name)) for name, q in queries.items()]})
 
     @app.route("/api/openapi.json")
     def openapi():
@@ -264,11 +272,13 @@ def create_app(store_path=None, *, store=None, config=None):
                                "json")
         result = execute(query.bind(args))
         rows = _prime(result.rows)
+        support = supported().get(name, {})
+        headers = {"OKG-Support": support.get("level", "full")}  # "partial" or "none": /api/queries says why
         if fmt == "csv":
             body = write_solutions(result.variables, rows, "csv", limits["max_rows"])
             return Response(body, mimetype="text/csv",
-                            headers={"Content-Disposition": f'inline; filename="{name}.csv"'})
-        return Response(_records(result.variables, rows), mimetype="application/json")
+                            headers={"Content-Disposition": f'inline; filename="{name}.csv"', **headers})
+        return Response(_records(result.variables, rows), mimetype="application/json", headers=headers)
 
     @app.route("/api/forecast")
     @app.route("/api/forecast.<suffix>")
@@ -288,6 +298,7 @@ def create_app(store_path=None, *, store=None, config=None):
         try:
             book = load_book(app.config["OKG_STORE"](), timeout=limits["query_timeout"])
             result = forecast(book, args.get("period"), by=args.get("by", "total"), as_of=as_of, deals=listing)
+            result["support"] = supported().get("forecast")
         finally:
             slots.release()
         if fmt == "csv":

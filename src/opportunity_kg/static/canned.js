@@ -34,7 +34,11 @@ function esc(text) {
 
 function drawTable(rows) {
   const table = document.getElementById("results");
-  if (!rows.length) { table.innerHTML = "<caption>No results</caption>"; return; }
+  if (!rows.length) {
+    // an empty answer says why: what the loaded data lacks, else that nothing matched
+    table.innerHTML = `<caption>No results. ${esc(supportText || "Nothing in the store matches these parameters.")}</caption>`;
+    return;
+  }
   const columns = Object.keys(rows[0]);
   table.innerHTML = "<thead><tr>" + columns.map((c) => `<th>${esc(c)}</th>`).join("") + "</tr></thead><tbody>" +
     rows.map((r) => "<tr>" + columns.map((c) => `<td>${r[c] === null ? "" : esc(r[c])}</td>`).join("") + "</tr>")
@@ -79,9 +83,22 @@ async function run(event) {
   drawChart(body);
 }
 
+let supportText = "";
+
+function showSupport(support) {
+  // what the loaded data lets this query answer: fully, in part (and what is missing) or not at all
+  if (!support || support.level === "full") return;
+  const words = { partial: "The loaded data answers this query in part", none: "The loaded data cannot answer this query" };
+  supportText = `${words[support.level]}: ${support.notes.join("; ")}.`;
+  const line = document.getElementById("support");
+  line.textContent = supportText;
+  line.dataset.level = support.level;
+}
+
 fetch("/api/queries").then((r) => r.json()).then(({ queries }) => {
   const q = queries.find((x) => x.name === name);
   document.getElementById("description").textContent = q.description;
+  showSupport(q.support);
   for (const p of q.parameters) form.append(field(p));
   const button = document.createElement("button");
   button.textContent = "Run";

@@ -63,6 +63,14 @@ fetch("/api/queries").then((r) => r.json()).then(({ queries }) => {
     page.textContent = "page";
     page.className = "page-link";
     item.append(open, " (", page, ")");
+    if (q.support && q.support.level !== "full") {
+      const note = document.createElement("span");
+      note.className = "support";
+      note.dataset.level = q.support.level;
+      note.textContent = q.support.level === "none" ? " not at all with this data" : " in part with this data";
+      note.title = q.support.notes.join("; ");
+      item.append(note);
+    }
     list.append(item);
   }
 });
