@@ -237,7 +237,7 @@ def stage_intervals(store, system):
     graphs = [ox.NamedNode(max(latest)[1]), ox.NamedNode(history_graph(system))]
     wanted = {OKG + "changeOf": 0, OKG + "stage": 1, OKG + "changedAt": 2}
     changes, orders, closed, deals = {}, {}, set(), set()
-    won, probabilities, defined, flagged = set(), {}, set(), set()
+    won, probabilities, defined, flagged, won_told = set(), {}, set(), set(), set()
     for graph in graphs:
         patterns = [(ox.NamedNode(p), None) for p in list(wanted) + [OKG + "sortOrder", OKG + "isClosed",
                                                                      OKG + "isWon", OKG + "probability"]]
@@ -253,6 +253,7 @@ def stage_intervals(store, system):
                 if q.object.value == "true":
                     closed.add(q.subject)
             elif p == OKG + "isWon":
+                won_told.add(q.subject)
                 if q.object.value == "true":
                     won.add(q.subject)
             elif p == OKG + "probability":
@@ -268,7 +269,7 @@ def stage_intervals(store, system):
     base = intervals_graph(system)
     xsd_datetime, xsd_integer = ox.NamedNode(XSD + "dateTime"), ox.NamedNode(XSD + "integer")
     yield from infer_stages(deals, changes, by_deal, orders, closed, won, probabilities, defined, flagged)
-    yield from _flags_from_stage(deals, changes, closed, won, defined | set(orders), flagged)
+    yield from _flags_from_stage(deals, changes, closed, won, defined | set(orders), flagged, won_told)
     del probabilities, won
     yield from _stage_summary(deals, changes, by_deal, orders, closed)
     del deals
@@ -301,17 +302,27 @@ CLOSED_NAME = re.compile(r"closed|won|lost|dead|cancel", re.I)
 WON_NAME = re.compile(r"won|signed", re.I)
 
 
-def _flags_from_stage(deals, changes, closed, won, known, flagged):
+def _flags_from_stage(deals, changes, closed, won, known, flagged, won_told):
     """``okg:isClosed`` and ``okg:isWon`` for each deal whose export does not say (a report without
-    the Closed and Won columns): as its stage is, where the stage is known."""
+    the Closed and Won columns; Salesforce's "" for a false checkbox): as its stage is, where the
+    stage is known; a deal the export says is open is not won."""
     boolean = ox.NamedNode(XSD + "boolean")
-    for deal in deals - flagged:
+
+    def flag(value):
+        return ox.Literal(str(value).lower(), datatype=boolean)
+
+    for deal in deals - (flagged & won_told):
         stage = changes.get(deal, (None, None))[1]
-        if stage is None or stage not in known:
+        stage_known = stage is not None and stage in known
+        if deal in flagged:
+            is_closed = deal in closed
+        elif stage_known:
+            is_closed = stage in closed
+            yield (deal, ox.NamedNode(OKG + "isClosed"), flag(is_closed))
+        else:
             continue
-        is_closed = stage in closed
-        yield (deal, ox.NamedNode(OKG + "isClosed"), ox.Literal(str(is_closed).lower(), datatype=boolean))
-        yield (deal, ox.NamedNode(OKG + "isWon"), ox.Literal(str(is_closed and stage in won).lower(), datatype=boolean))
+        if deal not in won_told and (not is_closed or stage_known):
+            yield (deal, ox.NamedNode(OKG + "isWon"), flag(is_closed and stage in won))
 
 
 def infer_stages(deals, changes, by_deal, orders, closed, won, probabilities, defined, flagged=None):
