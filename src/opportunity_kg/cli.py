@@ -123,9 +123,16 @@ def cmd_forecast(args):
     from .results import write_table
     from .store import open_store
 
-    result = forecast(load_book(open_store(args.store, read_only=True)), args.period, by=args.by,
-                      as_of=_day(args.as_of, "as-of"), deals=args.deals)
+    from .support import support
+
+    store = open_store(args.store, read_only=True)
+    result = forecast(load_book(store), args.period, by=args.by, as_of=_day(args.as_of, "as-of"), deals=args.deals)
+    result["support"] = support(store)["forecast"]
     rows = result["deals"] if args.deals else result["rows"]
+    if result["support"]["level"] != "full" and args.format != "json":
+        word = "not at all" if result["support"]["level"] == "none" else "in part"
+        print(f"okg forecast: the loaded data answers it {word}: {'; '.join(result['support']['notes'])}",
+              file=sys.stderr)
     if args.format == "json":
         print(json.dumps(result, indent=1))
         return
