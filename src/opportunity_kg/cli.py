@@ -139,11 +139,15 @@ def cmd_forecast(args):
     if "note" in result:
         print(f"okg forecast: {result['note']}", file=sys.stderr)
     if args.format == "table":
-        fitted = f"models fitted on {result['training_states']:,} past deal states" if "note" not in result else \
-            "the CRM view only"
-        print(f"forecast of {result['period']} as of {result['as_of']}, by {result['by']} ({fitted})")
-        if not rows:
+        fitted = f"models fitted on {result['training_states']:,} past deal states" if result["training_states"] \
+            else "the CRM view only"
+        print(f"forecast of {result['period']} as of {result['as_of']}, by {result['by']} ({fitted}; "
+              f"{result['interval']})")
+        if not result["rows"]:
             print(f"no deal won or open with its close date in {result['period']}")
+    if args.deals and args.format == "table":  # the groups, then the deals behind them
+        sys.stdout.write(write_table(result["rows"], "table"))
+        print()
     sys.stdout.write(write_table(rows, args.format))
 
 
@@ -159,21 +163,31 @@ def cmd_backtest(args):
     if args.format == "json":
         print(json.dumps(result, indent=1))
         return
-    scores = [{"method": m, **{k: "" if v is None else f"{v:.4f}" for k, v in x.items() if k != "calibration"}}
-              for m, x in result["methods"].items()]
+    def score_rows(methods, horizon=None):
+        return [{**({"horizon": horizon} if horizon is not None else {}), "method": m,
+                 **{k: "" if v is None else f"{v:.4f}" for k, v in x.items() if k != "calibration"}}
+                for m, x in methods.items()]
+
     if args.format == "csv":
         sys.stdout.write(write_table(result["points"], "csv"))
         return
     print(f"backtest {result['from']} to {result['to']} every {result['step']}: {result['forecasts']} period "
           f"forecasts, {result['deal_chances']:,} deal chances, scored against the store as of {result['as_of']}")
-    sys.stdout.write(write_table(scores, "table"))
+    sys.stdout.write(write_table(score_rows(result["methods"]), "table"))
+    if len(result["horizons"]) > 1:
+        print("\nby horizon (0: the quarter of the date, 1: the next one, ...)")
+        sys.stdout.write(write_table([r for h, x in result["horizons"].items() for r in score_rows(x, h)], "table"))
+    coverage = result["coverage"]
+    print(f"\nthe worst-best interval ({coverage['nominal']:.0%} nominal) held the actual in "
+          f"{coverage['actual']:.0%} of {coverage['forecasts']} forecasts")
     print("\ncalibration (deal chances in bands: how many, mean chance, share won)")
     calibration = [{"method": m, "band": f"{b['from']:.1f}-{b['to']:.1f}", "deals": b["deals"],
                     "mean_chance": f"{b['mean_chance']:.3f}", "won_rate": f"{b['won_rate']:.3f}"}
                    for m, x in result["methods"].items() for b in x["calibration"]]
     sys.stdout.write(write_table(calibration, "table"))
     if result["skipped"]:
-        print(f"\n{len(result['skipped'])} period forecasts left out: the quarter was not over by {result['as_of']}")
+        print(f"\n{len(result['skipped'])} period forecasts left out:")
+        sys.stdout.write(write_table(result["skipped"], "table"))
     if args.chart:
         print(f"chart written to {args.chart}")
 
@@ -343,7 +357,7 @@ def build_parser():
     p = sub.add_parser("backtest", help="replay the history: forecast past periods as known then, score them")
     p.add_argument("--from", dest="from_", required=True, help="first forecast date (YYYY-MM-DD)")
     p.add_argument("--to", required=True, help="last forecast date (YYYY-MM-DD)")
-    p.add_argument("--step", choices=list(STEPS), default="week", help="time between forecasts (default week)")
+    p.add_argument("--step", choices=list(STEPS), default="week", help="time between forecasts: a week, a fortnight or a calendar month (default week)")
     p.add_argument("--periods", type=int, default=1,
                    help="quarters forecast at each date: 1 the quarter the date is in (default), 2 also the next")
     p.add_argument("--chart", metavar="FILE.svg", help="also draw each method's forecast against the actual")

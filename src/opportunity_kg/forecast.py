@@ -65,15 +65,40 @@ SMOOTHING = 10
 REGULARISATION = 0.1
 #: simulated totals behind the worst, likely and best scenarios
 SIMULATIONS = 2000
+#: the percentiles of the simulated total that are the worst and best scenarios (an 80% interval)
+INTERVAL = (10, 90)
+#: the spread (standard deviation, in log-odds) of the shift all deals' chances take together in one
+#: simulated run: chances err together (a strong or weak quarter), which widens the interval of a total
+CHANCE_SHIFT_SD = 0.45
+#: the spread (standard deviation of the log) of new business around a past period's amount in one run
+NEW_BUSINESS_SPREAD = 0.35
+#: the past reference days (the same day of past quarters) whose new business (deals created after the day,
+#: won within the window the period is from the day) makes the forecast of what deals not yet created bring in
+NEW_BUSINESS_PERIODS = 4
+#: horizon buckets (days to the period's end): up to a month, a quarter, a half, beyond
+HORIZON_BUCKETS = (31, 92, 183)
+HORIZON_WORDS = ("closing within a month", "within a quarter", "within a half", "beyond a half")
+#: deal states this many days older weigh half as much in training (recent quarters count more)
+RECENCY_HALF_LIFE_DAYS = 365
+#: days at the start of the data left out of training: the deals seen there are the ones that lasted
+START_GUARD_DAYS = 60
+#: the most recent days of outcomes held back to calibrate the graph view and check it beats the stage view
+HOLDBACK_DAYS = 91
+#: the fewest held-back deal states to calibrate on (fewer: no calibration, no check)
+MIN_HELD_BACK = 200
+#: a deal whose close date is outside the period is listed (``--deals``) when its graph chance is at least this
+LISTED_CHANCE = 0.05
 DIMENSIONS = ("total", "owner", "team", "territory", "account", "product")
+#: the time between backtest dates; a month is a calendar month
 STEPS = {"week": 7, "fortnight": 14, "month": 30}
 
 #: the graph view's features, each with the group it belongs to (a group can be left out)
 FEATURES = {
     "historical_chance": "stage", "stage_order": "stage", "crm_probability": "stage",
     "log_days_in_stage": "timing", "log_age_days": "timing", "log_days_to_period_end": "timing",
-    "days_past_close_date": "timing", "log_days_to_close_date": "timing",
+    "days_past_close_date": "timing", "log_days_to_close_date": "timing", "close_date_inside_period": "timing",
     "stage_x_days_to_period_end": "timing", "stage_x_days_to_close_date": "timing",
+    "stage_x_close_date_inside": "timing",
     "regressions": "history", "close_date_pushes": "history",
     "economic_buyer": "stakeholders", "decision_maker": "stakeholders", "champion": "stakeholders",
     "stakeholders": "stakeholders",
@@ -294,10 +319,42 @@ def _logit(p):
     return math.log(p / (1 - p))
 
 
+def _sigmoid(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def _months_later(day, months):
+    """The same day of the month ``months`` later (earlier when negative), at most the month's last day."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    last = (date(year + (month == 12), month % 12 + 1, 1) - timedelta(days=1)).day
+    return date(year, month, min(day.day, last))
+
+
+def _period_of(day, months):
+    """The calendar period of ``months`` months (1, 3, 6 or 12) that ``day`` falls in, as (start, end)."""
+    first = (day.month - 1) // months * months + 1
+    start = date(day.year, first, 1)
+    return start, _months_later(start, months)
+
+
 def quarter_of(day):
-    start = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-    end = date(start.year + (start.month == 10), (start.month + 2) % 12 + 1, 1)
-    return start, end
+    return _period_of(day, 3)
+
+
+def period_ends(day):
+    """The ends (first day after) of the periods a forecast made on ``day`` is asked about: the month,
+    quarter, half and year the day falls in, and the next quarter. The chances are learned for these
+    horizons, and made nested over them (:meth:`Learner.chances`)."""
+    ends = {_period_of(day, months)[1] for months in (1, 3, 6, 12)}
+    ends.add(_months_later(quarter_of(day)[1], 3))
+    return sorted(ends)
+
+
+def horizon_bucket(days):
+    """0 for a horizon of up to a month, 1 up to a quarter, 2 up to a half, 3 beyond."""
+    return sum(days > edge for edge in HORIZON_BUCKETS)
 
 
 class _Records:
@@ -327,8 +384,57 @@ class _Records:
         return self.wins[key][n], n
 
 
+class _Rates:
+    """Won rates over nested keys, each pulled toward the rate of the key above it (a key with few
+    deal states says little of its own): (horizon) -> (stage, horizon, close date inside) -> ... """
+
+    def __init__(self, examples, levels, weights):
+        self.levels = levels
+        self.counts = [defaultdict(lambda: [0.0, 0.0]) for _ in levels]
+        for example, weight in zip(examples, weights):
+            for n, level in enumerate(levels):
+                cell = self.counts[n][level(example)]
+                cell[0] += weight * example.won
+                cell[1] += weight
+        total = sum(weights)
+        self.overall = sum(w * e.won for e, w in zip(examples, weights)) / total if total else 0.0
+
+    def rate(self, example, depth=None):
+        rate = self.overall
+        for n, level in enumerate(self.levels[: depth if depth is not None else len(self.levels)]):
+            won, seen = self.counts[n].get(level(example), (0.0, 0.0))
+            rate = (won + SMOOTHING * rate) / (seen + SMOOTHING)
+        return rate
+
+
+@dataclass
+class Example:
+    """A deal's state on a past day, a period end after it, and whether it was won before that end."""
+    deal: "Deal"
+    day: date
+    state: State
+    end: date
+    won: bool = False
+
+    @property
+    def horizon(self):
+        return horizon_bucket((self.end - self.day).days)
+
+    @property
+    def close_inside(self):
+        return bool(self.state.close and self.state.close < self.end)
+
+    @property
+    def age(self):
+        return sum((self.day - self.state.entered.date()).days > edge for edge in AGE_BUCKETS)
+
+
 class Learner:
-    """Both models, fitted on the deal states of the past as known on one day."""
+    """The views of a deal's chance, fitted on the deal states of the past as known on one day:
+    ``constant`` (the won rate for the horizon), ``stage`` (by stage, horizon and whether the close
+    date falls before the period ends), ``historical`` (that, by how long the deal has been at its
+    stage) and ``graph`` (a logistic regression over what the graph holds, calibrated on a held-back
+    window, and used only where it beats the stage view there)."""
 
     def __init__(self, book, day, leave_out=()):
         self.book, self.day, self.leave_out = book, day, set(leave_out)
@@ -351,15 +457,21 @@ class Learner:
         self.owners, self.teams, self.hierarchies = owners, teams, hierarchies
         for sizes in self.won_sizes.values():
             sizes.sort()
+        self._base = {}
+        self.note = None
         self._fit()
 
     # --- what the models learn from -------------------------------------------------------
 
     def examples(self):
-        """(deal, day, state, period end, won in that period) for deal states of the past whose
-        period (the quarter of their close date then) was over by the learner's day."""
+        """An :class:`Example` for each deal state of the past (every :data:`TRAINING_STEP_DAYS`) and each
+        period end of :func:`period_ends` that was over by the learner's day, with whether the deal was won
+        before that end. The first :data:`START_GUARD_DAYS` of the data are left out: deals seen there
+        are the ones that lasted, which would bias the rates."""
         out = []
-        first = self.day - timedelta(days=TRAINING_DAYS)
+        starts = [deal.rows[0][0].date() for deal in self.book.deals.values() if deal.rows]
+        data_start = min(starts, default=self.day) + timedelta(days=START_GUARD_DAYS)
+        first = max(self.day - timedelta(days=TRAINING_DAYS), data_start)
         for deal in self.book.deals.values():
             if not deal.rows or deal.rows[0][0].date() > self.day:
                 continue
@@ -367,17 +479,25 @@ class Learner:
             t = max(first, deal.rows[0][0].date())
             while t < self.day:
                 state = state_on(self.book, deal, t)
-                if state and not state.stage.closed and state.close:
-                    start, end = quarter_of(state.close)
-                    # only periods over by the day: for one still running, the deals that have already
-                    # closed are mostly the early losses, and learning from them alone would bias the rates low
-                    if t < end <= self.day:
-                        won = bool(known and known[0] and start <= known[1] < end)
-                        out.append((deal, t, state, end, won))
+                if state and not state.stage.closed:
+                    for end in period_ends(t):
+                        if end > self.day:
+                            break  # only periods over by the day: for one still running, the deals closed so
+                            # far are mostly early losses, and learning from them alone would bias the rates low
+                        won = bool(known and known[0] and t < known[1] < end)
+                        out.append(Example(deal, t, state, end, won))
                 t += timedelta(days=TRAINING_STEP_DAYS)
         return out
 
-    def features(self, deal, day, state, period_end):
+    def weight(self, example):
+        """Recent quarters weigh more: a deal state :data:`RECENCY_HALF_LIFE_DAYS` older weighs half."""
+        return 0.5 ** ((self.day - example.day).days / RECENCY_HALF_LIFE_DAYS)
+
+    def base_features(self, deal, day, state):
+        """The features of a deal on a day that do not depend on the period asked (kept per deal and day)."""
+        key = (deal.iri, day)
+        if key in self._base:
+            return self._base[key]
         won, closed = self.hierarchies.before(deal.top, day)
         owner_won, owner_closed = self.owners.before(deal.owner, day)
         team_won, team_closed = self.teams.before(deal.team, day)
@@ -385,19 +505,12 @@ class Learner:
         people = {contact for added, contact, _ in deal.roles if added is None or added <= day}
         sizes = [a for d, a in self.won_sizes.get(deal.top, []) if d < day]
         typical = sorted(sizes)[len(sizes) // 2] if sizes else None
-        progress = state.stage.order / self.last_order
-        to_end = math.log1p(max(0, (period_end - day).days))
-        to_close = math.log1p(max(0, (state.close - day).days)) if state.close else 0.0
         values = {
-            "log_days_to_close_date": to_close,
-            "stage_x_days_to_period_end": progress * to_end,
-            "stage_x_days_to_close_date": progress * to_close,
-            "historical_chance": _logit(self.historical(state, day)),
             "stage_order": state.stage.order,
             "crm_probability": _logit(state.probability / 100),
             "log_days_in_stage": math.log1p(max(0, (day - state.entered.date()).days)),
             "log_age_days": math.log1p(max(0, (day - (deal.created or deal.rows[0][0].date())).days)),
-            "log_days_to_period_end": to_end,
+            "log_days_to_close_date": math.log1p(max(0, (state.close - day).days)) if state.close else 0.0,
             "days_past_close_date": max(0, (day - state.close).days) / 30 if state.close else 0,
             "regressions": state.regressions,
             "close_date_pushes": state.pushes,
@@ -413,16 +526,35 @@ class Learner:
             "team_win_rate": (team_won + 1) / (team_closed + 2),
             "log_amount": math.log1p(state.amount),
         }
-        # which stage, and whether the period is the one the day falls in or a later one: cells the
-        # model weighs separately (deals late in the process close sooner than their close date says)
-        later = period_end - day > timedelta(days=92)
+        facts = {"won": won, "closed": closed, "owner_won": owner_won, "owner_closed": owner_closed,
+                 "team_won": team_won, "team_closed": team_closed, "people": len(people)}
+        self._base[key] = (values, facts)
+        return values, facts
+
+    def features(self, example):
+        values, _ = self.base_features(example.deal, example.day, example.state)
+        values = dict(values)
+        progress = example.state.stage.order / self.last_order
+        to_end = math.log1p(max(0, (example.end - example.day).days))
+        inside = float(example.close_inside)
+        values.update({
+            "historical_chance": _logit(self.rates["historical"].rate(example)),
+            "log_days_to_period_end": to_end,
+            "close_date_inside_period": inside,
+            "stage_x_days_to_period_end": progress * to_end,
+            "stage_x_close_date_inside": progress * inside,
+            "stage_x_days_to_close_date": progress * values["log_days_to_close_date"],
+        })
+        # which stage, and how far off the period ends: cells the model weighs separately (deals late in
+        # the process close sooner than their close date says)
         for name, cell in self.cells.items():
-            values[name] = float(cell == (state.stage.iri, later))
+            values[name] = float(cell == (example.state.stage.iri, example.horizon))
         return [values[name] for name in self.names]
 
-    @staticmethod
-    def age_bucket(days):
-        return sum(days > edge for edge in AGE_BUCKETS)
+    def _matrix(self, examples):
+        import numpy as np
+
+        return np.array([self.features(e) for e in examples], dtype=float)
 
     def _fit(self):
         import numpy as np
@@ -430,60 +562,184 @@ class Learner:
         from sklearn.preprocessing import StandardScaler
 
         examples = self.examples()
-        wins = sum(e[4] for e in examples)
+        wins = sum(e.won for e in examples)
         if len(examples) < MIN_TRAINING_STATES or wins < MIN_TRAINING_WINS or wins == len(examples):
             raise OkgError(
                 f"the history before {self.day} is too short to learn from: {len(examples)} past deal states with a "
                 f"known outcome, {wins} of them won; at least {MIN_TRAINING_STATES} and {MIN_TRAINING_WINS} won are "
                 f"needed (the store needs a stage history: Salesforce OpportunityHistory, or several snapshots)")
         self.training_states, self.training_wins = len(examples), wins
-        # the historical view: won rate by stage and age in stage, pulled toward the stage's and the overall rate
-        overall = wins / len(examples)
-        by_stage, by_key = defaultdict(lambda: [0, 0]), defaultdict(lambda: [0, 0])
-        for deal, t, state, _, won in examples:
-            key = (state.stage.iri, self.age_bucket((t - state.entered.date()).days))
-            for table, k in ((by_stage, state.stage.iri), (by_key, key)):
-                table[k][0] += won
-                table[k][1] += 1
-        self.stage_rate = {k: (w + SMOOTHING * overall) / (n + SMOOTHING) for k, (w, n) in by_stage.items()}
-        self.key_rate = {k: (w + SMOOTHING * self.stage_rate[k[0]]) / (n + SMOOTHING) for k, (w, n) in by_key.items()}
-        self.overall = overall
         self.last_order = max((st.order for st in self.book.stages.values() if not st.closed), default=1) or 1
-        # the graph view
         self.names = [n for n, group in FEATURES.items() if group not in self.leave_out]
         self.cells = {}
         if "stage" not in self.leave_out:
             for iri, st in sorted(self.book.stages.items(), key=lambda item: (item[1].order, item[0])):
                 if not st.closed:
-                    for later in (False, True):
-                        name = f"at {st.label}, closing {'in a later quarter' if later else 'this quarter'}"
-                        self.cells[name if name not in self.cells else f"{name} <{iri}>"] = (iri, later)
+                    for bucket, words in enumerate(HORIZON_WORDS):
+                        name = f"at {st.label}, {words}"
+                        self.cells[name if name not in self.cells else f"{name} <{iri}>"] = (iri, bucket)
         self.names += list(self.cells)
-        x = np.array([self.features(d, t, s, end) for d, t, s, end, _ in examples], dtype=float)
-        y = np.array([won for *_, won in examples], dtype=int)
+        # held back: the most recent deal states, to calibrate the graph view on and to check that it
+        # beats the stage view before it is used
+        cut = self.day - timedelta(days=HOLDBACK_DAYS)
+        train = [e for e in examples if e.end <= cut]
+        held = [e for e in examples if e.end > cut]
+        usable = len(held) >= MIN_HELD_BACK and 0 < sum(e.won for e in held) < len(held) and \
+            len(train) >= MIN_TRAINING_STATES and 0 < sum(e.won for e in train) < len(train)
+        self.calibration = (1.0, 0.0)
+        self.graph_beats_stage = True
+        if usable:
+            self._fit_on(train)
+            raw = self._raw_graph(held)
+            y = np.array([e.won for e in held], dtype=int)
+            logits = np.array([[_logit(p)] for p in raw])
+            platt = LogisticRegression(C=100.0).fit(logits, y)
+            self.calibration = (float(platt.coef_[0][0]), float(platt.intercept_[0]))
+            calibrated = [self._calibrate(p) for p in raw]
+            stage = [self.rates["stage"].rate(e) for e in held]
+            brier_graph = float(np.mean((np.array(calibrated) - y) ** 2))
+            brier_stage = float(np.mean((np.array(stage) - y) ** 2))
+            self.held_back = {"states": len(held), "graph_brier": round(brier_graph, 4),
+                              "stage_brier": round(brier_stage, 4)}
+            if brier_graph >= brier_stage:
+                self.graph_beats_stage = False
+                self.note = (f"the graph view did not beat the stage view on the {len(held):,} most recent deal "
+                             f"states held back (Brier {brier_graph:.4f} against {brier_stage:.4f}), so it gives the "
+                             f"stage view's chances")
+        else:
+            self.held_back = None
+        self._fit_on(examples)
+
+    def _fit_on(self, examples):
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        weights = [self.weight(e) for e in examples]
+        self.rates = {
+            "constant": _Rates(examples, [lambda e: e.horizon], weights),
+            "stage": _Rates(examples, [lambda e: e.horizon, lambda e: (e.state.stage.iri, e.horizon, e.close_inside)],
+                            weights)}
+        self.rates["historical"] = _Rates(
+            examples, [lambda e: e.horizon, lambda e: (e.state.stage.iri, e.horizon, e.close_inside),
+                       lambda e: (e.state.stage.iri, e.horizon, e.close_inside, e.age)], weights)
+        x = self._matrix(examples)
+        y = np.array([e.won for e in examples], dtype=int)
         self.scaler = StandardScaler().fit(x)
-        self.model = LogisticRegression(C=REGULARISATION, max_iter=2000).fit(self.scaler.transform(x), y)
+        self.model = LogisticRegression(C=REGULARISATION, max_iter=2000).fit(
+            self.scaler.transform(x), y, sample_weight=np.array(weights))
 
-    # --- the three views of one open deal -------------------------------------------------
+    def _raw_graph(self, examples):
+        if not examples:
+            return []
+        return [float(p) for p in self.model.predict_proba(self.scaler.transform(self._matrix(examples)))[:, 1]]
 
-    def historical(self, state, day):
-        key = (state.stage.iri, self.age_bucket((day - state.entered.date()).days))
-        return self.key_rate.get(key, self.stage_rate.get(state.stage.iri, self.overall))
+    def _calibrate(self, p):
+        a, b = self.calibration
+        return _sigmoid(a * _logit(p) + b)
 
-    def graph(self, deals):
-        """[(chance, [(feature, contribution to the log-odds)...])] for [(deal, day, state, period end)]."""
+    # --- the views of one open deal -------------------------------------------------------
+
+    def historical(self, state, day, end=None):
+        """The historical view's chance that a deal in ``state`` on ``day`` is won before ``end``
+        (default: the end of the quarter ``day`` falls in)."""
+        return self.rates["historical"].rate(Example(None, day, state, end or quarter_of(day)[1]))
+
+    def chances(self, deals, start, end):
+        """Each view's chance that each deal of ``deals`` ([(deal, state)] open on the learner's day) is won
+        in [start, end): {view: [chance]}, with the graph view's reasons ``{"reasons": [[(words, effect)]]}``.
+
+        Chances are nested: a view's chance of being won by a period end is the highest it gives for
+        that end or any earlier one of :func:`period_ends`, so a period's chance is never below a
+        sub-period's; a period that starts later subtracts the chance of being won before it starts."""
+        day = self.day
+        grid = sorted({e for e in period_ends(day) if e <= end} | {end} | ({start} if start > day else set()))
+        cumulative = {}
+        for view in ("constant", "stage", "historical"):
+            rates = self.rates[view]
+            cumulative[view] = [[rates.rate(Example(d, day, s, g)) for g in grid] for d, s in deals]
+        raw = self._raw_graph([Example(d, day, s, g) for d, s in deals for g in grid])
+        graph = [[self._calibrate(raw[i * len(grid) + j]) for j in range(len(grid))] for i in range(len(deals))]
+        cumulative["graph"] = graph if self.graph_beats_stage else cumulative["stage"]
+        out = {}
+        for view, table in cumulative.items():
+            chances = []
+            for row in table:
+                running, by_end = 0.0, {}
+                for g, p in zip(grid, row):
+                    running = max(running, p)
+                    by_end[g] = running
+                before = by_end[start] if start > day else 0.0
+                chances.append(max(0.0, by_end[end] - before))
+            out[view] = chances
+        out["reasons"] = [self.reasons(d, s, Example(d, day, s, end)) if self.graph_beats_stage else []
+                          for d, s in deals]
+        return out
+
+    def reasons(self, deal, state, example):
+        """What moved a deal's graph chance most, in words, from facts about the deal only (not the period
+        asked), each fact once: [(words, effect on the log-odds)], at most three."""
         import numpy as np
 
-        if not deals:
-            return []
-        x = self.scaler.transform(np.array([self.features(*d) for d in deals], dtype=float))
-        chances = self.model.predict_proba(x)[:, 1]
+        x = self.scaler.transform(np.array([self.features(example)], dtype=float))[0]
         contributions = x * self.model.coef_[0]
-        out = []
-        for chance, row in zip(chances, contributions):
-            top = sorted(zip(self.names, row), key=lambda item: -abs(item[1]))[:3]
-            out.append((float(chance), [(name, float(value)) for name, value in top]))
-        return out
+        by_fact = defaultdict(float)
+        for name, value in zip(self.names, contributions):
+            fact = REASON_OF.get(name, "stage" if name in self.cells else None)
+            if fact:
+                by_fact[fact] += float(value)
+        values, facts = self.base_features(deal, example.day, state)
+        top = sorted(by_fact.items(), key=lambda item: -abs(item[1]))[:3]
+        return [(_reason_words(fact, deal, state, example.day, values, facts), effect) for fact, effect in top]
+
+
+#: the facts about a deal that the graph view's features stand for: the reasons it gives
+REASON_OF = {
+    "stage_order": "stage", "historical_chance": "stage", "crm_probability": "probability",
+    "log_days_in_stage": "days in stage", "log_age_days": "age", "log_days_to_close_date": "close date",
+    "days_past_close_date": "close date", "stage_x_days_to_close_date": "close date",
+    "regressions": "regressions", "close_date_pushes": "pushes", "economic_buyer": "economic buyer",
+    "decision_maker": "decision maker", "champion": "champion", "stakeholders": "stakeholders",
+    "hierarchy_win_rate": "account group", "hierarchy_closed": "account group", "log_size_vs_hierarchy": "size",
+    "owner_win_rate": "owner", "owner_closed": "owner", "team_win_rate": "team", "log_amount": "amount",
+}
+
+
+def _reason_words(fact, deal, state, day, values, facts):
+    """A fact about a deal in words, as an analyst would say it."""
+    def plural(n, word):
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    if fact == "stage":
+        return f"at {state.stage.label}"
+    if fact == "probability":
+        return f"CRM probability {state.probability:g}%"
+    if fact == "days in stage":
+        return f"{plural((day - state.entered.date()).days, 'day')} at its stage"
+    if fact == "age":
+        return f"open {plural((day - (deal.created or deal.rows[0][0].date())).days, 'day')}"
+    if fact == "close date":
+        if not state.close:
+            return "no close date"
+        days = (state.close - day).days
+        return f"close date in {plural(days, 'day')}" if days >= 0 else f"close date passed {plural(-days, 'day')} ago"
+    if fact == "regressions":
+        return f"moved back {plural(state.regressions, 'time')}" if state.regressions else "never moved back a stage"
+    if fact == "pushes":
+        return f"close date pushed {plural(state.pushes, 'time')}" if state.pushes else "close date never pushed"
+    if fact in ("economic buyer", "decision maker", "champion"):
+        return f"{'a' if values[fact.replace(' ', '_')] else 'no'} {fact} among its contacts"
+    if fact == "stakeholders":
+        return plural(facts["people"], "stakeholder")
+    if fact == "account group":
+        return f"its account group won {facts['won']} of {plural(facts['closed'], 'closed deal')}"
+    if fact == "size":
+        return ("larger" if values["log_size_vs_hierarchy"] > 0 else "smaller") + " than its account group's usual win"
+    if fact == "owner":
+        return f"{deal.owner} won {facts['owner_won']} of {plural(facts['owner_closed'], 'closed deal')}"
+    if fact == "team":
+        return f"{deal.team} won {facts['team_won']} of {plural(facts['team_closed'], 'closed deal')}"
+    return f"amount {state.amount:,.0f}"
 
 
 def _groups(deal, by, amount):
@@ -497,25 +753,80 @@ def _groups(deal, by, amount):
               "account": deal.account}[by], amount)]
 
 
-def _open_in_period(book, day, start, end):
-    """The deals open at the end of ``day`` with their close date in [start, end), and the amount won so far
-    there, as (open [(deal, state)], won [(deal, state)])."""
+def _deals_on(book, day, start, end):
+    """On the end of ``day``: every open deal, and the deals won so far with their close date in
+    [start, end), as (open [(deal, state)], won [(deal, state)])."""
     open_deals, won = [], []
     for deal in book.deals.values():
         state = state_on(book, deal, day)
-        if state is None or state.close is None or not start <= state.close < end:
+        if state is None:
             continue
         if state.stage.won:
-            won.append((deal, state))
+            if state.close and start <= state.close < end:
+                won.append((deal, state))
         elif not state.stage.closed:
             open_deals.append((deal, state))
     return open_deals, won
 
 
+def new_business(learner, by, start, end):
+    """What deals not yet created on the learner's day will bring in won within [start, end), per group:
+    ({group: [amount after each reference day]}, how many reference days). The reference days are the
+    same point of past quarters (the day 91, 182, ... days back, at most :data:`NEW_BUSINESS_PERIODS` of
+    them) whose window of the same offset and length was over by the day and lies within the data; the
+    amount for one is what deals created after it brought in, won in that window."""
+    day = learner.day
+    first_data = min((d.rows[0][0].date() for d in learner.book.deals.values() if d.rows), default=day)
+    opens, closes = (max(start, day + timedelta(days=1)) - day).days, (end - day).days
+    references = []
+    k = 1
+    while len(references) < NEW_BUSINESS_PERIODS and k <= 4 * NEW_BUSINESS_PERIODS:
+        then = day - timedelta(days=91 * k)
+        if then < first_data + timedelta(days=START_GUARD_DAYS):
+            break
+        if then + timedelta(days=closes) <= day:
+            references.append(then)
+        k += 1
+    values = defaultdict(lambda: [0.0] * len(references))
+    for n, then in enumerate(references):
+        low, high = then + timedelta(days=opens), then + timedelta(days=closes)
+        for deal in learner.book.deals.values():
+            known = learner.closed.get(deal.iri)
+            created = deal.created or (deal.rows[0][0].date() if deal.rows else None)
+            if known and known[0] and created and created > then and low <= known[1] < high:
+                for group, share in _groups(deal, by, known[2]):
+                    values[group][n] += share
+    return dict(values), len(references)
+
+
+def _simulate(base, deals, new, generator, quantiles=(10, 50, 90)):
+    """Worst, likely and best totals (:data:`INTERVAL` percentiles) of a group: closed so far, plus each open
+    deal won or not at its chance, with a shift of all chances together drawn per run (chances err
+    together: the market, the quarter's push), plus new business drawn from the past periods' amounts."""
+    import numpy as np
+
+    totals = np.full(SIMULATIONS, float(base))
+    if deals:
+        shares = np.array([share for share, _ in deals])
+        logits = np.array([_logit(min(max(p, 1e-4), 1 - 1e-4)) for _, p in deals])
+        shift = generator.normal(0.0, CHANCE_SHIFT_SD, size=(SIMULATIONS, 1))
+        chances = 1 / (1 + np.exp(-(logits + shift)))
+        totals += (generator.random((SIMULATIONS, len(deals))) < chances) @ shares
+    if new:
+        draws = np.array(new)[generator.integers(0, len(new), size=SIMULATIONS)]
+        totals += draws * np.exp(generator.normal(0.0, NEW_BUSINESS_SPREAD, size=SIMULATIONS))
+    return [float(v) for v in np.percentile(totals, quantiles)]
+
+
 def forecast(book, period, by="total", as_of=None, leave_out=(), deals=False):
     """The forecast of ``period`` as known at the end of ``as_of`` (default: the store's as-of date),
     grouped ``by`` one of :data:`DIMENSIONS`. Returns a dict with ``rows`` (one per group; with
-    ``deals``, ``deals`` too: each open deal's three chances and the features that moved the graph view's)."""
+    ``deals``, ``deals`` too: each open deal's chances and, in words, what moved the graph view's).
+
+    The CRM columns are the CRM's own view of the deals whose close date falls in the period. The
+    learned views (``historical``, ``graph``) are the whole period: won so far, each open deal's chance
+    of being won within the period whatever its close date says, and ``new_business``, what deals not
+    yet created will bring in (from the same point of past periods)."""
     import numpy as np
 
     if by not in DIMENSIONS:
@@ -531,63 +842,80 @@ def forecast(book, period, by="total", as_of=None, leave_out=(), deals=False):
     if end <= day:
         raise OkgError(f"the period {period} ended before {day}: there is nothing left to forecast; "
                        f"use okg backtest to compare past forecasts with what closed", field="period")
+    notes = []
     try:
-        learner, note = Learner(book, day, leave_out), None
+        learner = Learner(book, day, leave_out)
+        if learner.note:
+            notes.append(learner.note)
     except OkgError as exc:  # without history the CRM's own view still stands
-        learner, note = None, f"{exc.message}; only the CRM view is given"
-    open_deals, won = _open_in_period(book, day, start, end)
-    graph = learner.graph([(d, day, s, end) for d, s in open_deals]) if learner else [(None, [])] * len(open_deals)
+        learner = None
+        notes.append(f"{exc.message}; only the CRM view is given")
+    open_deals, won = _deals_on(book, day, start, end)
+    views = learner.chances(open_deals, start, end) if learner else None
+    new, past_periods = new_business(learner, by, start, end) if learner else ({}, 0)
+    if learner and not past_periods:
+        notes.append("the history is too short to see how much business deals created later bring in over a "
+                     "window this long, so new business (deals not yet created) is taken as 0")
     rows = defaultdict(lambda: defaultdict(float))
     simulated = defaultdict(list)
     listed = []
     for deal, state in won:
         for group, share in _groups(deal, by, state.amount):
             rows[group]["closed_won"] += share
-    for (deal, state), (chance, reasons) in zip(open_deals, graph):
-        history = learner.historical(state, day) if learner else None
+    for n, (deal, state) in enumerate(open_deals):
+        inside = state.close is not None and start <= state.close < end
         for group, share in _groups(deal, by, state.amount):
             row = rows[group]
-            row["open_deals"] += 1
-            category = {"Commit": "commit", "BestCase": "best_case", "Pipeline": "pipeline"}.get(state.category,
-                                                                                                 "omitted")
-            row[category] += share
-            row["crm_weighted"] += share * state.probability / 100
+            if inside:
+                row["open_deals"] += 1
+                category = {"Commit": "commit", "BestCase": "best_case", "Pipeline": "pipeline"}.get(
+                    state.category, "omitted")
+                row[category] += share
+                row["crm_weighted"] += share * state.probability / 100
             if learner:
-                row["historical"] += share * history
-                row["graph"] += share * chance
-                simulated[group].append((share, chance))
-        if deals:
+                row["historical"] += share * views["historical"][n]
+                row["graph"] += share * views["graph"][n]
+                simulated[group].append((share, views["graph"][n]))
+        if deals and learner and (inside or views["graph"][n] >= LISTED_CHANCE) or deals and not learner and inside:
             listed.append({"opportunity_id": deal.id, "opportunity_name": deal.name, "owner": deal.owner,
                            "stage": state.stage.label, "amount": round(state.amount, 2),
-                           "close_date": state.close.isoformat(), "crm_probability": round(state.probability / 100, 3),
-                           "historical_probability": round(history, 3) if learner else None,
-                           "graph_probability": round(chance, 3) if learner else None,
-                           "moved_by": "; ".join(f"{name} {value:+.2f}" for name, value in reasons)})
+                           "close_date": state.close.isoformat() if state.close else None,
+                           "crm_probability": round(state.probability / 100, 3) if inside else 0.0,
+                           "historical_probability": round(views["historical"][n], 3) if learner else None,
+                           "graph_probability": round(views["graph"][n], 3) if learner else None,
+                           "moved_by": "; ".join(f"{words} ({effect:+.2f})" for words, effect in views["reasons"][n])
+                           if learner else ""})
+    for group, amounts in new.items():
+        rows[group]["new_business"] += sum(amounts) / len(amounts)
     generator = np.random.default_rng(0)
     out = []
     for group in sorted(rows):
         row = rows[group]
         base = row["closed_won"]
-        totals = np.full(SIMULATIONS, base)
-        for share, chance in simulated[group]:
-            totals += share * (generator.random(SIMULATIONS) < chance)
-        worst, likely, best = (float(v) for v in np.percentile(totals, [10, 50, 90])) if learner else (None,) * 3
+        if learner:
+            worst, likely, best = _simulate(base, simulated[group], new.get(group, [0.0] * past_periods), generator)
+        else:
+            worst = likely = best = None
         commit = base + row["commit"]
         out.append({
             "group": group, "open_deals": int(row["open_deals"]), "closed_won": base, "commit": row["commit"],
             "best_case": row["best_case"], "pipeline": row["pipeline"], "commit_forecast": commit,
             "best_case_forecast": commit + row["best_case"],
             "pipeline_forecast": commit + row["best_case"] + row["pipeline"],
-            "crm_weighted": base + row["crm_weighted"], "historical": base + row["historical"] if learner else None,
-            "graph": base + row["graph"] if learner else None, "worst": worst, "likely": likely, "best": best})
+            "crm_weighted": base + row["crm_weighted"],
+            "new_business": row["new_business"] if learner else None,
+            "historical": base + row["historical"] + row["new_business"] if learner else None,
+            "graph": base + row["graph"] + row["new_business"] if learner else None,
+            "worst": worst, "likely": likely, "best": best})
     for row in out:
         for key, value in row.items():
             if isinstance(value, float):
                 row[key] = round(value, 2)
     result = {"period": period, "as_of": day.isoformat(), "by": by, "rows": out,
-              "training_states": learner.training_states if learner else 0}
-    if note:
-        result["note"] = note
+              "training_states": learner.training_states if learner else 0,
+              "interval": f"worst and best are the {INTERVAL[0]}th and {INTERVAL[1]}th percentiles"}
+    if notes:
+        result["note"] = "; ".join(notes)
     if deals:
         result["deals"] = sorted(listed, key=lambda d: -d["amount"])
     return result
@@ -595,7 +923,8 @@ def forecast(book, period, by="total", as_of=None, leave_out=(), deals=False):
 
 # --- the backtest ----------------------------------------------------------------------------------
 
-METHODS = ("crm", "historical", "graph")
+#: the views a backtest scores: the CRM's, the two baselines a learned view must beat, and the learned ones
+METHODS = ("crm", "constant", "stage", "historical", "graph")
 
 
 def _calibration(pairs, bins=10):
@@ -610,18 +939,37 @@ def _calibration(pairs, bins=10):
     return table
 
 
-def backtest(book, start, end, step="week", periods=1, leave_out=()):
-    """Forecast, at each date from ``start`` to ``end`` every ``step``, the quarter the date falls in
-    (and, with ``periods`` 2 or more, the quarters after it) with what was known on that date, and
-    compare with what closed. Quarters not over by the store's as-of date are left out (what closed
-    in them is not known yet). Returns a dict: ``methods`` (per method ``brier``, ``log_loss``,
-    ``ape``, ``bias``, ``calibration``), ``points`` (date, period, actual and each method's total) and
-    ``skipped``.
+def _next_date(day, step):
+    return _months_later(day, 1) if step == "month" else day + timedelta(days=STEPS[step])
 
-    The actual a forecast is compared with is what closed won in the quarter of the deals the
-    forecast could see: those won in it by the date and those open then with their close date in it.
-    What was won from deals created later, or moved into the quarter later, no deal-by-deal forecast
-    can see; ``all_won_in_period`` shows it beside each point."""
+
+def _scores(points, pairs, method):
+    scored = [p for p in points if p["actual"] > 0]
+    errors = [(p[method] - p["actual"]) / p["actual"] for p in scored]
+    clipped = [(min(max(p, 1e-6), 1 - 1e-6), y) for p, y in pairs]
+    actual = sum(p["actual"] for p in scored)
+    return {
+        "brier": round(sum((p - y) ** 2 for p, y in pairs) / len(pairs), 4) if pairs else None,
+        "log_loss": round(-sum(y * math.log(p) + (1 - y) * math.log(1 - p) for p, y in clipped) / len(clipped), 4)
+        if clipped else None,
+        "ape": round(sum(abs(e) for e in errors) / len(errors), 4) if errors else None,
+        "wape": round(sum(abs(p[method] - p["actual"]) for p in scored) / actual, 4) if actual else None,
+        "bias": round(sum(errors) / len(errors), 4) if errors else None}
+
+
+def backtest(book, start, end, step="week", periods=1, leave_out=()):
+    """Forecast, at each date from ``start`` to ``end`` every ``step`` (a week, a fortnight or a calendar
+    month), the quarter the date falls in (horizon 0) and, with ``periods`` 2 or more, the quarters after it
+    (horizon 1, ...), with what was known on that date, and compare with what closed.
+
+    A quarter counts once it is over by the store's as-of date (its last day included). A date too early
+    to learn from is skipped and listed, as is each quarter not over yet. The actual is everything won in
+    the quarter, from deals open on the date, won before it, or created after it; each learned view's
+    total adds its new-business forecast. Returns a dict: ``methods`` (per method ``brier``,
+    ``log_loss``, ``ape``, ``wape``, ``bias``, ``calibration``), ``horizons`` (the same per horizon),
+    ``coverage`` (how often the worst-best interval held the actual), ``points`` and ``skipped``."""
+    import numpy as np
+
     if step not in STEPS:
         raise OkgError(f"unknown step {step!r}; use one of {', '.join(STEPS)}", field="step")
     if book.as_of is None or not book.history_rows:
@@ -634,55 +982,70 @@ def backtest(book, start, end, step="week", periods=1, leave_out=()):
         state = state_on(book, deal, book.as_of)
         if state and state.stage.closed:
             final[deal.iri] = (state.stage.won, state.close, state.amount)
-    points, pairs, skipped = [], {m: [] for m in METHODS}, []
+    points, skipped = [], []
+    pairs = defaultdict(lambda: {m: [] for m in METHODS})  # horizon -> method -> [(chance, won)]
+    generator = np.random.default_rng(0)
     day = start
     while day <= end:
         quarters = [quarter_of(day)]
         while len(quarters) < periods:
             quarters.append(quarter_of(quarters[-1][1]))
-        wanted = [(s, e) for s, e in quarters if e <= book.as_of]
-        skipped += [f"{day} {_label(s)}" for s, e in quarters if e > book.as_of]
+        over = book.as_of + timedelta(days=1)
+        wanted = [(h, s, e) for h, (s, e) in enumerate(quarters) if e <= over]
+        skipped += [{"date": day.isoformat(), "period": _label(s), "reason": f"not over by {book.as_of}"}
+                    for s, e in quarters if e > over]
+        learner = None
         if wanted:
-            learner = Learner(book, day, leave_out)
-            for s, e in wanted:
-                everything = sum(a for won, close, a in final.values() if won and close and s <= close < e)
-                open_deals, won_so_far = _open_in_period(book, day, s, e)
-                base = sum(state.amount for _, state in won_so_far)
-                graph = learner.graph([(d, day, st, e) for d, st in open_deals])
-                totals = dict.fromkeys(METHODS, base)
-                actual = base
-                for (deal, state), (chance, _) in zip(open_deals, graph):
-                    outcome = final.get(deal.iri)
-                    y = int(bool(outcome and outcome[0] and outcome[1] and s <= outcome[1] < e))
-                    actual += y * outcome[2] if y else 0
-                    chances = {"crm": state.probability / 100, "historical": learner.historical(state, day),
-                               "graph": chance}
-                    for method, p in chances.items():
-                        totals[method] += p * state.amount
-                        pairs[method].append((p, y))
-                points.append({"date": day.isoformat(), "period": _label(s), "actual": round(actual, 2),
-                               **{m: round(v, 2) for m, v in totals.items()},
-                               "all_won_in_period": round(everything, 2)})
-        day += timedelta(days=STEPS[step])
+            try:
+                learner = Learner(book, day, leave_out)
+            except OkgError as exc:
+                skipped += [{"date": day.isoformat(), "period": _label(s), "reason": exc.message}
+                            for _, s, _ in wanted]
+        for h, s, e in wanted if learner else ():
+            everything = sum(a for won, close, a in final.values() if won and close and s <= close < e)
+            open_deals, won_so_far = _deals_on(book, day, s, e)
+            base = sum(state.amount for _, state in won_so_far)
+            views = learner.chances(open_deals, s, e)
+            new, _ = new_business(learner, "total", s, e)
+            new_amounts = new.get("total", [])
+            new_expected = sum(new_amounts) / len(new_amounts) if new_amounts else 0.0
+            totals = dict.fromkeys(METHODS, base)
+            from_open = base
+            simulated = []
+            for n, (deal, state) in enumerate(open_deals):
+                outcome = final.get(deal.iri)
+                y = int(bool(outcome and outcome[0] and outcome[1] and s <= outcome[1] < e))
+                from_open += y * state.amount
+                inside = state.close is not None and s <= state.close < e
+                chances = {"crm": state.probability / 100 if inside else 0.0,
+                           **{m: views[m][n] for m in METHODS if m != "crm"}}
+                for method, p in chances.items():
+                    totals[method] += p * state.amount
+                    pairs[h][method].append((p, y))
+                simulated.append((state.amount, views["graph"][n]))
+            for method in METHODS:
+                if method != "crm":
+                    totals[method] += new_expected
+            worst, best = _simulate(base, simulated, new_amounts, generator, quantiles=INTERVAL)
+            points.append({"date": day.isoformat(), "period": _label(s), "horizon": h, "actual": round(everything, 2),
+                           **{m: round(v, 2) for m, v in totals.items()}, "new_business": round(new_expected, 2),
+                           "worst": round(worst, 2), "best": round(best, 2), "won_from_open_deals": round(from_open, 2),
+                           "covered": worst <= everything <= best})
+        day = _next_date(day, step)
     if not points:
-        raise OkgError(f"no quarter forecast between {start} and {end} has ended by the store's as-of date "
-                       f"{book.as_of}, so none can be compared with what closed; start earlier", field="from")
-    methods = {}
-    for method in METHODS:
-        scored = [p for p in points if p["actual"] > 0]
-        errors = [(p[method] - p["actual"]) / p["actual"] for p in scored]
-        chances = pairs[method]
-        clipped = [(min(max(p, 1e-6), 1 - 1e-6), y) for p, y in chances]
-        methods[method] = {
-            "brier": round(sum((p - y) ** 2 for p, y in chances) / len(chances), 4) if chances else None,
-            "log_loss": round(-sum(y * math.log(p) + (1 - y) * math.log(1 - p) for p, y in clipped) / len(clipped), 4)
-            if clipped else None,
-            "ape": round(sum(abs(e) for e in errors) / len(errors), 4) if errors else None,
-            "bias": round(sum(errors) / len(errors), 4) if errors else None,
-            "calibration": _calibration(chances)}
+        reasons = sorted({s["reason"] for s in skipped})
+        raise OkgError(f"no quarter between {start} and {end} could be backtested: {'; '.join(reasons) or 'none'}",
+                       field="from")
+    every = {m: [pair for h in pairs for pair in pairs[h][m]] for m in METHODS}
+    methods = {m: {**_scores(points, every[m], m), "calibration": _calibration(every[m])} for m in METHODS}
+    horizons = {h: {m: _scores([p for p in points if p["horizon"] == h], pairs[h][m], m) for m in METHODS}
+                for h in sorted(pairs)}
+    covered = [p["covered"] for p in points]
     return {"from": start.isoformat(), "to": end.isoformat(), "step": step, "periods": periods,
-            "as_of": book.as_of.isoformat(),
-            "forecasts": len(points), "deal_chances": len(pairs["graph"]), "methods": methods,
+            "as_of": book.as_of.isoformat(), "forecasts": len(points), "deal_chances": len(every["graph"]),
+            "methods": methods, "horizons": horizons,
+            "coverage": {"nominal": (INTERVAL[1] - INTERVAL[0]) / 100, "actual": round(sum(covered) / len(covered), 3),
+                         "forecasts": len(covered)},
             "points": points, "skipped": skipped}
 
 
@@ -690,30 +1053,47 @@ def _label(start):
     return f"{start.year}-Q{(start.month - 1) // 3 + 1}"
 
 
-def chart_svg(result, width=760, height=320):
-    """An SVG line chart of a backtest: each method's forecast total and the actual, over the dates."""
+def chart_svg(result, width=860, height=380):
+    """An SVG line chart of a backtest: the actual and the graph view's total for each horizon (horizon 0
+    solid, later ones dashed), and the CRM view for horizon 0, over the forecast dates, with labelled axes."""
     points = result["points"]
-    series = {"actual": "#000000", "crm": "#d62728", "historical": "#ff7f0e", "graph": "#1f77b4"}
-    top = max(max(p[k] for k in series) for p in points) or 1
-    left, bottom, right, upper = 70, height - 40, width - 130, 20
+    horizons = sorted({p["horizon"] for p in points})
+    series = [("actual", h, "#000000") for h in horizons] + [("graph", h, "#1f77b4") for h in horizons] + \
+        [("crm", 0, "#d62728")]
+    top = max(max(p[name] for p in points) for name, _, _ in series) or 1
+    days = [date.fromisoformat(p["date"]) for p in points]
+    first, last = min(days), max(days)
+    span = max(1, (last - first).days)
+    left, bottom, right, upper = 90, height - 50, width - 170, 20
 
-    def xy(i, value):
-        x = left + (right - left) * (i / max(1, len(points) - 1))
-        return x, bottom - (bottom - upper) * value / top
+    def xy(day, value):
+        return left + (right - left) * (day - first).days / span, bottom - (bottom - upper) * value / top
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'font-family="sans-serif" font-size="11">',
              f'<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="#888"/>',
              f'<line x1="{left}" y1="{upper}" x2="{left}" y2="{bottom}" stroke="#888"/>',
-             f'<text x="{left - 6}" y="{upper + 4}" text-anchor="end">{top:,.0f}</text>',
-             f'<text x="{left - 6}" y="{bottom}" text-anchor="end">0</text>']
-    for i in (0, len(points) - 1):
-        x, _ = xy(i, 0)
-        parts.append(f'<text x="{x}" y="{bottom + 16}" text-anchor="middle">{points[i]["date"]} '
-                     f'{points[i]["period"]}</text>')
-    for n, (name, colour) in enumerate(series.items()):
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i, p[name]) for i, p in enumerate(points)))
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>')
-        parts.append(f'<text x="{right + 12}" y="{upper + 14 * n + 4}" fill="{colour}">{name}</text>')
+             f'<text x="{(left + right) / 2}" y="{height - 8}" text-anchor="middle">forecast date</text>',
+             f'<text x="14" y="{(upper + bottom) / 2}" text-anchor="middle" '
+             f'transform="rotate(-90 14 {(upper + bottom) / 2})">period total won</text>']
+    for i in range(5):
+        value = top * i / 4
+        _, y = xy(first, value)
+        parts.append(f'<line x1="{left - 4}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" stroke="#eee"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value:,.0f}</text>')
+    ticks = sorted({days[round(i * (len(days) - 1) / 5)] for i in range(6)}) if len(days) > 1 else days
+    for day in ticks:
+        x, _ = xy(day, 0)
+        parts.append(f'<line x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#888"/>')
+        parts.append(f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{day.isoformat()}</text>')
+    for n, (name, h, colour) in enumerate(series):
+        chosen = [(date.fromisoformat(p["date"]), p[name]) for p in points if p["horizon"] == h]
+        if not chosen:
+            continue
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(d, v) for d, v in chosen))
+        dash = ' stroke-dasharray="5,3"' if h else ""
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5"{dash} points="{path}"/>')
+        words = f"{name}, {'this quarter' if h == 0 else f'{h} quarter(s) ahead'}"
+        parts.append(f'<text x="{right + 12}" y="{upper + 14 * n + 4}" fill="{colour}">{words}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
