@@ -71,10 +71,12 @@ INTERVAL = (10, 90)
 #: simulated run: chances err together (a strong or weak quarter), which widens the interval of a total
 CHANCE_SHIFT_SD = 0.45
 #: the spread (standard deviation of the log) of new business around a past period's amount in one run
-NEW_BUSINESS_SPREAD = 0.35
+NEW_BUSINESS_SPREAD = 0.6
 #: the past reference days (the same day of past quarters) whose new business (deals created after the day,
 #: won within the window the period is from the day) makes the forecast of what deals not yet created bring in
 NEW_BUSINESS_PERIODS = 4
+#: the most new business is scaled by the growth (or shrinking) of what is created, either way
+MAX_GROWTH = 3.0
 #: horizon buckets (days to the period's end): up to a month, a quarter, a half, beyond
 HORIZON_BUCKETS = (31, 92, 183)
 HORIZON_WORDS = ("closing within a month", "within a quarter", "within a half", "beyond a half")
@@ -787,15 +789,30 @@ def new_business(learner, by, start, end):
         if then + timedelta(days=closes) <= day:
             references.append(then)
         k += 1
+    created_on = {}
+    for deal in learner.book.deals.values():
+        created = deal.created or (deal.rows[0][0].date() if deal.rows else None)
+        if created and deal.rows:
+            created_on[deal.iri] = (created, deal.rows[0][2] or 0.0)
+
+    def created_before(moment):  # the amount of the deals created in the quarter before ``moment``
+        since = moment - timedelta(days=91)
+        return sum(a for c, a in created_on.values() if since < c <= moment)
+
     values = defaultdict(lambda: [0.0] * len(references))
+    now = created_before(day)
     for n, then in enumerate(references):
         low, high = then + timedelta(days=opens), then + timedelta(days=closes)
+        # business grows or shrinks: scaled by how much was created in the quarter before the day
+        # against the quarter before the reference day
+        before = created_before(then)
+        growth = min(max(now / before, 1 / MAX_GROWTH), MAX_GROWTH) if before and now else 1.0
         for deal in learner.book.deals.values():
             known = learner.closed.get(deal.iri)
-            created = deal.created or (deal.rows[0][0].date() if deal.rows else None)
+            created = created_on.get(deal.iri, (None,))[0]
             if known and known[0] and created and created > then and low <= known[1] < high:
                 for group, share in _groups(deal, by, known[2]):
-                    values[group][n] += share
+                    values[group][n] += share * growth
     return dict(values), len(references)
 
 
@@ -1015,7 +1032,7 @@ def backtest(book, start, end, step="week", periods=1, leave_out=()):
             for n, (deal, state) in enumerate(open_deals):
                 outcome = final.get(deal.iri)
                 y = int(bool(outcome and outcome[0] and outcome[1] and s <= outcome[1] < e))
-                from_open += y * state.amount
+                from_open += y * outcome[2] if y else 0.0  # as won, at its final amount
                 inside = state.close is not None and s <= state.close < e
                 chances = {"crm": state.probability / 100 if inside else 0.0,
                            **{m: views[m][n] for m in METHODS if m != "crm"}}
