@@ -14,6 +14,7 @@ import math
 import random
 from decimal import Decimal
 from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass
 from pathlib import Path
 
 from .functions import salesforce_id
@@ -163,8 +164,61 @@ def _logit(p):
     return math.log(p / (1 - p))
 
 
+def _quarter_back(day, n):
+    """The calendar quarter ``n`` quarters before the one ``day`` falls in, as (start, end)."""
+    index = day.year * 4 + (day.month - 1) // 3 - n
+    start = date(index // 4, index % 4 * 3 + 1, 1)
+    return start, date(start.year + (start.month == 10), (start.month + 2) % 12 + 1, 1)
+
+
 def _chance(logit):
     return 1 / (1 + math.exp(-logit))
+
+
+@dataclass(frozen=True)
+class HiddenRules:
+    """Every rule by which the sample generator decides which deals are won and how fast they move:
+    the one place that knows (no forecast reads it; the tests and the ablation vary it by seed).
+
+    Effects on the log-odds of winning, added up per deal (its "lift"): each seller's skill and each
+    account hierarchy's habit of buying (normal, with these spreads), the stakeholder roles on the deal,
+    and two effects no forecast can see, since the graph holds nothing of them: the deal's lead source,
+    and one bad quarter in which every deal still open does worse (a budget freeze). A deal with a
+    higher lift also moves through the stages faster (``speed``)."""
+
+    seller_skill_sd: float
+    buying_habit_sd: float
+    economic_buyer: float
+    champion: float
+    decision_maker: float
+    per_stakeholder: float
+    lead_source: dict
+    bad_quarter: int  # quarters before the as-of date (1: the one before the as-of date's quarter)
+    bad_quarter_lift: float
+    speed: float
+    loss_hazard: float
+    slip_hazard: float
+    final_win: float
+
+    def stakeholder_lift(self, roles, people):
+        return (self.economic_buyer * ("Economic Buyer" in roles) + self.champion * ("Champion" in roles)
+                + self.decision_maker * ("Decision Maker" in roles) + self.per_stakeholder * (people - 2))
+
+
+def hidden_rules(seed=DEFAULT_SEED, stakeholder_signal=True):
+    """The generator's :class:`HiddenRules` for a seed: each weight drawn from a range, so each seed's
+    sample is a different world. With ``stakeholder_signal`` false the stakeholder roles carry nothing."""
+    draw = random.Random(f"{seed}/rules")
+    roles = (draw.uniform(0.8, 1.6), draw.uniform(0.4, 1.0), draw.uniform(0.2, 0.7), draw.uniform(0.0, 0.3))
+    if not stakeholder_signal:
+        roles = (0.0, 0.0, 0.0, 0.0)
+    return HiddenRules(
+        seller_skill_sd=draw.uniform(0.5, 1.0), buying_habit_sd=draw.uniform(0.6, 1.1),
+        economic_buyer=roles[0], champion=roles[1], decision_maker=roles[2], per_stakeholder=roles[3],
+        lead_source={source: draw.uniform(-0.5, 0.5) for source in LEAD_SOURCES},
+        bad_quarter=draw.randint(2, 5), bad_quarter_lift=-draw.uniform(0.3, 0.9),
+        speed=draw.uniform(0.15, 0.35), loss_hazard=draw.uniform(0.04, 0.08), slip_hazard=draw.uniform(0.02, 0.04),
+        final_win=draw.uniform(0.65, 0.85))
 
 
 def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=SAMPLE_AS_OF,
@@ -178,6 +232,7 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
     stakeholders are drawn the same way but carry no information about the outcome."""
     rng = random.Random(seed)
     hidden = random.Random(f"{seed}/hidden")  # the generator's hidden factors, drawn apart
+    rules = hidden_rules(seed, stakeholder_signal)
     new_id = _Ids(rng)
     rows = {name: [] for name in TABLES}
     org_start = datetime.combine(as_of - timedelta(days=900), time(9))
@@ -300,7 +355,7 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
     account_names = {row["Id"]: row["Name"] for row in rows["Account.csv"]}
     # hidden factors on the log-odds of winning: each seller's skill, each account hierarchy's
     # habit of buying (shared by a top parent and its subsidiaries)
-    skill = {rep: hidden.gauss(0, 0.8) for rep, _, _ in reps}
+    skill = {rep: hidden.gauss(0, rules.seller_skill_sd) for rep, _, _ in reps}
     parent_of = {row["Id"]: row["ParentId"] for row in rows["Account.csv"]}
 
     def top_of(aid):
@@ -308,7 +363,8 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
             aid = parent_of[aid]
         return aid
 
-    habit = {aid: hidden.gauss(0, 0.9) for aid in account_names if not parent_of[aid]}
+    habit = {aid: hidden.gauss(0, rules.buying_habit_sd) for aid in account_names if not parent_of[aid]}
+    bad_start, bad_end = _quarter_back(as_of, rules.bad_quarter)
     # contacts with reporting lines
     contacts_of = {}
     for aid, _ in accounts:
@@ -340,10 +396,9 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
         people = random.Random(f"{seed}/people/{n}")
         chosen = people.sample(contacts_of[aid], k=min(len(contacts_of[aid]), people.randint(1, 4)))
         roles = people.sample(CONTACT_ROLES, k=len(chosen))
-        lift = skill[rep] + habit[top_of(aid)]
-        if stakeholder_signal:
-            lift += 1.4 * ("Economic Buyer" in roles) + 0.8 * ("Champion" in roles) + \
-                0.5 * ("Decision Maker" in roles) + 0.2 * (len(chosen) - 2)
+        source = rng.choice(LEAD_SOURCES)
+        lift = skill[rep] + habit[top_of(aid)] + rules.stakeholder_lift(roles, len(chosen)) + \
+            rules.lead_source[source]
         history = []
         stage_index = 0
         moment = created
@@ -354,7 +409,7 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
             label, prob, category, _, _ = OPEN_STAGES[stage_index]
             history.append((moment, label, amount, close, prob, category))
             # deals that go well also move faster
-            step = timedelta(days=rng.randint(4, 28) * math.exp(-0.25 * lift), hours=rng.randint(0, 8))
+            step = timedelta(days=rng.randint(4, 28) * math.exp(-rules.speed * lift), hours=rng.randint(0, 8))
             moment += step
             if moment.date() >= as_of:
                 break
@@ -365,11 +420,12 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
                     amount = round(amount * rng.uniform(0.7, 1.2), -2)
                 history.append((moment, label, amount, close, prob, category))
                 continue
-            lose = rng.random() < _chance(_logit(0.06 + 0.03 * slipped) - lift)
+            freeze = rules.bad_quarter_lift if bad_start <= moment.date() < bad_end else 0.0
+            lose = rng.random() < _chance(_logit(rules.loss_hazard + rules.slip_hazard * slipped) - lift - freeze)
             if lose or (moment.date() > close and rng.random() < 0.2):
                 outcome = "Closed Lost"
             elif stage_index == len(OPEN_STAGES) - 1:
-                outcome = "Closed Won" if rng.random() < _chance(_logit(0.75) + lift) else "Closed Lost"
+                outcome = "Closed Won" if rng.random() < _chance(_logit(rules.final_win) + lift + freeze) else "Closed Lost"
             if outcome:
                 close = moment.date()
                 won = outcome == "Closed Won"
@@ -396,7 +452,7 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
             "Type": rng.choice(["New Business", "New Business", "Existing Business - Upgrade",
                                 "Existing Business - Renewal"]),
             "NextStep": next_step,
-            "LeadSource": rng.choice(LEAD_SOURCES), "IsClosed": _bool(closed), "IsWon": _bool(won),
+            "LeadSource": source, "IsClosed": _bool(closed), "IsWon": _bool(won),
             "ForecastCategory": FORECAST_API[category], "ForecastCategoryName": category,
             "CurrencyIsoCode": "USD", "OwnerId": rep, "Territory2Id": terr, "CreatedDate": _ts(created),
             "LastModifiedDate": _ts(last_moment), "SystemModstamp": _ts(last_moment),
