@@ -1077,7 +1077,9 @@ def chart_svg(result, width=860, height=380):
     horizons = sorted({p["horizon"] for p in points})
     series = [("actual", h, "#000000") for h in horizons] + [("graph", h, "#1f77b4") for h in horizons] + \
         [("crm", 0, "#d62728")]
-    top = max(max(p[name] for p in points) for name, _, _ in series) or 1
+    highest = max(max(p[name] for p in points) for name, _, _ in series) or 1
+    unit = 10 ** math.floor(math.log10(highest / 4))
+    top = 4 * unit * math.ceil(highest / 4 / unit)  # four gridlines at round values
     days = [date.fromisoformat(p["date"]) for p in points]
     first, last = min(days), max(days)
     span = max(1, (last - first).days)
@@ -1110,7 +1112,7 @@ def chart_svg(result, width=860, height=380):
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(d, v) for d, v in chosen))
         dash = ' stroke-dasharray="5,3"' if h else ""
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5"{dash} points="{path}"/>')
-        words = f"{name}, {'this quarter' if h == 0 else f'{h} quarter(s) ahead'}"
+        words = f"{name}, {['this quarter', 'next quarter'][h] if h < 2 else f'{h} quarters ahead'}"
         parts.append(f'<text x="{right + 12}" y="{upper + 14 * n + 4}" fill="{colour}">{words}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
