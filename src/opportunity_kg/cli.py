@@ -29,6 +29,19 @@ def _read_query(text):
 def cmd_sample(args):
     from .sample_systems import write_system_sample
 
+    if args.weeks:
+        from .sample import write_weekly_samples
+
+        if args.system != "salesforce":
+            raise OkgError("--weeks writes Salesforce exports only; leave out --system", field="system")
+        written = write_weekly_samples(args.out, args.weeks, opportunities=args.opportunities, seed=args.seed,
+                                       stakeholder_signal=args.stakeholder_signal)
+        for folder, counts in written.items():
+            print(f"{folder}: {counts['Opportunity.csv']:,} opportunities, "
+                  f"{counts['OpportunityHistory.csv']:,} history rows")
+        print(f"{len(written)} weekly Salesforce exports of one org written to {args.out}; ingest them in order "
+              f"into one store")
+        return
     counts = write_system_sample(args.system, args.out, opportunities=args.opportunities, seed=args.seed,
                                  style=args.style, stakeholder_signal=args.stakeholder_signal)
     width = max(len(name) for name in counts)
@@ -318,6 +331,9 @@ def build_parser():
                    help="HubSpot headers: property labels (Deal Stage, the default) or internal names (dealstage)")
     p.add_argument("--opportunities", type=int, default=500, help="how many opportunities (default 500)")
     p.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same files")
+    p.add_argument("--weeks", type=int, default=0,
+                   help="write this many weekly exports of the same org, one folder each (week-YYYY-MM-DD), "
+                        "ending on the sample's as-of date")
     p.add_argument("--no-stakeholder-signal", dest="stakeholder_signal", action="store_false",
                    help="stakeholder roles drawn as usual but with no bearing on which deals are won (to test "
                         "that a forecast gains nothing from them then)")

@@ -633,3 +633,82 @@ def write_sample(out_dir, opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED
             writer.writerows(rows)
         counts[name] = len(rows)
     return counts
+
+
+#: the tables whose rows belong to one deal, by the column naming it
+DEAL_PARTS = {"OpportunityHistory.csv": "OpportunityId", "OpportunityFieldHistory.csv": "OpportunityId",
+              "OpportunityContactRole.csv": "OpportunityId", "OpportunityLineItem.csv": "OpportunityId",
+              "OpportunityCompetitor.csv": "OpportunityId"}
+CLOSED_STAGES = {"Closed Won": True, "Closed Lost": False}
+
+
+def export_as_of(rows, day):
+    """The export the org of ``rows`` (a sample built as of a later day) would have given at the end of
+    ``day``: the records created by then, the history recorded by then, and each deal as its last
+    history row by then says (stage, amount, close date, probability, forecast category, open, won)."""
+    end = _ts(datetime.combine(day, time(23, 59, 59)))
+    stamp = _ts(datetime.combine(day, time(6)))
+    out = {}
+    for name, table in rows.items():
+        out[name] = [dict(r) for r in table if r.get("CreatedDate", "")[:19] <= end[:19]]
+    deals = {d["Id"] for d in out["Opportunity.csv"]}
+    for name, column in DEAL_PARTS.items():
+        out[name] = [r for r in out[name] if r[column] in deals]
+    def latest(history):
+        last = {}
+        for h in history:
+            if h["OpportunityId"] not in last or h["CreatedDate"] >= last[h["OpportunityId"]]["CreatedDate"]:
+                last[h["OpportunityId"]] = h
+        return last
+
+    last, final = latest(out["OpportunityHistory.csv"]), latest(rows["OpportunityHistory.csv"])
+    labels = {api: label for label, api in FORECAST_API.items()}
+    for deal in out["Opportunity.csv"]:
+        h = last.get(deal["Id"])
+        if h is None or h is final.get(deal["Id"]) or h == final.get(deal["Id"]):
+            continue  # nothing of its history after the day: the deal as the sample has it
+        closed = h["StageName"] in CLOSED_STAGES
+        won = CLOSED_STAGES.get(h["StageName"], False)
+        close = date.fromisoformat(h["CloseDate"])
+        changed = h["CreatedDate"] != deal["LastModifiedDate"]
+        deal.update({"StageName": h["StageName"], "Amount": h["Amount"], "CloseDate": h["CloseDate"],
+                     "Probability": h["Probability"], "ForecastCategory": h["ForecastCategory"],
+                     "ForecastCategoryName": labels.get(h["ForecastCategory"], h["ForecastCategory"]),
+                     "IsClosed": _bool(closed), "IsWon": _bool(won), "FiscalQuarter": (close.month - 1) // 3 + 1,
+                     "FiscalYear": close.year})
+        if changed:
+            deal["LastModifiedDate"] = deal["SystemModstamp"] = h["CreatedDate"]
+            if not closed or won:
+                deal["Loss_Reason__c"] = ""
+            if closed:
+                deal["NextStep"] = ""
+    for table in out.values():  # nothing is modified after the day the export was taken
+        for row in table:
+            for column in ("SystemModstamp", "LastModifiedDate"):
+                if row.get(column, "")[:19] > end[:19]:
+                    row[column] = stamp
+    return out
+
+
+def write_weekly_samples(out_dir, weeks, opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED,
+                         as_of=SAMPLE_AS_OF, stakeholder_signal=True):
+    """A series of weekly exports of one org, ending on ``as_of``: ``out_dir/week-YYYY-MM-DD/`` for each
+    week, each what the org's CRM held at the end of that day (:func:`export_as_of`): new deals, stage
+    moves, slipped close dates, changed amounts, wins and losses, and each week's history rows, with the
+    same Ids throughout. Returns {folder name: rows per file}."""
+    rows = build_sample(opportunities, seed, as_of, stakeholder_signal)
+    out = Path(out_dir)
+    written = {}
+    for k in range(weeks):
+        day = as_of - timedelta(days=7 * (weeks - 1 - k))
+        folder = out / f"week-{day.isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        counts = {}
+        for name, table in export_as_of(rows, day).items():
+            with open(folder / name, "w", encoding="utf-8", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=TABLES[name], lineterminator="\r\n")
+                writer.writeheader()
+                writer.writerows(table)
+            counts[name] = len(table)
+        written[folder.name] = counts
+    return written
