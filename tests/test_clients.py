@@ -182,3 +182,40 @@ def test_openapi_describes_the_forecast(server):
         got = requests.get(server + f"/api/forecast{suffix}", params={"period": "2026-Q4", "by": "team"}, timeout=120)
         assert got.status_code == 200 and got.headers["Content-Type"].startswith(
             list(operation["responses"]["200"]["content"])[0])
+
+
+def test_update_protocol_details(app_with):
+    """'bearer' in any case, a 204 with no content type, and a scoped update refused, not run unscoped."""
+    base = app_with(update_token="s3cret")
+    update = 'INSERT DATA { GRAPH <http://example.com/g> { <http://example.com/a> <http://example.com/p> "y" } }'
+    ok = requests.post(base + "/update", data={"update": update}, headers={"Authorization": "bearer s3cret"})
+    assert ok.status_code == 204 and "Content-Type" not in ok.headers
+    scoped = requests.post(base + "/update", data={"update": "DELETE { ?s ?p ?o } WHERE { ?s ?p ?o }",
+                                                   "using-graph-uri": "http://example.com/g"},
+                           headers={"Authorization": "Bearer s3cret"})
+    assert scoped.status_code == 400 and scoped.json()["field"] == "using-graph-uri"
+    still = requests.get(base + "/sparql", params={"query": 'ASK { GRAPH ?g { ?s ?p "y" } }'}).json()
+    assert still["boolean"] is True  # the refused update deleted nothing
+
+
+def test_query_protocol_details(server):
+    """Relative IRIs resolve against the endpoint; TSV numbers in short form; GET with update= or a
+    misspelled query parameter is a 400; 405 says what is allowed; an Accept that cannot be met is a
+    406; a malformed graph IRI is a 400 in the JSON error shape."""
+    r = requests.get(server + "/sparql", params={"query": "CONSTRUCT { <s> <p> 1 } WHERE {}"},
+                     headers={"Accept": "application/n-triples"})
+    assert r.status_code == 200 and f"<{server}/s> <{server}/p>" in r.text
+    r = requests.get(server + "/sparql", params={"query": 'SELECT ?n ?d ?b ?s WHERE { VALUES (?n ?d ?b ?s) '
+                                                          '{ (1 2.5 true "1") } }'},
+                     headers={"Accept": "text/tab-separated-values"})
+    assert r.text.splitlines()[1] == '1\t2.5\ttrue\t"1"'
+    for params in ({"update": "CLEAR ALL"}, {"qeury": "ASK {}"}):
+        r = requests.get(server + "/sparql", params=params)
+        assert r.status_code == 400 and r.json()["field"] == next(iter(params)), params
+    r = requests.put(server + "/sparql", data="ASK {}")
+    assert r.status_code == 405 and set(r.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    r = requests.get(server + "/sparql", params={"query": "ASK {}"}, headers={"Accept": "image/png"})
+    assert r.status_code == 406 and r.json()["error"] == "not_acceptable"
+    r = requests.get(server + "/sparql", params={"query": "ASK {}", "default-graph-uri": "not an iri"})
+    assert r.status_code == 400 and r.headers["Content-Type"].startswith("application/json")
+    assert r.json()["field"] == "default-graph-uri"

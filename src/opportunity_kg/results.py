@@ -7,6 +7,7 @@ at ``max_rows``.
 """
 
 import json
+import re
 from xml.sax.saxutils import escape
 
 import pyoxigraph as ox
@@ -36,8 +37,23 @@ def _csv_value(term):
     return text
 
 
+_XSD = "http://www.w3.org/2001/XMLSchema#"
+#: literals written in the SPARQL TSV short form (Turtle's) when their text is in that form: 1, 1.5, 1.0e3, true
+_SHORT = {_XSD + "integer": re.compile(r"[+-]?\d+"), _XSD + "decimal": re.compile(r"[+-]?\d*\.\d+"),
+          _XSD + "double": re.compile(r"[+-]?(\d+\.\d*|\.?\d+)[eE][+-]?\d+"),
+          _XSD + "boolean": re.compile(r"true|false")}
+
+
 def _tsv_value(term):
-    return "" if term is None else str(term)
+    """A term as SPARQL 1.1's TSV results write it: as in Turtle, numbers and booleans in their short
+    form (``1``, not ``"1"^^xsd:integer``), so a spreadsheet or pandas reads numbers."""
+    if term is None:
+        return ""
+    if isinstance(term, ox.Literal) and not term.language:
+        pattern = _SHORT.get(term.datatype.value)
+        if pattern and pattern.fullmatch(term.value):
+            return term.value
+    return str(term)
 
 
 def _json_term(term):

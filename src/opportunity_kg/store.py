@@ -469,7 +469,7 @@ _WORKERS = _Workers(64)
 
 
 def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=None, union_default=True,
-              max_rows=None):
+              max_rows=None, base_iri=None):
     """Run a SPARQL query; return a :class:`Result` whose rows stream under the timeout.
 
     ``timeout`` (seconds) bounds the whole run, from parsing to the last row;
@@ -477,14 +477,22 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
     ``named_graphs`` (lists of graph IRIs) set the dataset as the SPARQL
     Protocol's ``default-graph-uri`` and ``named-graph-uri`` do; without them
     the default graph is "now" (:func:`opportunity_kg.history.current_graphs`)
-    and every graph is a named graph.
+    and every graph is a named graph. ``base_iri`` resolves relative IRIs in the query (the endpoint's
+    own IRI, for the SPARQL protocol). A graph IRI that is not an IRI is a :class:`QueryError`.
     """
     timeout = settings.get("query_timeout") if timeout is None else timeout
     max_rows = settings.get("max_rows") if max_rows is None else max_rows
     deadline = time.monotonic() + timeout
-    kwargs = {}
+    kwargs = {"base_iri": base_iri} if base_iri else {}
+
+    def graph_iris(iris, what):
+        try:
+            return [ox.NamedNode(g) for g in iris]
+        except ValueError as exc:
+            raise QueryError(f"{what} must be IRIs: {exc}", field=what) from None
+
     if default_graph is not None:
-        kwargs["default_graph"] = [ox.NamedNode(g) for g in default_graph]
+        kwargs["default_graph"] = graph_iris(default_graph, "default-graph-uri")
     elif union_default:
         from .history import current_dataset
 
@@ -494,7 +502,7 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
         else:
             kwargs["use_default_graph_as_union"] = True
     if named_graphs is not None:  # an empty list: no named graphs at all
-        kwargs["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
+        kwargs["named_graphs"] = graph_iris(named_graphs, "named-graph-uri")
     channel = queue.Queue(maxsize=256)
     stop = threading.Event()
 

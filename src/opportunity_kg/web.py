@@ -79,7 +79,19 @@ def negotiate(accept, fmt_param, choices, default):
         candidate = choices.get(media) or (default if media in ("*/*", "application/*", "text/*", "") else None)
         if candidate and q > best_q:
             best, best_q = candidate, q
+    if best is None and (accept or "").strip():
+        raise NotAcceptable(f"cannot answer in any of the formats asked for ({accept}); this answer comes as "
+                            f"{', '.join(sorted(set(choices)))}")
     return best or default
+
+
+class NotAcceptable(OkgError):
+    kind = "not_acceptable"
+    status = 406
+
+
+#: the parameters of a SPARQL protocol GET besides the query
+PROTOCOL_PARAMETERS = {"query", "default-graph-uri", "named-graph-uri", "format", "timeout"}
 
 
 def create_app(store_path=None, *, store=None, config=None):
@@ -128,9 +140,19 @@ def create_app(store_path=None, *, store=None, config=None):
         return jsonify({"error": "not_found", "message": f"no such page: {request.path}"}), 404
 
     @app.errorhandler(405)
-    def bad_method(_):
-        return jsonify({"error": "method_not_allowed",
-                        "message": f"{request.method} is not allowed on {request.path}"}), 405
+    def bad_method(exc):
+        response = jsonify({"error": "method_not_allowed",
+                            "message": f"{request.method} is not allowed on {request.path}"})
+        response.status_code = 405
+        allowed = getattr(exc, "valid_methods", None)
+        if allowed:
+            response.headers["Allow"] = ", ".join(sorted(allowed))
+        return response
+
+    @app.errorhandler(500)
+    def server_error(exc):  # whatever failed, the answer is the one JSON error shape, not an HTML page
+        log.exception("%s %s failed", request.method, request.path, exc_info=getattr(exc, "original_exception", exc))
+        return jsonify({"error": "server_error", "message": "the server failed to answer; the log says why"}), 500
 
     origins = [o.strip() for o in limits["cors_origins"].split(",") if o.strip()]
 
@@ -172,8 +194,8 @@ def create_app(store_path=None, *, store=None, config=None):
         token = limits["update_token"]
         if not token:
             raise Forbidden("updates are off: the server was started without OKG_UPDATE_TOKEN")
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
             error = Unauthorized("send the update token as 'Authorization: Bearer <token>'")
             response = jsonify(error.as_dict())
             response.status_code = 401
@@ -188,13 +210,19 @@ def create_app(store_path=None, *, store=None, config=None):
             raise _UnsupportedMedia(content_type, "update", "application/sparql-update")
         if len(updates) != 1:
             raise QueryError("send exactly one 'update'")
+        scoped = [k for k in ("using-graph-uri", "using-named-graph-uri") if k in request.values]
+        if scoped:  # refused rather than ignored: run unscoped, the update would touch every graph
+            raise QueryError(f"{scoped[0]} is not supported here; name the graphs in the update itself "
+                             "(USING <graph>, USING NAMED <graph> or WITH <graph>)", field=scoped[0])
         try:
             app.config["OKG_STORE"]().update(updates[0])
         except SyntaxError as exc:
             raise QueryError(f"the update is not valid SPARQL: {exc}") from None
         except OSError as exc:
             raise OkgError(f"the update failed: {exc}") from None
-        return Response(status=204)
+        response = Response(status=204)
+        del response.headers["Content-Type"]  # no body, so no type
+        return response
 
     @app.route("/rdf-graphs", methods=["GET", "HEAD"])
     def graph_store():
@@ -217,7 +245,12 @@ def create_app(store_path=None, *, store=None, config=None):
 
     @app.route("/sparql", methods=["GET", "POST"])
     def sparql():
-        if request.method == "GET" and not request.args.get("query") and "query" not in request.args:
+        if request.method == "GET" and "update" in request.args:
+            raise QueryError("an update is not run from a GET: POST it to /update", field="update")
+        if request.method == "GET" and "query" not in request.args:
+            unknown = sorted(set(request.args) - PROTOCOL_PARAMETERS)
+            if unknown:
+                raise QueryError(f"unknown parameter {unknown[0]!r}: send the query as 'query'", field=unknown[0])
             return _service_description(request.url_root.rstrip("/"), request.headers.get("Accept"),
                                         request.args.get("format"))
         queries, default_graphs, named_graphs = _protocol_arguments()
@@ -227,10 +260,11 @@ def create_app(store_path=None, *, store=None, config=None):
         if len(queries) > 1:
             raise QueryError("more than one query in the request; send exactly one 'query'")
         query = queries[0]
+        base = request.url_root.rstrip("/") + "/sparql"  # relative IRIs in the query resolve against the endpoint
         if default_graphs or named_graphs:  # the protocol's dataset: exactly the graphs named, each kind
-            result = execute(query, default_graph=default_graphs, named_graphs=named_graphs)
+            result = execute(query, default_graph=default_graphs, named_graphs=named_graphs, base_iri=base)
         else:
-            result = execute(query)
+            result = execute(query, base_iri=base)
         return _respond(result, request.headers.get("Accept"), request.values.get("format"))
 
     def supported(queries=None):
