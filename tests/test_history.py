@@ -40,7 +40,8 @@ def two_snapshots(tmp_path_factory):
 
     def change(rows):
         open_rows = [r for r in rows if r["IsClosed"] == "false"]
-        a, b, c = open_rows[:3]
+        a = next(r for r in open_rows if r["StageName"] != "Negotiation/Review")  # so its stage does move
+        b, c = [r for r in open_rows if r is not a][:2]
         moved["stage"] = (a["Id"], a["StageName"], "Negotiation/Review")
         a["StageName"] = "Negotiation/Review"
         moved["amount"] = (b["Id"], b["Amount"], "123456.00")

@@ -507,7 +507,8 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
             counts[name].rows_quarantined = len(quarantined[name])
             counts[name].rows_deleted = len(deleted[name] - quarantined[name])
         progress.phase("counting the snapshot's triples")
-        digest, loaded_lines = _tally(working, target, counts, rows, reference)
+        # the on-disk store writes each subject's triples together; the in-memory one may not
+        digest, loaded_lines = _tally(working, target, counts, rows, reference, runs=check is not None)
         for name, read in lines_read.items():
             counts[name].rows_loaded = len(loaded_lines.get(name, ()))
             _check_accounts(name, read, loaded_lines.get(name, set()), quarantined[name], deleted[name])
@@ -814,15 +815,15 @@ def _drop_value(loaded, violation):
     return found
 
 
-def _tally(store, graph, counts, rows, reference):
+def _tally(store, graph, counts, rows, reference, runs=True):
     """Count the loaded snapshot's triples into ``counts`` and return the sum of their
     :func:`triple_digest` s and the lines of each file that gave facts ({file: {line}}), reading the
     graph back from the store as N-Triples (streamed, in subject order). A triple counts once, for the first file (in ``counts`` order) with a row
     about its subject, or else for the reference file that gives it; the links to files and
     lines are in the digest, not in the counts."""
-    tally = _Tally(counts, rows.files, reference)
+    tally = _Tally(counts, rows.files, reference, runs)
     store.dump(tally, ox.RdfFormat.N_TRIPLES, from_graph=graph)
-    tally.close()
+    tally.close(final=True)
     return tally.digest, tally.loaded
 
 
@@ -831,7 +832,7 @@ class _Tally:
 
     LINK = f"{DERIVED} ".encode()
 
-    def __init__(self, counts, files, reference):
+    def __init__(self, counts, files, reference, runs=True):
         self.counts, self.order = counts, {name: i for i, name in enumerate(counts)}
         self.files = {iri.encode(): name for iri, name in files.items()}
         self.reference = {}
@@ -840,6 +841,10 @@ class _Tally:
                 self.reference.setdefault(f"{t[0]} {t[1]} {t[2]} .".encode(), name)
         self.digest, self.lines, self.rest, self.current, self.group, self.sources = 0, 0, b"", None, [], set()
         self.loaded = defaultdict(set)  # file -> the lines whose rows gave facts
+        # a store may write one subject's triples in more than one run (Oxigraph's in-memory store does):
+        # with ``runs``, the file a subject's triples count for, and the triples of runs naming no file yet
+        self.counted_for, self.counted, self.pending = {}, {}, defaultdict(list)
+        self.runs = runs
 
     def write(self, chunk):
         lines = (self.rest + bytes(chunk)).split(b"\n")
@@ -864,13 +869,32 @@ class _Tally:
     def flush(self):
         pass
 
-    def close(self):
-        first = min(self.sources, key=self.order.get) if self.sources else None
-        for line in self.group:
-            name = first or self.reference.get(line)
-            if name is not None:
-                self.counts[name].triples += 1
+    def close(self, final=False):
+        subject = self.current if self.runs else None  # a store that writes each subject once needs no memory
+        if self.sources:
+            first = min(self.sources | ({self.counted_for[subject]} if subject in self.counted_for else set()),
+                        key=self.order.get)
+            if subject in self.counted_for and first != self.counted_for[subject]:
+                self.counts[self.counted_for[subject]].triples -= self.counted[subject]
+                self.counts[first].triples += self.counted[subject]
+            lines = self.group + self.pending.pop(subject, [])
+            self.counts[first].triples += len(lines)
+            if subject is not None:
+                self.counted_for[subject] = first
+                self.counted[subject] = self.counted.get(subject, 0) + len(lines)
+        elif subject in self.counted_for:
+            self.counts[self.counted_for[subject]].triples += len(self.group)
+            self.counted[subject] += len(self.group)
+        elif self.group:
+            self.pending[subject].extend(self.group)  # (None: counted at the end if reference data)
         self.group, self.sources = [], set()
+        if final:  # triples of subjects no row named: the reference data's, if they are
+            for lines in self.pending.values():
+                for line in lines:
+                    name = self.reference.get(line)
+                    if name is not None:
+                        self.counts[name].triples += 1
+            self.pending.clear()
 
 
 def _provenance(report, export_dir):
