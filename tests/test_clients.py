@@ -219,3 +219,15 @@ def test_query_protocol_details(server):
     r = requests.get(server + "/sparql", params={"query": "ASK {}", "default-graph-uri": "not an iri"})
     assert r.status_code == 400 and r.headers["Content-Type"].startswith("application/json")
     assert r.json()["field"] == "default-graph-uri"
+
+
+def test_an_answer_cut_at_the_row_limit_says_so(app_with):
+    base = app_with(max_rows=5)
+    many = "SELECT ?i WHERE { VALUES ?i { 1 2 3 4 5 6 7 } }"
+    r = requests.get(base + "/sparql", params={"query": many}, headers={"Accept": "text/csv"})
+    assert r.status_code == 200 and r.headers["OKG-Rows-Cut"] == "5" and len(r.text.splitlines()) == 6
+    exact = "SELECT ?i WHERE { VALUES ?i { 1 2 3 4 5 } }"
+    r = requests.get(base + "/sparql", params={"query": exact}, headers={"Accept": "text/csv"})
+    assert "OKG-Rows-Cut" not in r.headers and len(r.text.splitlines()) == 6
+    r = requests.get(base + "/api/queries/win-rate.json")
+    assert r.headers["OKG-Rows-Cut"] == "5" and len(r.json()) == 5

@@ -428,11 +428,13 @@ LOAD_CHUNK = 200_000
 
 @dataclass
 class Result:
-    """A running query: ``kind`` is select, ask or graph."""
+    """A running query: ``kind`` is select, ask or graph. ``cut`` turns true once the rows have stopped
+    at the row limit with more to come."""
 
     kind: str
     variables: list
     rows: object  # iterator of tuples (select) or triples (graph), or a bool (ask)
+    cut: bool = False
 
 
 #: rows handed from the query thread to the response at a time
@@ -570,10 +572,13 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
         try:
             batch = first
             while True:
-                for row in batch[: max_rows - count]:
+                for row in batch:
+                    if count >= max_rows:  # a row past the limit: the answer is cut
+                        result.cut = True
+                        return
                     count += 1
                     yield row
-                if done or count >= max_rows:
+                if done:
                     return
                 tag, batch = take()
                 if tag == "end":
@@ -581,7 +586,9 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
         finally:
             stop.set()
 
-    return Result(kind, variables or [], rows())
+    result = Result(kind, variables or [], None)
+    result.rows = rows()
+    return result
 
 
 def select_records(store, query, timeout=None):

@@ -167,6 +167,8 @@ def create_app(store_path=None, *, store=None, config=None):
         method, path, began = request.method, request.path, g.get("started", time.monotonic())
         query = g.get("query")
         detail = f" ({query[0]} query, first answer in {query[1]:.1f} ms)" if query else ""
+        if g.get("cut"):
+            detail += f", cut at {g.cut:,} rows (OKG_MAX_ROWS)"
         response.call_on_close(lambda: log.info("%s %s %s in %.1f ms%s", method, path, response.status_code,
                                                 (time.monotonic() - began) * 1000, detail))
         return response
@@ -238,7 +240,8 @@ def create_app(store_path=None, *, store=None, config=None):
         else:
             raise QueryError("name a graph: ?graph=<IRI>, or ?default for the default graph")
         result = execute(query)
-        response = _respond(result, request.headers.get("Accept"), request.args.get("format"), default="turtle")
+        response = _respond(result, request.headers.get("Accept"), request.args.get("format"), default="turtle",
+                            limit=limits["max_rows"])
         if request.method == "HEAD":
             response.set_data(b"")
         return response
@@ -265,7 +268,7 @@ def create_app(store_path=None, *, store=None, config=None):
             result = execute(query, default_graph=default_graphs, named_graphs=named_graphs, base_iri=base)
         else:
             result = execute(query, base_iri=base)
-        return _respond(result, request.headers.get("Accept"), request.values.get("format"))
+        return _respond(result, request.headers.get("Accept"), request.values.get("format"), limit=limits["max_rows"])
 
     def supported(queries=None):
         """What the store's data lets each canned query and the forecast answer (kept per store generation)."""
@@ -307,7 +310,8 @@ def create_app(store_path=None, *, store=None, config=None):
         result = execute(query.bind(args))
         rows = _prime(result.rows)
         support = supported().get(name, {})
-        headers = {"OKG-Support": support.get("level", "full")}  # "partial" or "none": /api/queries says why
+        headers = {"OKG-Support": support.get("level", "full"),  # "partial" or "none": /api/queries says why
+                   **_cut_headers(result, limits["max_rows"])}
         if fmt == "csv":
             body = write_solutions(result.variables, rows, "csv", limits["max_rows"])
             return Response(body, mimetype="text/csv",
@@ -391,18 +395,17 @@ class _UnsupportedMedia(OkgError):
 
 
 def _prime(rows):
-    """Fetch the first row now, so errors and timeouts come before the response starts."""
-    iterator = iter(rows)
-    try:
-        first = next(iterator)
-    except StopIteration:
-        return iter(())
+    """Fetch every row (at most the row limit) before the response starts, so an error or the timeout
+    is its status rather than a cut-off body, and whether the row limit cut the answer is known."""
+    return list(rows)
 
-    def chain():
-        yield first
-        yield from iterator
 
-    return chain()
+def _cut_headers(result, limit):
+    """``OKG-Rows-Cut: <limit>`` when the row limit (OKG_MAX_ROWS) left rows out of the answer."""
+    if result.cut:
+        g.cut = limit
+        return {"OKG-Rows-Cut": str(limit)}
+    return {}
 
 
 def _service_description(endpoint, accept, fmt_param):
@@ -430,16 +433,18 @@ def _service_description(endpoint, accept, fmt_param):
     return Response(body, mimetype=GRAPH_FORMATS[fmt])
 
 
-def _respond(result, accept, fmt_param, default="ntriples"):
+def _respond(result, accept, fmt_param, default="ntriples", limit=None):
     if result.kind == "graph":
         fmt = negotiate(accept, fmt_param, GRAPH_ALIASES, default)
-        body = write_triples(_prime(result.rows), fmt, 10**12)
-        return Response(body, mimetype=GRAPH_FORMATS[fmt])
+        rows = _prime(result.rows)
+        body = write_triples(rows, fmt, 10**12)
+        return Response(body, mimetype=GRAPH_FORMATS[fmt], headers=_cut_headers(result, limit))
     fmt = negotiate(accept, fmt_param, FORMAT_ALIASES, "json")
     if result.kind == "ask":
         return Response(write_boolean(result.rows, fmt), mimetype=SELECT_FORMATS[fmt])
-    body = write_solutions(result.variables, _prime(result.rows), fmt, 10**12)
-    return Response(body, mimetype=SELECT_FORMATS[fmt])
+    rows = _prime(result.rows)
+    body = write_solutions(result.variables, rows, fmt, 10**12)
+    return Response(body, mimetype=SELECT_FORMATS[fmt], headers=_cut_headers(result, limit))
 
 
 def _json_value(term):
