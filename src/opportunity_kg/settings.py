@@ -20,7 +20,8 @@ SETTINGS = {s.name: s for s in [
     Setting("query_timeout", 30.0,
             "Seconds a SPARQL or canned query may run before it is stopped and answered with a timeout error."),
     Setting("max_rows", 100_000,
-            "Most result rows (or triples) one query returns; longer results are cut at this many."),
+            "Most result rows (or triples) one query returns; longer results are cut at this many, and the "
+            "HTTP answer then carries `OKG-Rows-Cut: <limit>` (and its log line says `cut at N rows`)."),
     Setting("max_request_bytes", 1_000_000,
             "Largest HTTP request body accepted, in bytes (a query sent by POST)."),
     Setting("max_concurrent_queries", 8,
