@@ -744,7 +744,7 @@ def _replace_graph(store, graph, triples):
     name = ox.NamedNode(graph)
     before = None
     if store.contains_named_graph(name):
-        before = _Tally({}, {}, [])
+        before = _Tally({}, {}, [], runs=False)  # its digest only
         store.dump(before, ox.RdfFormat.N_TRIPLES, from_graph=name)
         store.clear_graph(name)
     loader = Loader([(store, name)])  # a bulk load: inserting quads one by one is many times slower
@@ -885,8 +885,13 @@ class _Tally:
         elif subject in self.counted_for:
             self.counts[self.counted_for[subject]].triples += len(self.group)
             self.counted[subject] += len(self.group)
+        elif subject is None:  # no file names these triples: they count for the reference file that gives them
+            for line in self.group:
+                name = self.reference.get(line)
+                if name is not None:
+                    self.counts[name].triples += 1
         elif self.group:
-            self.pending[subject].extend(self.group)  # (None: counted at the end if reference data)
+            self.pending[subject].extend(self.group)
         self.group, self.sources = [], set()
         if final:  # triples of subjects no row named: the reference data's, if they are
             for lines in self.pending.values():
