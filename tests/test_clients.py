@@ -231,3 +231,30 @@ def test_an_answer_cut_at_the_row_limit_says_so(app_with):
     assert "OKG-Rows-Cut" not in r.headers and len(r.text.splitlines()) == 6
     r = requests.get(base + "/api/queries/win-rate.json")
     assert r.headers["OKG-Rows-Cut"] == "5" and len(r.json()) == 5
+
+
+def test_canned_answers_are_kept_per_store_generation(app_with, sample_export, tmp_path):
+    """A repeated canned question is answered from memory; an ingest (a new generation) makes the kept
+    answers stale, and the server answers the new store's defaults ahead."""
+    import time
+
+    from opportunity_kg.ingest import ingest
+
+    base = app_with()
+    store_path = tmp_path / "store-0"
+    url = base + "/api/queries/weighted-pipeline.json?period=2026-Q3"
+    first = requests.get(url)
+    again = requests.get(url)
+    assert again.headers["OKG-Cache"] == "hit" and again.json() == first.json()
+    ingest(sample_export, store_path, as_of="2026-11-30")  # a second snapshot: a new generation
+    deadline = time.monotonic() + 60
+    while len(requests.get(base + "/health").json()["snapshots"]) < 2:  # the server reopens the swapped store
+        assert time.monotonic() < deadline, "the server never saw the new snapshot"
+        time.sleep(0.5)
+    assert requests.get(url).headers["OKG-Cache"] == "miss"  # kept for the old generation only
+    assert requests.get(url).headers["OKG-Cache"] == "hit"
+    # the current quarter (of the newest as-of date) was answered ahead, or is kept from the call above
+    deadline = time.monotonic() + 60
+    while requests.get(base + "/api/queries/weighted-pipeline.json?period=2026-Q4").headers["OKG-Cache"] != "hit":
+        assert time.monotonic() < deadline, "the current quarter was never answered ahead"
+        time.sleep(0.5)

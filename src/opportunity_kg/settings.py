@@ -42,6 +42,11 @@ SETTINGS = {s.name: s for s in [
             "opens a store, and again after each ingest; queries read the disk store until it is done. It takes "
             "about 20 s and 450 MB of memory per million triples here. A larger store is served from disk, and "
             "so is one open for updates (`OKG_UPDATE_TOKEN`). 0 turns the copy off."),
+    Setting("cache_entries", 256,
+            "Canned-query answers `okg serve` keeps, keyed by the query, its parameters and the store's "
+            "generation (its snapshots and their digests), so a repeated question is answered from memory and "
+            "an ingest makes every kept answer stale. Each query's defaults and the current and next quarter "
+            "are answered ahead after the server opens a store and after each ingest. 0 turns it off."),
     Setting("cors_origins", "",
             "Comma-separated origins browser tools may call the API from (CORS), or `*` for any. "
             "Empty (the default): no cross-origin access."),

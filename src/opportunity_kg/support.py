@@ -145,7 +145,7 @@ def judge(needs, uses, counts):
 _CACHE = {}
 
 
-def _generation(store):
+def generation(store):
     """What tells one state of a store from another: its snapshots and their content digests."""
     rows = store.query("SELECT ?g ?d WHERE { GRAPH ?g { ?g <https://w3id.org/opportunity-kg/ontology#contentDigest> "
                        "?d } }", use_default_graph_as_union=False)
@@ -157,7 +157,7 @@ def support(store, queries=None, cache=True):
     in part or not at all, with notes saying what is missing. With ``cache``, kept for the store's
     generation (its snapshots and their digests), so a server counts once per ingest."""
     queries = load_queries() if queries is None else queries
-    key = (id(store), _generation(store), tuple(sorted(queries)))
+    key = (id(store), generation(store), tuple(sorted(queries)))
     if cache and key in _CACHE:
         return _CACHE[key]
     wanted = set(FORECAST[1]) | set(FORECAST[2])

@@ -23,10 +23,12 @@ import logging
 import re
 import threading
 import time
+from collections import OrderedDict
+from datetime import date
 from pathlib import Path
 
 import pyoxigraph as ox
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, has_request_context, jsonify, request
 
 from . import __version__, settings
 from .errors import Forbidden, NotFound, OkgError, QueryError, Unauthorized
@@ -35,7 +37,7 @@ from .queries import get_query, load_queries
 from .results import GRAPH_FORMATS, SELECT_FORMATS, write_boolean, write_solutions, write_table, write_triples
 from .history import snapshots
 from .remote import is_remote
-from .store import ReadOnlyStore, open_store, run_query
+from .store import ReadOnlyStore, Result, open_store, run_query
 
 log = logging.getLogger("opportunity_kg.web")
 
@@ -85,6 +87,41 @@ def negotiate(accept, fmt_param, choices, default):
     return best or default
 
 
+#: how often the server looks whether an ingest made a new store generation (to answer ahead again)
+WARM_CHECK_SECONDS = 5
+
+
+def store_generation(store):
+    """What tells one state of a store from another: its snapshots and their content digests."""
+    from .support import generation
+
+    return generation(store)
+
+
+class AnswerCache:
+    """Whole canned-query answers by (query text, store generation), the least recently used dropped
+    past ``entries``."""
+
+    def __init__(self, entries):
+        self.entries, self.kept, self.lock = entries, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key in self.kept:
+                self.kept.move_to_end(key)
+                return self.kept[key]
+        return None
+
+    def put(self, key, value):
+        if not self.entries:
+            return
+        with self.lock:
+            self.kept[key] = value
+            self.kept.move_to_end(key)
+            while len(self.kept) > self.entries:
+                self.kept.popitem(last=False)
+
+
 class NotAcceptable(OkgError):
     kind = "not_acceptable"
     status = 406
@@ -113,6 +150,7 @@ def create_app(store_path=None, *, store=None, config=None):
     else:
         app.config["OKG_STORE"] = lambda: store
     slots = threading.BoundedSemaphore(limits["max_concurrent_queries"])
+    answers = AnswerCache(limits["cache_entries"])
 
     def execute(query, **kwargs):
         if not slots.acquire(timeout=limits["query_timeout"]):
@@ -121,7 +159,8 @@ def create_app(store_path=None, *, store=None, config=None):
             started = time.monotonic()
             result = run_query(app.config["OKG_STORE"](), query, timeout=limits["query_timeout"],
                                max_rows=limits["max_rows"], **kwargs)
-            g.query = (result.kind, (time.monotonic() - started) * 1000)
+            if has_request_context():  # (the thread answering ahead has none)
+                g.query = (result.kind, (time.monotonic() - started) * 1000)
             return result
         finally:
             slots.release()
@@ -270,6 +309,53 @@ def create_app(store_path=None, *, store=None, config=None):
             result = execute(query, base_iri=base)
         return _respond(result, request.headers.get("Accept"), request.values.get("format"), limit=limits["max_rows"])
 
+    def answer(text):
+        """A canned query's whole answer, from the cache when the store's generation has it: (result, hit)."""
+        store_now = app.config["OKG_STORE"]()
+        key = (text, store_generation(store_now))
+        kept = answers.get(key)
+        if kept is not None:
+            return kept, True
+        result = execute(text)
+        kept = Result(result.kind, result.variables, _prime(result.rows))
+        kept.cut = result.cut
+        answers.put(key, kept)
+        return kept, False
+
+    def warm():
+        """Answer each canned query's defaults, and the current and next quarter, ahead of the first user."""
+        from .forecast import quarter_of
+
+        store_now = app.config["OKG_STORE"]()
+        days = [date.fromisoformat(a) for _, _, a in snapshots(store_now)] or [date.today()]
+        now = quarter_of(max(days))
+        quarters = [now, quarter_of(now[1])]
+        labels = [f"{s.year}-Q{(s.month - 1) // 3 + 1}" for s, _ in quarters]
+        for query in load_queries().values():
+            required = [p for p in query.params if p.required and p.default is None]
+            if any(p.type != "period" for p in required):
+                continue  # a question about one record or day: nothing to guess
+            for label in labels if required else [None]:
+                try:
+                    answer(query.bind({p.name: label for p in required}))
+                except OkgError:
+                    continue
+
+    def keep_warm():
+        seen = None
+        while True:
+            try:
+                generation = store_generation(app.config["OKG_STORE"]())
+                if generation != seen:
+                    warm()
+                    seen = generation
+            except Exception:  # a store being swapped: try again on the next round
+                log.debug("warming the canned queries failed", exc_info=True)
+            time.sleep(WARM_CHECK_SECONDS)
+
+    if limits["cache_entries"] and store is None:
+        threading.Thread(target=keep_warm, daemon=True, name="okg-warm").start()
+
     def supported(queries=None):
         """What the store's data lets each canned query and the forecast answer (kept per store generation)."""
         from .support import support
@@ -307,11 +393,11 @@ def create_app(store_path=None, *, store=None, config=None):
         fmt = fmt or negotiate(request.headers.get("Accept"), args.get("format"),
                                {"csv": "csv", "text/csv": "csv", "json": "json", "application/json": "json"},
                                "json")
-        result = execute(query.bind(args))
-        rows = _prime(result.rows)
+        result, hit = answer(query.bind(args))
+        rows = result.rows
         support = supported().get(name, {})
         headers = {"OKG-Support": support.get("level", "full"),  # "partial" or "none": /api/queries says why
-                   **_cut_headers(result, limits["max_rows"])}
+                   "OKG-Cache": "hit" if hit else "miss", **_cut_headers(result, limits["max_rows"])}
         if fmt == "csv":
             body = write_solutions(result.variables, rows, "csv", limits["max_rows"])
             return Response(body, mimetype="text/csv",
