@@ -401,9 +401,9 @@ class _Rates:
         total = sum(weights)
         self.overall = sum(w * e.won for e, w in zip(examples, weights)) / total if total else 0.0
 
-    def rate(self, example, depth=None):
+    def rate(self, example):
         rate = self.overall
-        for n, level in enumerate(self.levels[: depth if depth is not None else len(self.levels)]):
+        for n, level in enumerate(self.levels):
             won, seen = self.counts[n].get(level(example), (0.0, 0.0))
             rate = (won + SMOOTHING * rate) / (seen + SMOOTHING)
         return rate
@@ -648,11 +648,6 @@ class Learner:
         return _sigmoid(a * _logit(p) + b)
 
     # --- the views of one open deal -------------------------------------------------------
-
-    def historical(self, state, day, end=None):
-        """The historical view's chance that a deal in ``state`` on ``day`` is won before ``end``
-        (default: the end of the quarter ``day`` falls in)."""
-        return self.rates["historical"].rate(Example(None, day, state, end or quarter_of(day)[1]))
 
     def chances(self, deals, start, end):
         """Each view's chance that each deal of ``deals`` ([(deal, state)] open on the learner's day) is won
@@ -902,7 +897,7 @@ def forecast(book, period, by="total", as_of=None, leave_out=(), deals=False):
                 row["historical"] += share * views["historical"][n]
                 row["graph"] += share * views["graph"][n]
                 simulated[group].append((share, views["graph"][n]))
-        if deals and learner and (inside or views["graph"][n] >= LISTED_CHANCE) or deals and not learner and inside:
+        if deals and (inside or learner and views["graph"][n] >= LISTED_CHANCE):
             listed.append({"opportunity_id": deal.id, "opportunity_name": deal.name, "owner": deal.owner,
                            "stage": state.stage.label, "amount": round(state.amount, 2),
                            "close_date": state.close.isoformat() if state.close else None,

@@ -38,6 +38,7 @@ from .results import GRAPH_FORMATS, SELECT_FORMATS, write_boolean, write_solutio
 from .history import snapshots
 from .remote import is_remote
 from .store import ReadOnlyStore, Result, open_store, run_query
+from .support import generation
 
 log = logging.getLogger("opportunity_kg.web")
 
@@ -89,13 +90,6 @@ def negotiate(accept, fmt_param, choices, default):
 
 #: how often the server looks whether an ingest made a new store generation (to answer ahead again)
 WARM_CHECK_SECONDS = 5
-
-
-def store_generation(store):
-    """What tells one state of a store from another: its snapshots and their content digests."""
-    from .support import generation
-
-    return generation(store)
 
 
 class AnswerCache:
@@ -228,7 +222,13 @@ def create_app(store_path=None, *, store=None, config=None):
         return jsonify({"status": "ok", "version": __version__,
                         "snapshots": [{"graph": g, "system": sy, "as_of": a} for g, sy, a in snapshots(store_now)],
                         "updates": bool(limits["update_token"]),
-                        "in_memory": app.config.get("OKG_IN_MEMORY", lambda: False)()})
+                        "in_memory": app.config.get("OKG_IN_MEMORY", lambda: False)(),
+                        "answered_ahead": answered_ahead(store_now)})
+
+    def answered_ahead(store_now):
+        """How many canned answers were made ahead for the store's current generation (None: not yet)."""
+        made = app.config.get("OKG_ANSWERED_AHEAD")
+        return made[1] if made and made[0] == generation(store_now) else None
 
     @app.route("/update", methods=["POST"])
     def update():
@@ -312,7 +312,7 @@ def create_app(store_path=None, *, store=None, config=None):
     def answer(text):
         """A canned query's whole answer, from the cache when the store's generation has it: (result, hit)."""
         store_now = app.config["OKG_STORE"]()
-        key = (text, store_generation(store_now))
+        key = (text, generation(store_now))
         kept = answers.get(key)
         if kept is not None:
             return kept, True
@@ -331,6 +331,7 @@ def create_app(store_path=None, *, store=None, config=None):
         now = quarter_of(max(days))
         quarters = [now, quarter_of(now[1])]
         labels = [f"{s.year}-Q{(s.month - 1) // 3 + 1}" for s, _ in quarters]
+        answered = 0
         for query in load_queries().values():
             required = [p for p in query.params if p.required and p.default is None]
             if any(p.type != "period" for p in required):
@@ -338,17 +339,19 @@ def create_app(store_path=None, *, store=None, config=None):
             for label in labels if required else [None]:
                 try:
                     answer(query.bind({p.name: label for p in required}))
+                    answered += 1
                 except OkgError:
                     continue
+        return answered
 
     def keep_warm():
         seen = None
         while True:
             try:
-                generation = store_generation(app.config["OKG_STORE"]())
-                if generation != seen:
-                    warm()
-                    seen = generation
+                now = generation(app.config["OKG_STORE"]())
+                if now != seen:
+                    app.config["OKG_ANSWERED_AHEAD"] = (now, warm())
+                    seen = now
             except Exception:  # a store being swapped: try again on the next round
                 log.debug("warming the canned queries failed", exc_info=True)
             time.sleep(WARM_CHECK_SECONDS)
