@@ -649,9 +649,10 @@ class Learner:
 
     # --- the views of one open deal -------------------------------------------------------
 
-    def chances(self, deals, start, end):
+    def chances(self, deals, start, end, reasons=False):
         """Each view's chance that each deal of ``deals`` ([(deal, state)] open on the learner's day) is won
-        in [start, end): {view: [chance]}, with the graph view's reasons ``{"reasons": [[(words, effect)]]}``.
+        in [start, end): {view: [chance]}; with ``reasons``, the graph view's too, ``{"reasons": [[(words,
+        effect)]]}`` (a regression's contributions per deal: only where deals are listed).
 
         Chances are nested: a view's chance of being won by a period end is the highest it gives for
         that end or any earlier one of :func:`period_ends`, so a period's chance is never below a
@@ -678,8 +679,9 @@ class Learner:
                 before = by_end[start] if start > day else 0.0
                 chances.append(max(0.0, by_end[end] - before))
             out[view] = chances
-        out["reasons"] = [self.reasons(d, s, Example(d, day, s, end)) if self.graph_beats_stage else []
-                          for d, s in deals]
+        if reasons:
+            out["reasons"] = [self.reasons(d, s, Example(d, day, s, end)) if self.graph_beats_stage else []
+                              for d, s in deals]
         return out
 
     def reasons(self, deal, state, example):
@@ -872,7 +874,7 @@ def forecast(book, period, by="total", as_of=None, leave_out=(), deals=False):
         learner = None
         notes.append(f"{exc.message}; only the CRM view is given")
     open_deals, won = _deals_on(book, day, start, end)
-    views = learner.chances(open_deals, start, end) if learner else None
+    views = learner.chances(open_deals, start, end, reasons=deals) if learner else None
     new, past_periods = new_business(learner, by, start, end) if learner else ({}, 0)
     if learner and not past_periods:
         notes.append("the history is too short to see how much business deals created later bring in over a "

@@ -156,10 +156,10 @@ def support(store, queries=None, cache=True):
     """For each canned query (and ``"forecast"``): whether the store's current data answers it fully,
     in part or not at all, with notes saying what is missing. With ``cache``, kept for the store's
     generation (its snapshots and their digests), so a server counts once per ingest."""
-    queries = load_queries() if queries is None else queries
-    key = (id(store), generation(store), tuple(sorted(queries)))
+    key = (id(store), generation(store), None if queries is None else tuple(sorted(queries)))
     if cache and key in _CACHE:
         return _CACHE[key]
+    queries = load_queries() if queries is None else queries  # read only when counting: not per request
     wanted = set(FORECAST[1]) | set(FORECAST[2])
     for query in queries.values():
         wanted |= {n for n in query.needs + query.uses if n in FACTS}

@@ -359,16 +359,16 @@ def create_app(store_path=None, *, store=None, config=None):
     if limits["cache_entries"] and store is None:
         threading.Thread(target=keep_warm, daemon=True, name="okg-warm").start()
 
-    def supported(queries=None):
+    def supported():
         """What the store's data lets each canned query and the forecast answer (kept per store generation)."""
         from .support import support
 
-        return support(app.config["OKG_STORE"](), queries)
+        return support(app.config["OKG_STORE"]())
 
     @app.route("/api/queries")
     def list_queries():
         queries = load_queries()
-        levels = supported(queries)
+        levels = supported()  # the folder's queries, kept per store generation as for each answer
         return jsonify({"queries": [dict(q.as_dict(), support=levels.get(name)) for name, q in queries.items()]})
 
     @app.route("/api/openapi.json")
