@@ -27,9 +27,24 @@ import json, resource, sys, time
 from pathlib import Path
 kind, export, store, dump = sys.argv[1:5]
 start = time.perf_counter()
+phases = {}
 if kind == "ingest":
     from opportunity_kg.ingest import ingest
-    report = ingest(export, store)
+    from opportunity_kg.progress import Progress
+
+    class Timed(Progress):  # where the time goes: each phase's seconds, up to the next phase
+        now, name = start, "reading, mapping and loading"
+
+        def phase(self, text):
+            t = time.perf_counter()
+            key = "writing the triples" if text.startswith("writing ") else text
+            phases[self.name] = phases.get(self.name, 0) + t - self.now
+            self.now, self.name = t, key
+
+        def close(self):
+            self.phase("")
+
+    report = ingest(export, store, progress=Timed(enabled=False))
     seconds = time.perf_counter() - start
     triples = report.triples
     import pyoxigraph as ox
@@ -45,7 +60,7 @@ else:
     s.flush()
     triples = len(s)
     seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "triples": triples,
+print(json.dumps({"seconds": seconds, "triples": triples, "phases": phases,
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

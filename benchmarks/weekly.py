@@ -70,13 +70,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--opportunities", type=int, default=10000)
     parser.add_argument("--weeks", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=None, help="the sample's seed (default: its own)")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     from opportunity_kg.sample import write_weekly_samples
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        write_weekly_samples(tmp / "exports", args.weeks, opportunities=args.opportunities)
+        write_weekly_samples(tmp / "exports", args.weeks, opportunities=args.opportunities,
+                             **({"seed": args.seed} if args.seed is not None else {}))
         weeks = sorted((tmp / "exports").iterdir())
         store = tmp / "store"
         rows = []
@@ -112,6 +114,13 @@ def main():
     for name in QUERIES:
         print(f"| `{name}` after week {args.weeks} against week 1 | {queries_last[name]:.3f} / "
               f"{queries_first[name]:.3f} s = {queries_last[name] / queries_first[name]:.2f}x | <= 1.2x |")
+    print("\nWhere the time goes: seconds per phase, the first ingest and the median weekly re-ingest\n")
+    print("| phase | first ingest s | weekly re-ingest s (median) |")
+    print("|---|---:|---:|")
+    names = list(dict.fromkeys(name for _, r, _ in rows for name in r["phases"]))
+    for name in names:
+        again = [r["phases"].get(name, 0) for r in later] or [0]
+        print(f"| {name} | {first['phases'].get(name, 0):.1f} | {statistics.median(again):.1f} |")
 
 
 

@@ -148,9 +148,13 @@ def test_every_fact_traces_to_file_and_line(sample_store, open_sample_store, sam
 
 
 def _graph_triples(store, graph):
+    """A snapshot's description and its facts (rebuilt from the chain of changes)."""
     import pyoxigraph as ox
 
-    return {(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, ox.NamedNode(graph))}
+    from opportunity_kg.snapshots import snapshot_triples
+
+    described = {(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, ox.NamedNode(graph))}
+    return described | set(snapshot_triples(store, graph))
 
 
 def test_a_corrected_export_of_the_same_date_replaces_the_snapshot_exactly(sample_export, tmp_path):

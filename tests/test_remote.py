@@ -56,8 +56,9 @@ def test_the_server_holds_the_same_snapshot_and_a_second_ingest_changes_nothing(
     url, report = remote
     _, local_report = sample_store
     assert report.totals == local_report.totals and report.graph == local_report.graph
-    count = f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{report.graph}> {{ ?s ?p ?o }} }}"
-    assert rows(run_query(open_store(url), count)) == rows(run_query(open_sample_store, count))
+    for graph in (report.graph, "https://w3id.org/opportunity-kg/graph/salesforce/current"):
+        count = f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
+        assert rows(run_query(open_store(url), count)) == rows(run_query(open_sample_store, count)) != [("0",)]
     again = ingest(sample_export, url, quarantine=Path(report.quarantine_file))
     assert again.changed is False
 
@@ -74,3 +75,41 @@ def test_okg_serve_and_query_over_the_server(remote):
 def test_an_unreachable_server_is_named():
     with pytest.raises(OkgError, match="cannot reach the SPARQL server at http://127.0.0.1:9/query"):
         run_query(open_store("http://127.0.0.1:9"), "ASK {}")
+
+
+def test_weekly_exports_are_kept_as_changes_on_the_server(tmp_path):
+    """Three weekly exports, the last two out of order, into a fresh Oxigraph server: the server
+    holds one current graph and each snapshot's changes, and every snapshot rebuilds there to
+    what the embedded store holds for it."""
+    import pyoxigraph as ox
+
+    from opportunity_kg import snapshots
+    from opportunity_kg.sample import write_weekly_samples
+
+    write_weekly_samples(tmp_path / "weeks", 3, opportunities=40, seed=12)
+    weeks = sorted((tmp_path / "weeks").iterdir())
+    port = free_port()
+    process = subprocess.Popen([OXIGRAPH, "serve", "--location", str(tmp_path / "server"),
+                                "--bind", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(url + "/query?query=ASK%7B%7D", process)
+        for i in (0, 2, 1):
+            ingest(weeks[i], url, quarantine=tmp_path / "q.csv")
+            ingest(weeks[i], tmp_path / "local")
+        server, local = open_store(url), open_store(tmp_path / "local")
+        names = {g.value for g in server.named_graphs()}
+        assert snapshots.current_graph("salesforce") in names and not any(n.endswith("/incoming") for n in names)
+        for _, iri in snapshots.chain(local, "salesforce"):
+            assert set(snapshots.snapshot_triples(server, iri)) == set(snapshots.snapshot_triples(local, iri))
+            for changes in (snapshots.added_graph(iri), snapshots.removed_graph(iri)):
+                on_server = {(q.subject, q.predicate, q.object)
+                             for q in server.quads_for_pattern(None, None, None, ox.NamedNode(changes))}
+                here = {(q.subject, q.predicate, q.object)
+                        for q in local.quads_for_pattern(None, None, None, ox.NamedNode(changes))}
+                assert on_server == here
+        assert rows(run_canned(server, "crm-parents-on-date", {"on": "2026-11-10"})) == \
+            rows(run_canned(local, "crm-parents-on-date", {"on": "2026-11-10"})) != []
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

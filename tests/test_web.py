@@ -123,7 +123,8 @@ def test_protocol_dataset_is_exactly_the_graphs_named(server, sample_store):
         return [b["g"]["value"] for b in body["results"]["bindings"]]
 
     intervals = "https://w3id.org/opportunity-kg/graph/salesforce/intervals"
-    assert ask({"query": graphs}) == sorted([ontology, report.graph, intervals])  # no dataset named: every graph
+    current = "https://w3id.org/opportunity-kg/graph/salesforce/current"
+    assert ask({"query": graphs}) == sorted([ontology, report.graph, current, intervals])  # no dataset named: every graph
     assert ask({"query": graphs, "default-graph-uri": report.graph}) == []
     assert ask({"query": graphs, "named-graph-uri": ontology}) == [ontology]
     count = "SELECT (COUNT(*) AS ?n) WHERE { ?s a ?c }"

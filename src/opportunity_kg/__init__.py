@@ -10,6 +10,8 @@ functions:
 - :func:`opportunity_kg.queries.run_canned` runs a canned query;
 - :func:`opportunity_kg.forecast.load_book`, :func:`opportunity_kg.forecast.forecast` and
   :func:`opportunity_kg.forecast.backtest` forecast a period and replay the history;
+- :func:`opportunity_kg.snapshots.list_snapshots` and :func:`opportunity_kg.snapshots.write_snapshot`
+  list the snapshots and rebuild a past one's facts (snapshots are kept as changes);
 - :func:`opportunity_kg.match.match_store` links accounts to legal entities and across systems;
 - :func:`opportunity_kg.web.create_app` builds the Flask application.
 """

@@ -205,6 +205,41 @@ def cmd_backtest(args):
         print(f"chart written to {args.chart}")
 
 
+def cmd_snapshot(args):
+    from . import snapshots
+    from .results import write_table
+
+    if args.upgrade:
+        systems = snapshots.upgrade_store(args.store)
+        print(f"snapshots of {', '.join(systems)} now kept as changes" if systems
+              else "nothing to upgrade: the store keeps its snapshots as changes already")
+        return
+    if not args.name:
+        rows = snapshots.list_snapshots(args.store)
+        if not rows:
+            print(f"no snapshots in {args.store}")
+            return
+        for row in rows:
+            for key in ("added", "removed", "facts"):
+                row[key] = "" if row[key] is None else f"{row[key]:,}"
+            row["materialised"] = "current" if row["facts"] else "yes" if row["materialised"] else ""
+        sys.stdout.write(write_table(rows, "table"))
+        return
+    if args.materialise:
+        iri, count = snapshots.materialise_snapshot(args.store, args.name, args.system)
+        print(f"{count:,} facts of <{iri}> written into its graph; GRAPH <{iri}> reads them until "
+              f"`okg snapshot {args.name} --forget`")
+    elif args.forget:
+        iri = snapshots.dematerialise_snapshot(args.store, args.name, args.system)
+        print(f"the facts of <{iri}> are kept as changes only again")
+    elif args.out:
+        with open(args.out, "wb") as handle:
+            count = snapshots.write_snapshot(args.store, args.name, handle, args.system)
+        print(f"{count:,} facts written to {args.out}")
+    else:
+        snapshots.write_snapshot(args.store, args.name, sys.stdout.buffer, args.system)
+
+
 def cmd_match(args):
     from collections import Counter
 
@@ -381,6 +416,18 @@ def build_parser():
     p.add_argument("--format", choices=["table", "csv", "json"], default="table",
                    help="table (scores and calibration), csv (every forecast point) or json (everything)")
     p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("snapshot", help="list the snapshots, or rebuild a past one's facts (N-Triples, or in the store)")
+    p.add_argument("name", nargs="?", help="the snapshot: its IRI or its as-of date (none: list them all)")
+    p.add_argument("--store", required=True, help="path of the store, or a SPARQL server's URL")
+    p.add_argument("--system", help="the system, when several have a snapshot of that date")
+    p.add_argument("-o", "--out", metavar="FILE.nt", help="write the facts here (default: standard output)")
+    p.add_argument("--materialise", action="store_true",
+                   help="write the facts into the snapshot's own graph, so that GRAPH <IRI> reads them")
+    p.add_argument("--forget", action="store_true", help="take a materialised snapshot's facts out again")
+    p.add_argument("--upgrade", action="store_true",
+                   help="convert a store that keeps each snapshot whole (made before 0.2) into changes")
+    p.set_defaults(func=cmd_snapshot)
 
     from .match import DEFAULT_THRESHOLD
 

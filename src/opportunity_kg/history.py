@@ -53,6 +53,11 @@ _SNAPSHOTS = f"""SELECT ?g ?system ?asof WHERE {{
 MATCHES_GRAPH = f"{GRAPH_BASE}matches"
 
 
+def current_graph(system):
+    """The graph that holds ``system``'s latest snapshot's facts (see :mod:`opportunity_kg.snapshots`)."""
+    return f"{GRAPH_BASE}{system}/current"
+
+
 def intervals_graph(system):
     return f"{GRAPH_BASE}{system}/intervals"
 
@@ -111,7 +116,8 @@ def _current_graphs(store):
     if not latest:
         return None
     names = {g.value for g in store.named_graphs()}
-    graphs = [graph for graph, _ in latest.values()]
+    graphs = [graph for graph, _ in latest.values()]  # each system's latest snapshot's description
+    graphs += [current_graph(system) for system in latest if current_graph(system) in names]
     graphs += [history_graph(system) for system in latest if history_graph(system) in names]
     graphs += [intervals_graph(system) for system in latest if intervals_graph(system) in names]
     graphs += [ONTOLOGY_GRAPH] if ONTOLOGY_GRAPH in names else []
@@ -119,10 +125,12 @@ def _current_graphs(store):
     return sorted(graphs)
 
 
-def previous_snapshot(store, system, as_of):
-    """The latest snapshot graph of ``system`` dated before ``as_of`` (None if there is none)."""
-    earlier = [(a, g) for g, s, a in snapshots(store) if s == system and a < as_of]
-    return max(earlier)[1] if earlier else None
+def _facts_graph(store, system, snapshot):
+    """Where ``system``'s latest snapshot's facts are: its current graph, or in a store made
+    before snapshots were kept as changes (read as it is until the next ingest upgrades it),
+    the snapshot's own graph."""
+    current = current_graph(system)
+    return current if ox.NamedNode(current) in set(store.named_graphs()) else snapshot
 
 
 def _values(triples):
@@ -160,18 +168,12 @@ def _quads(store, graph, patterns):
                 if any(q.predicate == p and (o is None or q.object == o) for p, o in patterns)]
 
 
-def changes_since(store, system, as_of, graph, after):
-    """History triples for what changed between the previous snapshot of ``system`` in ``store``
-    and the new one (``graph``, dated ``as_of``, whose tracked values are ``after``, from
-    :func:`tracked_values`, or a function that gives them, called only when there is a previous
-    snapshot); returns (triples, previous graph)."""
-    before_graph = previous_snapshot(store, system, as_of)
-    if before_graph is None:
-        return [], None
-    after = after() if callable(after) else after
-    before = tracked_values(store, before_graph)
+def changes_since(before, after, system, as_of, sources):
+    """History triples for what changed between two snapshots of ``system``, whose tracked values
+    (:func:`tracked_values`) are ``before`` and ``after``; the new one is dated ``as_of``, and the
+    events are derived from ``sources`` (the two snapshots' IRIs)."""
     moment = ox.Literal(f"{as_of}T00:00:00Z", datatype=ox.NamedNode(XSD + "dateTime"))
-    sources = [ox.NamedNode(before_graph), ox.NamedNode(graph)]
+    sources = [ox.NamedNode(s) for s in sources]
     out = []
     for opportunity in sorted(set(before) & set(after), key=lambda n: n.value):
         for name in TRACKED:
@@ -201,7 +203,7 @@ def changes_since(store, system, as_of, graph, after):
                     if value is not None:
                         out.append((stage_change, ox.NamedNode(TRACKED[field]), value))
     out += _parent_changes(before, after, system, as_of, moment, sources)
-    return out, before_graph
+    return out
 
 
 def _parent_changes(before, after, system, as_of, moment, sources):
@@ -234,7 +236,7 @@ def stage_intervals(store, system):
     latest = [(a, g) for g, s, a in snapshots(store) if s == system]
     if not latest:
         return
-    graphs = [ox.NamedNode(max(latest)[1]), ox.NamedNode(history_graph(system))]
+    graphs = [ox.NamedNode(_facts_graph(store, system, max(latest)[1])), ox.NamedNode(history_graph(system))]
     wanted = {OKG + "changeOf": 0, OKG + "stage": 1, OKG + "changedAt": 2}
     changes, orders, closed, deals = {}, {}, set(), set()
     won, probabilities, defined, flagged, won_told = set(), {}, set(), set(), set()
@@ -438,3 +440,93 @@ def _stage_summary(deals, changes, by_deal, orders, closed):
         if last is not None:
             out.append((deal, ox.NamedNode(OKG + "lastOpenStage"), last[3]))
     return out
+
+
+def derived_facts(store, system):
+    """Everything the system's intervals graph holds: its stage intervals (:func:`stage_intervals`)
+    and its accounts' hierarchy spells (:func:`hierarchy_spells`)."""
+    yield from stage_intervals(store, system)
+    yield from hierarchy_spells(store, system)
+
+
+def hierarchy_spells(store, system):
+    """An ``okg:HierarchySpell`` for each stretch of time over which an account of ``system`` kept
+    the same direct and ultimate parent: from its current parent and the ``okg:ParentChange`` s
+    of its history, which tell the parent before each change. The first spell starts at the
+    system's first snapshot; each ends where a parent change on its path (its own or an
+    ancestor's) begins the next. So "the hierarchy on a day" is one spell per account, without
+    keeping each snapshot whole."""
+    dates = sorted(a for _, s, a in snapshots(store) if s == system)
+    if not dates:
+        return
+    facts = ox.NamedNode(_facts_graph(store, system, max((a, g) for g, s, a in snapshots(store) if s == system)[1]))
+    parent_of = {}
+    patterns = [(RDF_TYPE, ox.NamedNode(OKG + "Account")), (ox.NamedNode(PARENT), None)]
+    quads = _quads(store, facts, patterns)
+    for q in quads:
+        if q.predicate == RDF_TYPE:
+            parent_of.setdefault(q.subject, None)
+    for q in quads:
+        if q.predicate.value == PARENT and q.subject in parent_of:
+            parent_of[q.subject] = q.object
+    events = {}  # event -> {"account", "date", "previous"}
+    wanted = {OKG + "parentChangeOf": "account", OKG + "changedAt": "date", OKG + "previousParent": "previous"}
+    for q in _quads(store, ox.NamedNode(history_graph(system)), [(ox.NamedNode(p), None) for p in wanted]):
+        events.setdefault(q.subject, {})[wanted[q.predicate.value]] = q.object
+    undo = {}  # day -> [(account, parent before that day)]
+    for event in events.values():
+        if "account" in event and "date" in event and event["account"] in parent_of:
+            day = event["date"].value[:10]
+            if day > dates[0]:
+                undo.setdefault(day, []).append((event["account"], event.get("previous")))
+    days = [dates[0]] + sorted(undo)
+    states = [dict(parent_of)]  # the parents from each day on, newest first
+    for day in reversed(days[1:]):
+        state = dict(states[-1])
+        for account, previous in undo[day]:
+            state[account] = previous
+        states.append(state)
+    states.reverse()
+    spells = {}  # account -> (start day, direct, ultimate) of its open spell
+    accounts = sorted(parent_of, key=lambda n: n.value)
+    for day, state in zip(days, states):
+        for account in accounts:
+            now = (state.get(account), _top(account, state))
+            open_spell = spells.get(account)
+            if open_spell is not None and open_spell[1:] == now:
+                continue
+            if open_spell is not None:
+                yield from _spell(account, *open_spell, day, system)
+            spells[account] = (day,) + now
+    for account, open_spell in spells.items():
+        yield from _spell(account, *open_spell, None, system)
+
+
+def _top(account, parents):
+    """The ultimate parent of ``account`` under ``parents`` (None when it has no parent); a cycle
+    ends at the last account before it closes."""
+    seen, node = {account}, parents.get(account)
+    top = None
+    while node is not None and node not in seen:
+        top = node
+        seen.add(node)
+        node = parents.get(node)
+    return top
+
+
+def _spell(account, start, direct, top, end, system):
+    spell = ox.NamedNode(f"{account.value}/hierarchy/{start}")
+
+    def moment(day):
+        return ox.Literal(f"{day}T00:00:00Z", datatype=ox.NamedNode(XSD + "dateTime"))
+
+    yield spell, RDF_TYPE, ox.NamedNode(OKG + "HierarchySpell")
+    yield spell, ox.NamedNode(OKG + "spellOf"), account
+    yield spell, ox.NamedNode(OKG + "recordedIn"), ox.Literal(system)
+    yield spell, ox.NamedNode(OKG + "startedAt"), moment(start)
+    if end is not None:
+        yield spell, ox.NamedNode(OKG + "endedAt"), moment(end)
+    if direct is not None:
+        yield spell, ox.NamedNode(OKG + "spellParent"), direct
+    if top is not None:
+        yield spell, ox.NamedNode(OKG + "spellUltimateParent"), top

@@ -46,7 +46,9 @@ from .errors import DataError, OkgError
 from .paths import MAPPINGS_DIR
 from .progress import Progress
 from .functions import _parse_datetime
-from .history import GRAPH_BASE, changes_since, history_graph, intervals_graph, stage_intervals, tracked_values
+from .history import GRAPH_BASE, changes_since, derived_facts, history_graph, intervals_graph, tracked_values
+from .snapshots import (chain, copy_graph, current_graph, fits_in_memory, fold, fold_in_memory, incoming_graph,
+                        upgrade)
 from .rml import RowError, load_mapping, natural_key
 from .sources import CsvSource
 from .remote import RemoteStore, is_remote
@@ -342,13 +344,22 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
     rows = _Rows(graph_iri)
     with _workspace(store_path) as work:
         store = work.store
-        target = ox.NamedNode(graph_iri)
+        holder = remote or store  # where the snapshots are
+        upgraded = upgrade(holder)  # a store made when snapshots were kept whole becomes a chain of changes
+        if upgraded:
+            notes.append(f"the store kept each snapshot of {', '.join(upgraded)} whole; they are now kept as "
+                         "changes (the current graph and what each snapshot added and removed)")
+        description = ox.NamedNode(graph_iri)
         # a snapshot of a date already stored is loaded afresh; if its digest is the stored one, nothing changed
-        stored_digest = None
-        if not remote and store.contains_named_graph(target):
-            stored_digest = _stored_digest(store, target) or ""
-            progress.phase("clearing the stored snapshot of the same date")
-            store.clear_graph(target)
+        # the first snapshot of a system is loaded straight into its current graph; a later one beside
+        # it, then folded in as changes (:mod:`opportunity_kg.snapshots`)
+        starts_chain = not remote and not chain(store, source)
+        stored_digest, replaced = None, holder.contains_named_graph(description)
+        if replaced:
+            stored_digest = _stored_digest(holder, description) or ""
+            if not remote:
+                store.clear_graph(description)
+        target = ox.NamedNode(current_graph(source) if starts_chain else incoming_graph(graph_iri))
         ontology_changed = _replace_graph(store, ONTOLOGY_GRAPH, ontology_triples)
         # the data is also loaded into an in-memory store with the ontology, where validation runs
         # several times faster than on disk, up to the setting ingest_memory_triples
@@ -356,7 +367,12 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         check = ox.Store() if in_memory > 0 else None
         if check is not None:  # the data in the snapshot's graph, the ontology in its own
             check.extend(ox.Quad(*t, ox.NamedNode(ONTOLOGY_GRAPH)) for t in ontology_triples)
-        loader = Loader(([(check, target)] if check is not None else []) + [(store, target)])
+        # a snapshot newer than every other is folded in where it is validated, in memory: only its
+        # changes are written to disk (:func:`~opportunity_kg.snapshots.fold_in_memory`)
+        in_memory_fold = (check is not None and not starts_chain and not replaced and not remote
+                          and fits_in_memory(store, source, graph_iri, as_of))
+        loader = Loader(([(check, target)] if check is not None else [])
+                        + ([] if in_memory_fold else [(store, target)]))
         for mapping, tm in planned:
             name = tm.source.path.name
             counts.setdefault(name, FileCounts())
@@ -388,6 +404,10 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                     if check is not None and loader.count > in_memory:
                         progress.phase("validating on disk: the export is larger than ingest_memory_triples")
                         loader.drop(check)
+                        if in_memory_fold:  # what the in-memory store holds goes to disk, and the rest after it
+                            copy_graph(check, store, target.value)
+                            loader.attach(store, target)
+                            in_memory_fold = False
                         check = None
                 if deleted_column and row.values and _is_true(row.values.get(deleted_column)):
                     deleted[name].add(row.line)  # kept out of the current data, counted on its own
@@ -459,7 +479,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         # loaded whole or not at all: if one triples map rejected it, the others' facts go too
         working = check if check is not None else store  # where validation and the lookups run
         loaded = [(store, target)] + ([(check, target)] if check is not None else [])
-        checked = (check, ALL_GRAPHS) if check is not None else (store, [graph_iri, ONTOLOGY_GRAPH])
+        checked = (check, ALL_GRAPHS) if check is not None else (store, [target.value, ONTOLOGY_GRAPH])
         lookup = (working, target)
         take_out = {(r[0], r[1]) for r in rejects}
         bad = {}  # (file, line) -> (the row, the reason, the column, the value)
@@ -529,41 +549,63 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
             digest += triple_digest(triple)
         report.digest = f"{digest % 2 ** 128:032x}"
         provenance.append((ox.NamedNode(graph_iri), ox.NamedNode(OKG + "contentDigest"), ox.Literal(report.digest)))
-        store.extend(ox.Quad(*t, target) for t in provenance)
+        store.extend(ox.Quad(*t, description) for t in provenance)
 
-        # history: what changed since the previous snapshot of the same system
+        # the snapshot joins its system's chain of changes; the history compares it with the one before
         progress.phase("comparing with the previous snapshot")
-        changes, report.previous_snapshot = changes_since(remote or store, source, as_of, graph_iri,
-                                                          lambda: tracked_values(working, graph_iri))
+        changes = []
+
+        def compare(where, before_graph, before_iri):
+            before = tracked_values(where, before_graph)
+            changes.extend(changes_since(before, tracked_values(working, target.value), source, as_of,
+                                         [before_iri, graph_iri]))
+            report.previous_snapshot = before_iri
+
+        snapshot_changed = stored_digest != report.digest  # a snapshot stored without a digest counts as changed
+        if not snapshot_changed:  # the same export again: the chain stays as it is
+            store.clear_graph(target)
+        elif remote:
+            _upload(store, remote, graph_iri, target)
+        if snapshot_changed and not starts_chain:
+            progress.phase("storing what changed since the previous snapshot")
+            if in_memory_fold and 2 * loader.count > settings.get("ingest_memory_triples"):
+                copy_graph(check, store, target.value)  # the current graph beside it would not fit: on disk
+                in_memory_fold = False
+            if in_memory_fold:
+                fold_in_memory(store, check, source, graph_iri, target.value, compare)
+            else:
+                fold(holder, source, graph_iri, as_of, target.value, replaced, compare)
         del check, working, loaded, checked, lookup
-        report.history_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "FieldChange")
-        report.parent_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "ParentChange")
+        if snapshot_changed:
+            report.history_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "FieldChange")
+            report.parent_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "ParentChange")
+        else:  # the same export again: the history it gave is in the store
+            report.history_changes, report.parent_changes, report.previous_snapshot = _stored_history(
+                holder, source, graph_iri)
         _write_quarantine(quarantine, rejects, rows.headers)
         _write_warnings(_warnings_path(quarantine), row_warnings)
         if remote:
-            collected = {(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, target)}
-            graphs = {graph_iri: collected, ONTOLOGY_GRAPH: ontology_triples}
+            graphs = {ONTOLOGY_GRAPH: ontology_triples}
             if changes:
                 history = ox.NamedNode(history_graph(source))
                 kept = [(q.subject, q.predicate, q.object) for q in remote.quads_for_pattern(None, None, None, history)]
                 graphs[history.value] = kept + changes
-            adds, removes = graph_changes(remote, graphs, ignore_subjects=[run])
+            adds, removes = graph_changes(remote, graphs)
             if adds or removes:
                 write_changes(remote, adds, removes)
             # the stage intervals, from what the server now holds
             progress.phase("summarising the stage history")
             interval_adds, interval_removes = graph_changes(
-                remote, {intervals_graph(source): list(stage_intervals(remote, source))})
+                remote, {intervals_graph(source): list(derived_facts(remote, source))})
             if interval_adds or interval_removes:
                 write_changes(remote, interval_adds, interval_removes)
-            report.changed = bool(adds or removes or interval_adds or interval_removes)
+            report.changed = bool(snapshot_changed or adds or removes or interval_adds or interval_removes)
             return report
         history = ox.NamedNode(history_graph(source))
         new_history = [ox.Quad(*t, history) for t in changes if ox.Quad(*t, history) not in store]
         store.extend(new_history)
-        snapshot_changed = stored_digest != report.digest  # a snapshot stored without a digest counts as changed
         progress.phase("summarising the stage history")
-        intervals_changed = _replace_graph(store, intervals_graph(source), stage_intervals(store, source))
+        intervals_changed = _replace_graph(store, intervals_graph(source), derived_facts(store, source))
         report.changed = bool(snapshot_changed or new_history or ontology_changed or intervals_changed)
         work.keep = report.changed
         progress.phase("swapping the new store in" if report.changed else "no change")
@@ -768,9 +810,42 @@ def line_digest(line):
 
 
 def _stored_digest(store, graph):
-    for quad in store.quads_for_pattern(graph, ox.NamedNode(OKG + "contentDigest"), None, graph):
-        return quad.object.value
+    for row in store.query(f"SELECT ?d WHERE {{ GRAPH {graph} {{ {graph} <{OKG}contentDigest> ?d }} }}"):
+        return row[0].value
     return None
+
+
+def _stored_history(store, system, snapshot):
+    """(field changes, parent changes, the snapshot they compare with) the history of ``system``
+    holds from ``snapshot``."""
+    counts = {"FieldChange": 0, "ParentChange": 0}
+    previous = None
+    for kind, before, n in store.query(
+            f"SELECT ?kind ?before (COUNT(?c) AS ?n) WHERE {{ GRAPH <{history_graph(system)}> {{ ?c a ?kind ; "
+            f"<{PROV}wasDerivedFrom> <{snapshot}>, ?before FILTER(?before != <{snapshot}>) }} }} GROUP BY ?kind ?before"):
+        counts[kind.value.rpartition("#")[2]] = int(n.value)
+        previous = before.value
+    return counts["FieldChange"], counts["ParentChange"], previous
+
+
+def _upload(store, remote, snapshot, incoming):
+    """Send a snapshot built in memory to the SPARQL server: its description replaces the one of
+    the same date, its facts go to the graph they are folded from; in requests of
+    :data:`UPLOAD_BATCH` quads."""
+    remote.update(f"DROP SILENT GRAPH <{snapshot}> ; DROP SILENT GRAPH <{incoming.value}>")
+    for graph in (ox.NamedNode(snapshot), incoming):
+        batch = []
+        for q in store.quads_for_pattern(None, None, None, graph):
+            batch.append((q.subject, q.predicate, q.object, graph))
+            if len(batch) >= UPLOAD_BATCH:
+                remote.write(batch, [])
+                batch = []
+        if batch:
+            remote.write(batch, [])
+
+
+#: quads sent to a SPARQL server per INSERT DATA request
+UPLOAD_BATCH = 50_000
 
 
 def _warnings(violations, rows, lookup, loaded):

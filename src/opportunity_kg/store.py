@@ -342,12 +342,16 @@ class Loader:
         self.buffer, self.errors, self.count = [], [], 0
         self.queues, self.threads, self.stores = [], [], []
         for store, graph in targets:
-            self.stores.append(store)
-            channel = queue.Queue(maxsize=2)  # at most two chunks of text wait: memory stays bounded
-            thread = threading.Thread(target=self._run, args=(store, graph, channel), name="okg-loader", daemon=True)
-            thread.start()
-            self.queues.append(channel)
-            self.threads.append(thread)
+            self.attach(store, graph)
+
+    def attach(self, store, graph):
+        """Load the next chunks into ``graph`` of ``store`` too."""
+        self.stores.append(store)
+        channel = queue.Queue(maxsize=2)  # at most two chunks of text wait: memory stays bounded
+        thread = threading.Thread(target=self._run, args=(store, graph, channel), name="okg-loader", daemon=True)
+        thread.start()
+        self.queues.append(channel)
+        self.threads.append(thread)
 
     def _run(self, store, graph, channel):
         while True:

@@ -36,6 +36,7 @@ from .ontology_docs import DOC_FORMATS, RDF_FORMATS, documentation_html, modules
 from .queries import get_query, load_queries
 from .results import GRAPH_FORMATS, SELECT_FORMATS, write_boolean, write_solutions, write_table, write_triples
 from .history import snapshots
+from .snapshots import unread_snapshots
 from .remote import is_remote
 from .store import ReadOnlyStore, Result, open_store, run_query
 from .support import generation
@@ -307,7 +308,13 @@ def create_app(store_path=None, *, store=None, config=None):
             result = execute(query, default_graph=default_graphs, named_graphs=named_graphs, base_iri=base)
         else:
             result = execute(query, base_iri=base)
-        return _respond(result, request.headers.get("Accept"), request.values.get("format"), limit=limits["max_rows"])
+        response = _respond(result, request.headers.get("Accept"), request.values.get("format"), limit=limits["max_rows"])
+        unread = unread_snapshots(app.config["OKG_STORE"](), query, (default_graphs or []) + (named_graphs or []))
+        if unread:  # a past snapshot's graph holds its description only, unless it is materialised
+            response.headers["OKG-Snapshots-As-Changes"] = ", ".join(f"<{iri}>" for iri in unread)
+            log.info("the query names past snapshots kept as changes (their graphs hold their descriptions "
+                     "only; okg snapshot DATE --materialise puts their facts there): %s", ", ".join(unread))
+        return response
 
     def answer(text):
         """A canned query's whole answer, from the cache when the store's generation has it: (result, hit)."""
