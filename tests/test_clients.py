@@ -1,8 +1,10 @@
 """The endpoint as real clients use it: SPARQLWrapper in every return format, rdflib's SPARQLStore,
 pandas reading CSV from a URL; the service description, Graph Store reads, CORS and the update URL."""
 
+import os
 import shutil
 import threading
+from pathlib import Path
 
 import pandas
 import pytest
@@ -260,3 +262,39 @@ def test_canned_answers_are_kept_per_store_generation(app_with, sample_export, t
         time.sleep(0.5)
     first_ask = requests.get(base + "/api/queries/pipeline-by-stage.json?period=2026-Q4")
     assert first_ask.headers["OKG-Cache"] == "hit"
+
+
+def test_canned_csv_is_safe_in_a_spreadsheet_and_sparql_is_untouched(tmp_path):
+    """An account named like a formula (CSV injection): the canned-query CSV, over HTTP and from
+    `okg query`, starts that cell with ' (numbers, negative ones too, stay numbers); /sparql and the
+    setting turned off write the value as it is."""
+    from opportunity_kg.ingest import ingest
+
+    from .conftest import okg, okg_serve
+
+    export = tmp_path / "export"
+    shutil.copytree(Path(__file__).parent / "corpus" / "dataloader", export)
+    text = (export / "account.csv").read_text(encoding="utf-8")
+    (export / "account.csv").write_text(text.replace('"Northwind Traders"', '"=HYPERLINK(""http://x"",""y"")"'),
+                                        encoding="utf-8")
+    ingest(export, tmp_path / "store")
+    guarded = '"\'=HYPERLINK(""http://x"",""y"")"'
+    cli = okg("query", "account-hierarchy-pipeline", "--store", tmp_path / "store", "--format", "csv").stdout
+    assert cli.splitlines()[1].startswith(guarded + ",")
+    with okg_serve(tmp_path / "store", wait="/health") as (base, _):
+        canned = requests.get(base + "/api/queries/account-hierarchy-pipeline.csv").text
+        assert canned.splitlines()[1].startswith(guarded + ",")
+        sparql = requests.get(base + "/sparql", headers={"Accept": "text/csv"}, params={
+            "query": 'SELECT ?n (-5 AS ?x) WHERE { ?a <http://www.w3.org/2000/01/rdf-schema#label> ?n '
+                     'FILTER(STRSTARTS(?n, "=")) }'}).text
+        assert sparql.splitlines()[1] == '"=HYPERLINK(""http://x"",""y"")",-5'
+    env = dict(os.environ, OKG_CSV_FORMULA_GUARD="0")
+    plain = okg("query", "account-hierarchy-pipeline", "--store", tmp_path / "store", "--format", "csv", env=env).stdout
+    assert plain.splitlines()[1].startswith('"=HYPERLINK(""http://x"",""y"")",')
+
+
+def test_a_spreadsheet_guard_leaves_numbers_alone():
+    from opportunity_kg.results import guard_cell
+
+    assert [guard_cell(v) for v in ["-500", "+1.5", "-", "@x", "=1+1", "Acme", -3.0, None]] == \
+        ["-500", "+1.5", "'-", "'@x", "'=1+1", "Acme", -3.0, None]

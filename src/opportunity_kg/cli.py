@@ -100,6 +100,7 @@ def cmd_ingest(args):
 
 
 def cmd_query(args):
+    from . import settings
     from .results import write_boolean, write_solutions, write_triples
     from .store import open_store, run_query
 
@@ -114,7 +115,8 @@ def cmd_query(args):
             raise OkgError(f"--param takes NAME=VALUE, not {item!r}", field="param", value=item)
         params[name.strip()] = value
     queries, broken = load_all_queries()
-    if args.query in queries or args.query in broken:
+    canned = args.query in queries or args.query in broken
+    if canned:
         result = run_canned(store, args.query, params)
     elif re.fullmatch(r"[\w.-]+", args.query) and not Path(args.query).exists():
         get_query(args.query)  # a name, not SPARQL: says which names there are, the closest first
@@ -128,7 +130,8 @@ def cmd_query(args):
     elif result.kind == "graph":
         out.writelines(write_triples(result.rows, "ntriples", 10**12))
     else:
-        out.writelines(write_solutions(result.variables, result.rows, args.format, 10**12))
+        guard = canned and settings.get("csv_formula_guard")  # a canned table is opened in spreadsheets
+        out.writelines(write_solutions(result.variables, result.rows, args.format, 10**12, guard=guard))
 
 
 def cmd_forecast(args):

@@ -28,10 +28,12 @@ GRAPH_FORMATS = {
 _WHOLE = {"rdfxml": ox.RdfFormat.RDF_XML, "jsonld": ox.RdfFormat.JSON_LD}
 
 
-def _csv_value(term):
+def _csv_value(term, guard=False):
     if term is None:
         return ""
     text = term.value
+    if guard and text[:1] in FORMULA_STARTS and not _is_number(term):
+        text = "'" + text
     if any(c in text for c in ',"\r\n'):
         return '"' + text.replace('"', '""') + '"'
     return text
@@ -85,8 +87,35 @@ def _xml_term(term):
     return f"<literal>{escape(term.value)}</literal>"
 
 
-def write_solutions(variables, rows, fmt, max_rows):
-    """Yield text chunks of a SELECT result in ``fmt``; ``rows`` yields tuples of terms."""
+#: what a spreadsheet runs as a formula when a cell starts with it (the CSV injection OWASP describes)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: datatypes whose literals are numbers: never neutralised, so "-5" stays a number
+_NUMBERS = {_XSD + n for n in ("integer", "decimal", "double", "float", "long", "int", "short", "byte",
+                               "nonNegativeInteger", "positiveInteger", "negativeInteger", "nonPositiveInteger",
+                               "unsignedLong", "unsignedInt", "unsignedShort", "unsignedByte")}
+
+
+def _is_number(term):
+    datatype = getattr(term, "datatype", None)
+    return datatype is not None and datatype.value in _NUMBERS
+
+
+def guard_cell(value):
+    """A plain value (of :func:`write_table`) safe in a spreadsheet: text a spreadsheet would run as a
+    formula gets a leading ``'``; numbers and everything else are left as they are."""
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+        try:
+            float(value)
+            return value
+        except ValueError:
+            return "'" + value
+    return value
+
+
+def write_solutions(variables, rows, fmt, max_rows, guard=False):
+    """Yield text chunks of a SELECT result in ``fmt``; ``rows`` yields tuples of terms. With ``guard``
+    (CSV for spreadsheets, the setting ``csv_formula_guard``) text cells that would run as a
+    formula are neutralised (:data:`FORMULA_STARTS`)."""
     names = [v.value for v in variables]
     count = 0
     if fmt == "csv":
@@ -95,7 +124,7 @@ def write_solutions(variables, rows, fmt, max_rows):
             if count >= max_rows:
                 break
             count += 1
-            yield ",".join(_csv_value(t) for t in row) + "\r\n"
+            yield ",".join(_csv_value(t, guard) for t in row) + "\r\n"
     elif fmt == "tsv":
         yield "\t".join("?" + n for n in names) + "\n"
         for row in rows:
@@ -151,8 +180,9 @@ def write_triples(triples, fmt, max_rows):
         yield f"{triple.subject} {triple.predicate} {triple.object} .\n"
 
 
-def write_table(rows, fmt):
-    """Plain records (a list of dicts with the same keys) as ``csv``, ``json`` or an aligned text ``table``."""
+def write_table(rows, fmt, guard=False):
+    """Plain records (a list of dicts with the same keys) as ``csv``, ``json`` or an aligned text ``table``;
+    ``guard``: CSV cells neutralised as :func:`guard_cell` says."""
     import csv
     import io
     import json
@@ -164,7 +194,7 @@ def write_table(rows, fmt):
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: guard_cell(v) for k, v in row.items()} if guard else row for row in rows)
         return out.getvalue()
     cells = [[f"{v:,.2f}" if isinstance(v, float) else "" if v is None else str(v) for v in row.values()]
              for row in rows]

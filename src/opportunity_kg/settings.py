@@ -47,6 +47,11 @@ SETTINGS = {s.name: s for s in [
             "generation (its snapshots and their digests), so a repeated question is answered from memory and "
             "an ingest makes every kept answer stale. Each query's defaults and the current and next quarter "
             "are answered ahead after the server opens a store and after each ingest. 0 turns it off."),
+    Setting("csv_formula_guard", True,
+            "Whether the canned-query and forecast CSV (`/api/queries/NAME.csv`, `/api/forecast.csv`, and "
+            "`okg query NAME --format csv`) neutralise text cells a spreadsheet would run as a formula: a cell "
+            "starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'` (numbers stay "
+            "numbers). `/sparql` always writes the standard formats untouched. Off: 0, false or no."),
     Setting("cors_origins", "",
             "Comma-separated origins browser tools may call the API from (CORS), or `*` for any. "
             "Empty (the default): no cross-origin access."),
@@ -57,9 +62,14 @@ def get(name, overrides=None):
     """The value of setting ``name``: an override, else ``OKG_<NAME>`` from the environment, else the default."""
     setting = SETTINGS[name]
     if overrides and name in overrides:
-        return type(setting.default)(overrides[name])
+        value = overrides[name]
+        if isinstance(setting.default, bool) and isinstance(value, str):
+            return value.strip().lower() not in ("0", "false", "no", "off")
+        return type(setting.default)(value)
     raw = os.environ.get("OKG_" + name.upper())
     if raw is not None and raw != "":
+        if isinstance(setting.default, bool):
+            return raw.strip().lower() not in ("0", "false", "no", "off")
         return type(setting.default)(raw)
     return setting.default
 

@@ -409,7 +409,7 @@ def create_app(store_path=None, *, store=None, config=None):
         headers = {"OKG-Support": support.get("level", "full"),  # "partial" or "none": /api/queries says why
                    "OKG-Cache": "hit" if hit else "miss", **_cut_headers(result, limits["max_rows"])}
         if fmt == "csv":
-            body = write_solutions(result.variables, rows, "csv", limits["max_rows"])
+            body = write_solutions(result.variables, rows, "csv", limits["max_rows"], guard=limits["csv_formula_guard"])
             return Response(body, mimetype="text/csv",
                             headers={"Content-Disposition": f'inline; filename="{name}.csv"', **headers})
         return Response(_records(result.variables, rows), mimetype="application/json", headers=headers)
@@ -436,7 +436,8 @@ def create_app(store_path=None, *, store=None, config=None):
         finally:
             slots.release()
         if fmt == "csv":
-            return Response(write_table(result["deals"] if listing else result["rows"], "csv"), mimetype="text/csv",
+            return Response(write_table(result["deals"] if listing else result["rows"], "csv",
+                                        guard=limits["csv_formula_guard"]), mimetype="text/csv",
                             headers={"Content-Disposition": 'inline; filename="forecast.csv"'})
         return jsonify(result)
 
