@@ -84,7 +84,7 @@ def main():
         rows = []
         first = None
         for n, week in enumerate(weeks):
-            result = child("ingest", week, store, tmp / f"dump-{n}.nq")
+            result = child("ingest", week, store, tmp / "dump-0.nq" if n == 0 else "-")
             if n == 0:
                 first = result
                 bulk = child("bulk", week, tmp / "bulk", tmp / "dump-0.nq")

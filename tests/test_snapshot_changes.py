@@ -14,6 +14,7 @@ from opportunity_kg import snapshots
 from opportunity_kg.ingest import ingest
 from opportunity_kg.queries import run_canned
 from opportunity_kg.sample import write_weekly_samples
+from opportunity_kg.history import current_graphs
 from opportunity_kg.store import open_store, run_query
 
 from .conftest import okg
@@ -89,13 +90,17 @@ def test_the_changes_are_exactly_what_differs_between_the_exports(weeks, alone, 
     store = open_store(path, read_only=True)
     dates = sorted(alone)
     for older, newer in zip(dates, dates[1:]):
-        added, removed = graph(store, snapshots.added_graph(newer)), graph(store, snapshots.removed_graph(newer))
+        added, removed = snapshots.changes(store, newer)
         assert facts(added) == alone[newer] - alone[older] and facts(removed) == alone[older] - alone[newer]
         assert added and removed
         # a link to a file and line changes only for a record whose facts changed
         changed = {t[0] for t in facts(added) | facts(removed)}
         assert {t[0] for t in added | removed if t[1].value == DERIVED} <= changed
-    assert not graph(store, snapshots.added_graph(dates[0]))  # the chain starts at the first snapshot
+    assert snapshots.changes(store, dates[0]) == (set(), set())  # the chain starts at the first snapshot
+    # "now" is every named graph (read as their union, the fast way): each system's current graph,
+    # its newest snapshot's description, history and intervals, the ontology; the rest is elsewhere
+    assert {g.value for g in store.named_graphs()} == set(current_graphs(store))
+    assert [g for g, _, _ in snapshots.snapshots(store)] and dates[-1] in current_graphs(store)
     # "now" is one current graph: each opportunity counted once, as the newest export has it
     count = list(run_query(store, "SELECT (COUNT(?o) AS ?n) WHERE { ?o a <https://w3id.org/opportunity-kg/ontology#Opportunity> }"
                       ).rows)[0][0].value
@@ -125,7 +130,7 @@ def test_a_record_moved_to_another_line_is_not_rewritten(tmp_path):
     second = ingest(later, path)
     assert second.previous_snapshot == first.graph and second.history_changes == 1
     store = open_store(path, read_only=True)
-    added = graph(store, snapshots.added_graph(second.graph))
+    added, _ = snapshots.changes(store, second.graph)
     subjects = {t[0].value.rsplit("/", 1)[-1] for t in added}
     assert subjects == {"006000000000099AAA", rows[2]["ID"]}
     links = {t[2].value for t in added if t[1].value == DERIVED}
@@ -142,12 +147,16 @@ def _whole(path, tmp_path):
     store = open_store(path)
     chain = [iri for _, iri in snapshots.chain(store, "salesforce")]
     everything = {iri: snapshots.snapshot_triples(store, iri) for iri in chain}
+    descriptions = {}
+    for iri in chain:
+        descriptions[iri] = list(store.query(
+            f"SELECT ?s ?p ?o WHERE {{ GRAPH ?g {{ ?s ?p ?o FILTER(STRSTARTS(STR(?s), '{iri}') && ?p NOT IN "
+            f"({snapshots.ADDED}, {snapshots.REMOVED})) }} FILTER(?g IN (<{iri}>, <{snapshots.snapshots_graph(iri)}>)) }}"))
     for name in [g.value for g in store.named_graphs()]:
-        if name == snapshots.current_graph("salesforce") or name.endswith(("/added", "/removed")):
-            store.clear_graph(ox.NamedNode(name))
+        if name in (snapshots.current_graph("salesforce"), snapshots.snapshots_graph(chain[0])) or name in chain:
             store.remove_graph(ox.NamedNode(name))
     for iri, triples in everything.items():
-        store.extend(ox.Quad(*t, ox.NamedNode(iri)) for t in triples)
+        store.extend(ox.Quad(*t, ox.NamedNode(iri)) for t in list(triples) + [tuple(r) for r in descriptions[iri]])
     store.flush()
     return chain
 
@@ -170,8 +179,11 @@ def test_a_store_that_kept_snapshots_whole_still_answers_and_is_upgraded(weeks, 
     assert snapshots.whole_snapshots(store) == []
     for iri, expected in alone.items():
         assert facts(snapshots.snapshot_triples(store, iri)) == expected
-    for iri in chain:  # each snapshot's graph holds its description only
-        assert graph(store, iri) and not facts(graph(store, iri)) & alone[iri]
+    for iri in chain:  # the past snapshots' graphs are gone: their descriptions are in the snapshots graph
+        assert not graph(store, iri)
+        assert (ox.NamedNode(iri), ox.NamedNode(snapshots.OKG + "asOf"), ox.Literal(
+            iri.rsplit("/", 1)[1], datatype=ox.NamedNode("http://www.w3.org/2001/XMLSchema#date"))) in \
+            graph(store, snapshots.snapshots_graph(iri))
 
 
 def test_okg_snapshot_lists_writes_materialises_and_upgrades(weeks, alone, tmp_path):

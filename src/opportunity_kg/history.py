@@ -44,8 +44,9 @@ TRACKED = {"StageName": OKG + "stage", "Amount": OKG + "amount", "CloseDate": OK
 #: an account's parent, whose changes between snapshots become okg:ParentChange records
 PARENT = OKG + "parentAccount"
 
-_SNAPSHOTS = f"""SELECT ?g ?system ?asof WHERE {{
-  GRAPH ?g {{ ?g a <{OKG}Snapshot> ; <{OKG}sourceSystem> ?system ; <{OKG}asOf> ?asof }}
+# the newest snapshot of each system is described in its own graph, the others in the system's snapshots graph
+_SNAPSHOTS = f"""SELECT DISTINCT ?g ?system ?asof WHERE {{
+  GRAPH ?where {{ ?g a <{OKG}Snapshot> ; <{OKG}sourceSystem> ?system ; <{OKG}asOf> ?asof }}
 }}"""
 
 
@@ -98,9 +99,10 @@ def current_dataset(store, remember=False):
     if known is not None and known[0] is store:
         return known[1:]
     graphs = _current_graphs(store)
-    whole = graphs is None or isinstance(store, ox.Store) and (  # a SPARQL server is always told the graphs
-        {g.value for g in store.named_graphs()} == set(graphs)
-        and next(iter(store.quads_for_pattern(None, None, None, ox.DefaultGraph())), None) is None)
+    whole = graphs is None or isinstance(store, ox.Store) and not [  # a SPARQL server is always told the graphs
+        g for g in store.named_graphs() if g.value not in set(graphs)
+        and next(iter(store.quads_for_pattern(None, None, None, g)), None) is not None  # (an empty one is none)
+    ] and next(iter(store.quads_for_pattern(None, None, None, ox.DefaultGraph())), None) is None
     if remember:
         if len(_CURRENT) >= _REMEMBERED:
             _CURRENT.clear()
@@ -118,6 +120,7 @@ def _current_graphs(store):
     names = {g.value for g in store.named_graphs()}
     graphs = [graph for graph, _ in latest.values()]  # each system's latest snapshot's description
     graphs += [current_graph(system) for system in latest if current_graph(system) in names]
+    graphs += [f"{GRAPH_BASE}{system}/snapshots" for system in latest if f"{GRAPH_BASE}{system}/snapshots" in names]
     graphs += [history_graph(system) for system in latest if history_graph(system) in names]
     graphs += [intervals_graph(system) for system in latest if intervals_graph(system) in names]
     graphs += [ONTOLOGY_GRAPH] if ONTOLOGY_GRAPH in names else []

@@ -46,9 +46,10 @@ from .errors import DataError, OkgError
 from .paths import MAPPINGS_DIR
 from .progress import Progress
 from .functions import _parse_datetime
-from .history import GRAPH_BASE, changes_since, derived_facts, history_graph, intervals_graph, tracked_values
-from .snapshots import (chain, copy_graph, current_graph, fits_in_memory, fold, fold_in_memory, incoming_graph,
-                        upgrade)
+from .history import (GRAPH_BASE, changes_since, derived_facts, history_graph, intervals_graph, snapshots,
+                      tracked_values)
+from .snapshots import (chain, copy_graph, current_graph, fits_in_memory, fold, fold_in_memory,
+                        forget_description, incoming_graph, settle, upgrade)
 from .rml import RowError, load_mapping, natural_key
 from .sources import CsvSource
 from .remote import RemoteStore, is_remote
@@ -354,11 +355,12 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         # the first snapshot of a system is loaded straight into its current graph; a later one beside
         # it, then folded in as changes (:mod:`opportunity_kg.snapshots`)
         starts_chain = not remote and not chain(store, source)
-        stored_digest, replaced = None, holder.contains_named_graph(description)
+        stored_digest, replaced = None, graph_iri in {g for g, _, _ in snapshots(holder)}
         if replaced:
             stored_digest = _stored_digest(holder, description) or ""
             if not remote:
-                store.clear_graph(description)
+                for update in forget_description(graph_iri):
+                    store.update(update)
         target = ox.NamedNode(current_graph(source) if starts_chain else incoming_graph(graph_iri))
         ontology_changed = _replace_graph(store, ONTOLOGY_GRAPH, ontology_triples)
         # the data is also loaded into an in-memory store with the ontology, where validation runs
@@ -563,7 +565,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
 
         snapshot_changed = stored_digest != report.digest  # a snapshot stored without a digest counts as changed
         if not snapshot_changed:  # the same export again: the chain stays as it is
-            store.clear_graph(target)
+            store.remove_graph(target)
         elif remote:
             _upload(store, remote, graph_iri, target)
         if snapshot_changed and not starts_chain:
@@ -575,6 +577,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                 fold_in_memory(store, check, source, graph_iri, target.value, compare)
             else:
                 fold(holder, source, graph_iri, as_of, target.value, replaced, compare)
+            settle(holder, source)  # the snapshots before the newest keep their descriptions out of "now"
         del check, working, loaded, checked, lookup
         if snapshot_changed:
             report.history_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "FieldChange")
@@ -609,7 +612,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         report.changed = bool(snapshot_changed or new_history or ontology_changed or intervals_changed)
         work.keep = report.changed
         progress.phase("swapping the new store in" if report.changed else "no change")
-        del store, loader  # the staged store closes when its last handle goes, before it is swapped in or thrown away
+        del store, holder, loader  # the staged store closes when its last handle goes, before it is swapped in or thrown away
     return report
 
 
@@ -810,7 +813,9 @@ def line_digest(line):
 
 
 def _stored_digest(store, graph):
-    for row in store.query(f"SELECT ?d WHERE {{ GRAPH {graph} {{ {graph} <{OKG}contentDigest> ?d }} }}"):
+    """A snapshot's digest, from its description: in its graph (the newest), else in the default graph."""
+    for row in store.query(f"SELECT ?d WHERE {{ {{ GRAPH {graph} {{ {graph} <{OKG}contentDigest> ?d }} }} UNION "
+                           f"{{ {graph} <{OKG}contentDigest> ?d }} }}"):
         return row[0].value
     return None
 
@@ -832,7 +837,7 @@ def _upload(store, remote, snapshot, incoming):
     """Send a snapshot built in memory to the SPARQL server: its description replaces the one of
     the same date, its facts go to the graph they are folded from; in requests of
     :data:`UPLOAD_BATCH` quads."""
-    remote.update(f"DROP SILENT GRAPH <{snapshot}> ; DROP SILENT GRAPH <{incoming.value}>")
+    remote.update(" ;\n".join(forget_description(snapshot) + [f"DROP SILENT GRAPH <{incoming.value}>"]))
     for graph in (ox.NamedNode(snapshot), incoming):
         batch = []
         for q in store.quads_for_pattern(None, None, None, graph):

@@ -5,18 +5,25 @@ the one before said. So the store keeps, per source system:
 
 - ``graph/<system>/current``: the facts of the system's latest snapshot. "Now"
   reads this one graph per system.
-- ``graph/<system>/<as-of>``: each snapshot's description (``okg:Snapshot``:
-  its as-of date, files, counts, digest, ingest run): a few dozen triples.
-- ``graph/<system>/<as-of>/added`` and ``.../removed``: the facts that
-  snapshot added to, and took from, the snapshot before it (the system's first
-  snapshot has none: it is where the chain starts).
+- each snapshot's description (``okg:Snapshot``: its as-of date, files,
+  counts, digest, ingest run): the newest in its own graph
+  ``graph/<system>/<as-of>``, the older ones in ``graph/<system>/snapshots``
+  (:func:`settle`).
+- in ``graph/<system>/snapshots`` too, what each snapshot added to and took
+  from the snapshot before it, one RDF 1.2 triple term per fact:
+  ``<snapshot> okg:addedFact <<( s p o )>>`` or ``okg:removedFact`` (the
+  system's first snapshot has none: it is where the chain starts).
 
-The store grows with the changes, not with the number of exports. A past
-snapshot's facts are rebuilt on demand (:func:`snapshot_triples`): start
-from the current graph and undo, newest first, what each later snapshot
-added and removed. That costs one pass over the current graph plus the later
-changes; ``okg snapshot IRI`` writes them out, or materialises them in the
-store under the snapshot's own IRI so that ``GRAPH <IRI>`` reads them.
+All of them are part of "now", which is then every named graph of the store,
+read as their union (faster in Oxigraph than a list of graphs): the changes
+sit there as statements about snapshots, which no query about deals
+matches, and the store grows with the changes, not with the number of
+exports. A past snapshot's facts are
+rebuilt on demand (:func:`snapshot_triples`): start from the current graph
+and undo, newest first, what each later snapshot added and removed. That
+costs one copy of the current graph plus the later changes; ``okg snapshot
+IRI`` writes them out, or materialises them in a graph named by the
+snapshot's IRI so that ``GRAPH <IRI>`` reads them.
 
 A record (a subject) that did not change keeps the link to the file and line
 it was read from (``prov:wasDerivedFrom``) in the export that last changed
@@ -34,21 +41,34 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from .errors import OkgError
-from .history import GRAPH_BASE, PROV, current_graph, snapshots
+from .history import GRAPH_BASE, OKG, PROV, current_graph, snapshots
 from .remote import RemoteStore, is_remote
 from .store import Loader, delete_quads, open_store, staged
 
 DERIVED = f"<{PROV}wasDerivedFrom>"
 
 
-def added_graph(snapshot):
-    """The graph of the facts ``snapshot`` (its IRI) added to the snapshot before it."""
-    return f"{snapshot}/added"
+#: the predicates that tie a snapshot to a fact it added or removed (an RDF 1.2 triple term), in the
+#: store's default graph, which "now" (the union of the named graphs) never reads
+ADDED, REMOVED = f"<{OKG}addedFact>", f"<{OKG}removedFact>"
 
 
-def removed_graph(snapshot):
-    """The graph of the facts ``snapshot`` took from the snapshot before it."""
-    return f"{snapshot}/removed"
+def snapshots_graph(snapshot):
+    """The graph of a system's snapshots (its past snapshots' descriptions and every snapshot's
+    changes), from the IRI of one of them (``graph/<system>/<as-of>``)."""
+    return snapshot.rsplit("/", 1)[0] + "/snapshots"
+
+
+def _change(kind, snapshot, s="?s", p="?p", o="?o"):
+    """The pattern of one change of ``snapshot`` (``kind`` :data:`ADDED` or :data:`REMOVED`)."""
+    return f"GRAPH <{snapshots_graph(snapshot)}> {{ <{snapshot}> {kind} <<( {s} {p} {o} )>> }}"
+
+
+def changes(store, snapshot):
+    """(the facts ``snapshot`` added, the facts it removed) against the snapshot before it, as sets
+    of (s, p, o) terms."""
+    return tuple({tuple(row) for row in store.query(f"SELECT ?s ?p ?o WHERE {{ {_change(kind, snapshot)} }}")}
+                 for kind in (ADDED, REMOVED))
 
 
 def incoming_graph(snapshot):
@@ -77,34 +97,33 @@ def _copy(source, target):
 
 def _undo(graph, snapshot):
     """Updates that take ``snapshot``'s changes out of ``graph`` (what it added goes, what it removed comes back)."""
-    return [f"DELETE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }} WHERE {{ GRAPH <{added_graph(snapshot)}> {{ ?s ?p ?o }} }}",
-            f"INSERT {{ GRAPH <{graph}> {{ ?s ?p ?o }} }} WHERE {{ GRAPH <{removed_graph(snapshot)}> {{ ?s ?p ?o }} }}"]
+    return [f"DELETE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }} WHERE {{ {_change(ADDED, snapshot)} }}",
+            f"INSERT {{ GRAPH <{graph}> {{ ?s ?p ?o }} }} WHERE {{ {_change(REMOVED, snapshot)} }}"]
 
 
 def _apply(graph, snapshot):
     """Updates that make ``graph`` (the state before ``snapshot``) the state after it."""
-    return [f"DELETE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }} WHERE {{ GRAPH <{removed_graph(snapshot)}> {{ ?s ?p ?o }} }}",
-            f"INSERT {{ GRAPH <{graph}> {{ ?s ?p ?o }} }} WHERE {{ GRAPH <{added_graph(snapshot)}> {{ ?s ?p ?o }} }}"]
+    return [f"DELETE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }} WHERE {{ {_change(REMOVED, snapshot)} }}",
+            f"INSERT {{ GRAPH <{graph}> {{ ?s ?p ?o }} }} WHERE {{ {_change(ADDED, snapshot)} }}"]
 
 
 def _diff(before, after, snapshot, exact=False):
-    """Updates that write into ``snapshot``'s added and removed graphs what turns graph ``before``
-    into graph ``after``. The links to files and lines count only for records whose facts changed
-    (unless ``exact``): a record read again unchanged keeps the link it had."""
-    added, removed = added_graph(snapshot), removed_graph(snapshot)
+    """Updates that record as ``snapshot``'s changes what turns graph ``before`` into graph
+    ``after``. The links to files and lines count only for records whose facts changed (unless
+    ``exact``): a record read again unchanged keeps the link it had."""
     facts = "" if exact else f"FILTER(?p != {DERIVED})"
-    out = [f"DROP SILENT GRAPH <{added}>", f"DROP SILENT GRAPH <{removed}>",
-           f"INSERT {{ GRAPH <{added}> {{ ?s ?p ?o }} }} WHERE {{ GRAPH <{after}> {{ ?s ?p ?o }} {facts} "
-           f"FILTER NOT EXISTS {{ GRAPH <{before}> {{ ?s ?p ?o }} }} }}",
-           f"INSERT {{ GRAPH <{removed}> {{ ?s ?p ?o }} }} WHERE {{ GRAPH <{before}> {{ ?s ?p ?o }} {facts} "
-           f"FILTER NOT EXISTS {{ GRAPH <{after}> {{ ?s ?p ?o }} }} }}"]
+    out = _drop_changes(snapshot) + [
+        f"INSERT {{ {_change(ADDED, snapshot)} }} WHERE {{ GRAPH <{after}> {{ ?s ?p ?o }} {facts} "
+        f"FILTER NOT EXISTS {{ GRAPH <{before}> {{ ?s ?p ?o }} }} }}",
+        f"INSERT {{ {_change(REMOVED, snapshot)} }} WHERE {{ GRAPH <{before}> {{ ?s ?p ?o }} {facts} "
+        f"FILTER NOT EXISTS {{ GRAPH <{after}> {{ ?s ?p ?o }} }} }}"]
     if exact:
         return out
-    changed = (f"{{ SELECT DISTINCT ?s WHERE {{ {{ GRAPH <{added}> {{ ?s ?p0 ?o0 }} }} UNION "
-               f"{{ GRAPH <{removed}> {{ ?s ?p0 ?o0 }} }} }} }}")
+    changed = (f"{{ SELECT DISTINCT ?s WHERE {{ {{ {_change(ADDED, snapshot, p='?p0', o='?o0')} }} UNION "
+               f"{{ {_change(REMOVED, snapshot, p='?p0', o='?o0')} }} }} }}")
     # both links are found before either is written, so the second sees the same changed records
     return out + [
-        f"INSERT {{ GRAPH <{added}> {{ ?s {DERIVED} ?o }} GRAPH <{removed}> {{ ?s {DERIVED} ?old }} }} WHERE {{ "
+        f"INSERT {{ {_change(ADDED, snapshot, p=DERIVED)} . {_change(REMOVED, snapshot, p=DERIVED, o='?old')} }} WHERE {{ "
         f"{changed} {{ GRAPH <{after}> {{ ?s {DERIVED} ?o }} FILTER NOT EXISTS {{ GRAPH <{before}> {{ ?s {DERIVED} ?o }} }} }} "
         f"UNION {{ GRAPH <{before}> {{ ?s {DERIVED} ?old }} FILTER NOT EXISTS {{ GRAPH <{after}> {{ ?s {DERIVED} ?old }} }} }} }}"]
 
@@ -177,17 +196,24 @@ def fold_in_memory(disk, memory, system, snapshot, incoming, previous_state=None
     _run(memory, *_diff(current, incoming, snapshot))
     if previous_state:
         previous_state(memory, current, previous)
-    added, removed = ([(q.subject, q.predicate, q.object) for q in memory.quads_for_pattern(
-        None, None, None, ox.NamedNode(name))] for name in (added_graph(snapshot), removed_graph(snapshot)))
-    _run(memory, f"DROP SILENT GRAPH <{current}>")
+    added, removed = changes(memory, snapshot)
+    _run(memory, f"DROP SILENT GRAPH <{current}>", *_drop_changes(snapshot))
     delete_quads(disk, [(*t, ox.NamedNode(current)) for t in removed])
-    loader = Loader([(disk, ox.NamedNode(current)), (disk, ox.NamedNode(added_graph(snapshot)))])
-    loader.add(added)
+    loader = Loader([(disk, ox.NamedNode(current))])
+    loader.add(list(added))
     loader.close()
-    loader = Loader([(disk, ox.NamedNode(removed_graph(snapshot)))])
-    loader.add(removed)
-    loader.close()
+    record_changes(disk, snapshot, added, removed)
     return len(added), len(removed)
+
+
+def record_changes(store, snapshot, added, removed):
+    """Write ``snapshot``'s changes (sets of (s, p, o) terms) into the store's default graph, at
+    bulk-load speed."""
+    lines = [f"<{snapshot}> {kind} <<( {t[0]} {t[1]} {t[2]} )>> .\n"
+             for kind, facts in ((ADDED, added), (REMOVED, removed)) for t in facts]
+    for start in range(0, len(lines), 200_000):
+        store.bulk_load("".join(lines[start:start + 200_000]).encode("utf-8"), format=ox.RdfFormat.N_TRIPLES,
+                        to_graph=ox.NamedNode(snapshots_graph(snapshot)))
 
 
 def copy_graph(source, target, graph):
@@ -200,7 +226,7 @@ def copy_graph(source, target, graph):
 
 
 def _drop_changes(snapshot):
-    return [f"DROP SILENT GRAPH <{added_graph(snapshot)}>", f"DROP SILENT GRAPH <{removed_graph(snapshot)}>"]
+    return [f"DELETE WHERE {{ {_change(kind, snapshot)} }}" for kind in (ADDED, REMOVED)]
 
 
 def _scratch(snapshot, name):
@@ -251,6 +277,7 @@ def upgrade(store):
         for _, iri in dates:
             _run(store, f"DROP SILENT GRAPH <{facts[iri]}>")
             dematerialise(store, iri)
+        settle(store, system)
     return systems
 
 
@@ -296,6 +323,30 @@ def is_materialised(store, snapshot):
     return bool(store.query(f"ASK {{ GRAPH <{snapshot}> {{ ?s ?p ?o FILTER(!({_describes(snapshot)})) }} }}"))
 
 
+def settle(store, system):
+    """Move the descriptions of ``system``'s past snapshots (all but the newest) from their own
+    graphs into the system's snapshots graph; the newest stays in its own."""
+    dates = chain(store, system)
+    for _, iri in dates[:-1]:
+        where = f"GRAPH <{iri}> {{ ?s ?p ?o FILTER({_describes(iri)}) }}"
+        _run(store, f"INSERT {{ GRAPH <{snapshots_graph(iri)}> {{ ?s ?p ?o }} }} WHERE {{ {where} }}",
+             f"DELETE {{ GRAPH <{iri}> {{ ?s ?p ?o }} }} WHERE {{ {where} }}")
+        _drop_if_empty(store, iri)
+
+
+def _drop_if_empty(store, graph):
+    if not store.query(f"ASK {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"):
+        _run(store, f"DROP SILENT GRAPH <{graph}>")
+
+
+def forget_description(snapshot):
+    """Updates that take a snapshot's description (and a materialised copy of its facts) out, wherever
+    it is, keeping its changes: before an export of the same date replaces it."""
+    return [f"DROP SILENT GRAPH <{snapshot}>",
+            f"DELETE {{ GRAPH <{snapshots_graph(snapshot)}> {{ ?s ?p ?o }} }} WHERE {{ GRAPH <{snapshots_graph(snapshot)}> "
+            f"{{ ?s ?p ?o FILTER({_describes(snapshot)}) FILTER(?p NOT IN ({ADDED}, {REMOVED})) }} }}"]
+
+
 def _describes(snapshot):
     return f"?s = <{snapshot}> || STRSTARTS(STR(?s), \"{snapshot}/\") || STRSTARTS(STR(?s), \"{snapshot}#\")"
 
@@ -320,12 +371,17 @@ def dematerialise(store, snapshot):
     _system_of(store, snapshot)
     _run(store, f"DELETE {{ GRAPH <{snapshot}> {{ ?s ?p ?o }} }} WHERE {{ GRAPH <{snapshot}> {{ ?s ?p ?o }} "
                 f"FILTER(!({_describes(snapshot)})) }}")
+    _drop_if_empty(store, snapshot)
 
 
 def _count(store, graph, description=False):
     where = f"FILTER({_describes(graph)})" if description else ""
     rows = list(store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o {where} }} }}"))
     return int(rows[0][0].value)
+
+
+def _count_changes(store, kind, snapshot):
+    return int(next(iter(store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ {_change(kind, snapshot)} }}")))[0].value)
 
 
 def summary(store):
@@ -338,8 +394,8 @@ def summary(store):
         for i, (as_of, iri) in enumerate(dates):
             latest = i == len(dates) - 1
             out.append({"system": system, "as_of": as_of, "graph": iri,
-                        "added": _count(store, added_graph(iri)) if i else None,
-                        "removed": _count(store, removed_graph(iri)) if i else None,
+                        "added": _count_changes(store, ADDED, iri) if i else None,
+                        "removed": _count_changes(store, REMOVED, iri) if i else None,
                         "facts": _count(store, current_graph(system)) if latest else None,
                         "materialised": latest or is_materialised(store, iri)})
     return out
