@@ -93,8 +93,12 @@ def cmd_ingest(args):
 
     for line in summary_lines(report.support):
         print(line)
+    if report.changed and report.previous_snapshot:
+        print(f"{report.facts_added:,} facts added and {report.facts_removed:,} removed since <{report.previous_snapshot}>, "
+              "kept as changes")
     state = "loaded into" if report.changed else "already in (nothing changed)"
-    print(f"snapshot {report.source} as of {report.as_of} {state} graph <{report.graph}> of store {report.store}")
+    print(f"snapshot {report.source} as of {report.as_of} {state} store {report.store}: described in "
+          f"<{report.graph}>, the system's latest facts in <{report.current_graph}>")
     if args.report:
         Path(args.report).write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
 

@@ -49,7 +49,7 @@ from .functions import _parse_datetime
 from .history import (GRAPH_BASE, changes_since, derived_facts, history_graph, intervals_graph, snapshots,
                       tracked_values)
 from .snapshots import (chain, copy_graph, current_graph, fits_in_memory, fold, fold_in_memory,
-                        forget_description, incoming_graph, settle, upgrade)
+                        count_changes, forget_description, incoming_graph, settle, upgrade)
 from .rml import RowError, load_mapping, natural_key
 from .sources import CsvSource
 from .remote import RemoteStore, is_remote
@@ -95,6 +95,9 @@ class IngestReport:
     unmapped: list = field(default_factory=list)
     lookups: list = field(default_factory=list)
     previous_snapshot: str | None = None
+    facts_added: int = 0  # what the snapshot changed against the one before it (kept as changes)
+    facts_removed: int = 0
+    current_graph: str = ""  # where the system's latest facts are
     history_changes: int = 0
     parent_changes: int = 0
     changed: bool = True
@@ -125,6 +128,7 @@ class IngestReport:
             "total": vars(self.totals), "skipped": self.skipped, "unmapped": self.unmapped,
             "warnings": self.warnings, "warnings_file": self.warnings_file,
             "warning_counts": self.warning_counts, "support": self.support, "lookups": self.lookups, "previous_snapshot": self.previous_snapshot,
+            "facts_added": self.facts_added, "facts_removed": self.facts_removed, "current_graph": self.current_graph,
             "history_changes": self.history_changes, "parent_changes": self.parent_changes,
             "changed": self.changed, "digest": self.digest,
         }
@@ -577,7 +581,9 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                 fold_in_memory(store, check, source, graph_iri, target.value, compare)
             else:
                 fold(holder, source, graph_iri, as_of, target.value, replaced, compare)
-            settle(holder, source)  # the snapshots before the newest keep their descriptions out of "now"
+            settle(holder, source)  # the snapshots before the newest keep their descriptions in the snapshots graph
+            report.facts_added, report.facts_removed = count_changes(holder, graph_iri)
+        report.current_graph = current_graph(source)
         del check, working, loaded, checked, lookup
         if snapshot_changed:
             report.history_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "FieldChange")

@@ -384,6 +384,11 @@ def _count_changes(store, kind, snapshot):
     return int(next(iter(store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ {_change(kind, snapshot)} }}")))[0].value)
 
 
+def count_changes(store, snapshot):
+    """(facts added, facts removed) by ``snapshot`` against the snapshot before it."""
+    return _count_changes(store, ADDED, snapshot), _count_changes(store, REMOVED, snapshot)
+
+
 def summary(store):
     """Each snapshot, oldest first per system: a dict of its system, as-of date, IRI, the facts it
     added and removed (None for a system's first, where the chain starts) and whether it is
