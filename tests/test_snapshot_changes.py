@@ -14,7 +14,7 @@ from opportunity_kg import snapshots
 from opportunity_kg.ingest import ingest
 from opportunity_kg.queries import run_canned
 from opportunity_kg.sample import write_weekly_samples
-from opportunity_kg.history import current_graphs
+from opportunity_kg.history import current_graphs, derived_facts, intervals_graph
 from opportunity_kg.store import open_store, run_query
 
 from .conftest import okg
@@ -97,6 +97,11 @@ def test_the_changes_are_exactly_what_differs_between_the_exports(weeks, alone, 
         changed = {t[0] for t in facts(added) | facts(removed)}
         assert {t[0] for t in added | removed if t[1].value == DERIVED} <= changed
     assert snapshots.changes(store, dates[0]) == (set(), set())  # the chain starts at the first snapshot
+    # the digests the next ingest compares with: one per record of the current graph, and the derived
+    # facts, rewritten subject by subject, the same as derived afresh
+    current = graph(store, snapshots.current_graph("salesforce"))
+    assert set(snapshots.read_digests(store, "salesforce")) == {t[0].value for t in current if t[1].value != DERIVED}
+    assert graph(store, intervals_graph("salesforce")) == set(derived_facts(store, "salesforce"))
     # "now" is every named graph (read as their union, the fast way): each system's current graph,
     # its newest snapshot's description, history and intervals, the ontology; the rest is elsewhere
     assert {g.value for g in store.named_graphs()} == set(current_graphs(store))

@@ -49,7 +49,8 @@ from .functions import _parse_datetime
 from .history import (GRAPH_BASE, changes_since, derived_facts, history_graph, intervals_graph, snapshots,
                       tracked_values)
 from .snapshots import (chain, copy_graph, current_graph, fits_in_memory, fold, fold_in_memory,
-                        count_changes, forget_description, incoming_graph, settle, upgrade)
+                        count_changes, forget_description, forget_digests, incoming_graph, settle,
+                        snapshots_graph, upgrade, write_digests)
 from .rml import RowError, load_mapping, natural_key
 from .sources import CsvSource
 from .remote import RemoteStore, is_remote
@@ -534,7 +535,7 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
             counts[name].rows_deleted = len(deleted[name] - quarantined[name])
         progress.phase("counting the snapshot's triples")
         # the on-disk store writes each subject's triples together; the in-memory one may not
-        digest, loaded_lines = _tally(working, target, counts, rows, reference, runs=check is not None)
+        digest, loaded_lines, records = _tally(working, target, counts, rows, reference, runs=check is not None)
         for name, read in lines_read.items():
             counts[name].rows_loaded = len(loaded_lines.get(name, ()))
             _check_accounts(name, read, loaded_lines.get(name, set()), quarantined[name], deleted[name])
@@ -568,6 +569,8 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
             report.previous_snapshot = before_iri
 
         snapshot_changed = stored_digest != report.digest  # a snapshot stored without a digest counts as changed
+        if snapshot_changed and starts_chain:
+            write_digests(store, source, records)  # each record's, for the next export's comparison
         if not snapshot_changed:  # the same export again: the chain stays as it is
             store.remove_graph(target)
         elif remote:
@@ -578,9 +581,11 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                 copy_graph(check, store, target.value)  # the current graph beside it would not fit: on disk
                 in_memory_fold = False
             if in_memory_fold:
-                fold_in_memory(store, check, source, graph_iri, target.value, compare)
+                fold_in_memory(store, check, source, graph_iri, target.value, compare, records)
             else:
                 fold(holder, source, graph_iri, as_of, target.value, replaced, compare)
+                if not remote:
+                    forget_digests(store, source)  # the next ingest compares the whole graph, and keeps them again
             settle(holder, source)  # the snapshots before the newest keep their descriptions in the snapshots graph
             report.facts_added, report.facts_removed = count_changes(holder, graph_iri)
         report.current_graph = current_graph(source)
@@ -614,7 +619,8 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         new_history = [ox.Quad(*t, history) for t in changes if ox.Quad(*t, history) not in store]
         store.extend(new_history)
         progress.phase("summarising the stage history")
-        intervals_changed = _replace_graph(store, intervals_graph(source), derived_facts(store, source))
+        intervals_changed = _replace_graph(store, intervals_graph(source), derived_facts(store, source),
+                                           digests_in=snapshots_graph(graph_iri))
         report.changed = bool(snapshot_changed or new_history or ontology_changed or intervals_changed)
         work.keep = report.changed
         progress.phase("swapping the new store in" if report.changed else "no change")
@@ -789,23 +795,68 @@ def _workspace(store_path):
         yield work
 
 
-def _replace_graph(store, graph, triples):
+def _replace_graph(store, graph, triples, digests_in=None):
     """Make a named graph of an on-disk store hold exactly ``triples`` (an iterable, bulk-loaded as
-    it comes, so it need not be in memory); whether it changed, told by the digest of its triples."""
+    it comes, so it need not be in memory); whether it changed, told by the digest of its triples.
+
+    With ``digests_in`` (a graph), each subject's digest is kept there, and a later call rewrites
+    only the subjects whose triples changed, reading no other off disk (:func:`_update_subjects`)."""
     name = ox.NamedNode(graph)
+    if digests_in and store.contains_named_graph(name):
+        kept = {q.subject: q.object.value for q in store.quads_for_pattern(
+            None, DERIVED_DIGEST, None, ox.NamedNode(digests_in))}
+        if kept:
+            return _update_subjects(store, name, triples, kept, ox.NamedNode(digests_in))
     before = None
     if store.contains_named_graph(name):
         before = _Tally({}, {}, [], runs=False)  # its digest only
         store.dump(before, ox.RdfFormat.N_TRIPLES, from_graph=name)
         store.clear_graph(name)
     loader = Loader([(store, name)])  # a bulk load: inserting quads one by one is many times slower
-    digest, seen = 0, 0
+    digest, seen, subjects = 0, 0, {}
     for triple in triples:
-        digest += triple_digest(triple)
+        hashed = triple_digest(triple)
+        digest += hashed
         seen += 1
+        if digests_in:
+            subjects[triple[0]] = subjects.get(triple[0], 0) + hashed
         loader.add([triple])
     loader.close()
+    if digests_in:
+        store.update(f"DELETE WHERE {{ GRAPH <{digests_in}> {{ ?s {DERIVED_DIGEST} ?d }} }}")
+        store.extend(ox.Quad(s, DERIVED_DIGEST, ox.Literal(f"{d % 2 ** 128:032x}"), ox.NamedNode(digests_in))
+                     for s, d in subjects.items())
     return (before.digest, before.lines) != (digest, seen) if before is not None else seen > 0
+
+
+def _update_subjects(store, name, triples, kept, digests):
+    """:func:`_replace_graph` by subject: the new triples go to an in-memory store, each subject's
+    digest is compared with the one ``kept``, and only the subjects that changed, came or went are
+    read off disk and rewritten. Whether anything changed."""
+    fresh, subjects = ox.Store(), {}
+    loader = Loader([(fresh, name)])
+    for triple in triples:
+        subjects[triple[0]] = subjects.get(triple[0], 0) + triple_digest(triple)
+        loader.add([triple])
+    loader.close()
+    new = {s: f"{d % 2 ** 128:032x}" for s, d in subjects.items()}
+    changed = [s for s, d in new.items() if kept.get(s) != d]
+    gone = [s for s in kept if s not in new]
+    if not changed and not gone:
+        return False
+    delete_quads(store, [q for s in changed + gone for q in store.quads_for_pattern(s, None, None, name)])
+    loader = Loader([(store, name)])
+    for s in changed:
+        loader.add([(q.subject, q.predicate, q.object) for q in fresh.quads_for_pattern(s, None, None, name)])
+    loader.close()
+    delete_quads(store, [(s, DERIVED_DIGEST, ox.Literal(kept[s]), digests) for s in changed + gone if s in kept])
+    store.extend(ox.Quad(s, DERIVED_DIGEST, ox.Literal(new[s]), digests) for s in changed)
+    return True
+
+
+#: the property that keeps each subject's digest of a derived graph (the intervals graph), in the
+#: system's snapshots graph, so that the next ingest rewrites only what changed
+DERIVED_DIGEST = ox.NamedNode("https://w3id.org/opportunity-kg/ontology#derivedDigest")
 
 
 def triple_digest(triple):
@@ -907,10 +958,10 @@ def _tally(store, graph, counts, rows, reference, runs=True):
     graph back from the store as N-Triples (streamed, in subject order). A triple counts once, for the first file (in ``counts`` order) with a row
     about its subject, or else for the reference file that gives it; the links to files and
     lines are in the digest, not in the counts."""
-    tally = _Tally(counts, rows.files, reference, runs)
+    tally = _Tally(counts, rows.files, reference, runs, records=True)
     store.dump(tally, ox.RdfFormat.N_TRIPLES, from_graph=graph)
     tally.close(final=True)
-    return tally.digest, tally.loaded
+    return tally.digest, tally.loaded, tally.records
 
 
 class _Tally:
@@ -918,7 +969,7 @@ class _Tally:
 
     LINK = f"{DERIVED} ".encode()
 
-    def __init__(self, counts, files, reference, runs=True):
+    def __init__(self, counts, files, reference, runs=True, records=False):
         self.counts, self.order = counts, {name: i for i, name in enumerate(counts)}
         self.files = {iri.encode(): name for iri, name in files.items()}
         self.reference = {}
@@ -931,18 +982,22 @@ class _Tally:
         # with ``runs``, the file a subject's triples count for, and the triples of runs naming no file yet
         self.counted_for, self.counted, self.pending = {}, {}, defaultdict(list)
         self.runs = runs
+        self.records = {} if records else None  # subject (N-Triples bytes) -> the sum of its facts' digests
 
     def write(self, chunk):
         lines = (self.rest + bytes(chunk)).split(b"\n")
         self.rest = lines.pop()
         self.lines += len(lines)
         for line in lines:
-            self.digest += line_digest(line)
+            hashed = line_digest(line)
+            self.digest += hashed
             subject = line[:line.index(b" ")]
             if subject != self.current:
                 self.close()
                 self.current = subject
             rest = line[len(subject) + 1:]
+            if self.records is not None and not rest.startswith(self.LINK):  # a record's facts, not its links
+                self.records[subject] = self.records.get(subject, 0) + hashed
             if rest.startswith(self.LINK):
                 file, _, line = rest[len(self.LINK) + 1:-3].rpartition(b"#line=")
                 if file in self.files:

@@ -185,25 +185,95 @@ def fits_in_memory(store, system, snapshot, as_of):
     return bool(dates) and all(a < as_of for a, _ in dates) and snapshot not in {g for _, g in dates}
 
 
-def fold_in_memory(disk, memory, system, snapshot, incoming, previous_state=None):
+def fold_in_memory(disk, memory, system, snapshot, incoming, previous_state=None, records=None):
     """:func:`fold` for a snapshot newer than every other (:func:`fits_in_memory`), whose facts are
-    in graph ``incoming`` of the in-memory store ``memory`` (where the ingest validated them): the
-    current graph is copied beside them, compared there, and only the changes are written to the
-    store ``disk``. Returns (facts added, facts removed)."""
+    in graph ``incoming`` of the in-memory store ``memory`` (where the ingest validated them); only
+    the changes are written to the store ``disk``.
+
+    With ``records`` (subject in N-Triples -> the digest of its facts, as the ingest's count made
+    them) and the digests the last ingest kept (:func:`write_digests`), the records are compared
+    by digest and only the changed ones are read off disk; otherwise the whole current graph is
+    copied into memory and compared there. Returns (facts added, facts removed)."""
     current = current_graph(system)
     previous = [iri for _, iri in chain(disk, system) if iri != snapshot][-1]
-    copy_graph(disk, memory, current)
-    _run(memory, *_diff(current, incoming, snapshot))
-    if previous_state:
-        previous_state(memory, current, previous)
-    added, removed = changes(memory, snapshot)
-    _run(memory, f"DROP SILENT GRAPH <{current}>", *_drop_changes(snapshot))
+    kept = read_digests(disk, system) if records is not None else None
+    by_digest = bool(kept) and not any(key.startswith(b"_:") for key in records)
+    if by_digest:
+        new = {key[1:-1].decode(): value % 2 ** 128 for key, value in records.items()}
+        changed = [iri for iri, value in new.items() if kept.get(iri) != value]
+        gone = [iri for iri in kept if iri not in new]
+        subjects = [ox.NamedNode(iri) for iri in changed + gone]
+        before = {(q.subject, q.predicate, q.object) for s in subjects
+                  for q in disk.quads_for_pattern(s, None, None, ox.NamedNode(current))}
+        after = {(q.subject, q.predicate, q.object) for s in subjects
+                 for q in memory.quads_for_pattern(s, None, None, ox.NamedNode(incoming))}
+        added, removed = _record_changes(before, after)
+        if previous_state:
+            previous_state(disk, current, previous)
+    else:  # no digests kept (a store written another way): the whole graph is compared
+        copy_graph(disk, memory, current)
+        _run(memory, *_diff(current, incoming, snapshot))
+        if previous_state:
+            previous_state(memory, current, previous)
+        added, removed = changes(memory, snapshot)
+        _run(memory, f"DROP SILENT GRAPH <{current}>", *_drop_changes(snapshot))
     delete_quads(disk, [(*t, ox.NamedNode(current)) for t in removed])
     loader = Loader([(disk, ox.NamedNode(current))])
     loader.add(list(added))
     loader.close()
     record_changes(disk, snapshot, added, removed)
+    if by_digest:  # the digests of the records that changed, came or went
+        digest, graph = ox.NamedNode(RECORD_DIGEST), ox.NamedNode(_digests_graph(system))
+        delete_quads(disk, [(ox.NamedNode(iri), digest, ox.Literal(f"{kept[iri]:032x}"), graph)
+                            for iri in changed + gone if iri in kept])
+        disk.extend(ox.Quad(ox.NamedNode(iri), digest, ox.Literal(f"{new[iri]:032x}"), graph) for iri in changed)
+    elif records is not None:
+        write_digests(disk, system, records)
     return len(added), len(removed)
+
+
+def _record_changes(before, after):
+    """(added, removed) between two sets of triples of the same records, as :func:`_diff` counts
+    them: the facts that differ, and the links to lines only of records whose facts changed."""
+    derived = PROV + "wasDerivedFrom"
+    old = {t for t in before if t[1].value != derived}
+    new = {t for t in after if t[1].value != derived}
+    added, removed = new - old, old - new
+    moved = {t[0] for t in added | removed}
+    added |= {t for t in after - before if t[1].value == derived and t[0] in moved}
+    removed |= {t for t in before - after if t[1].value == derived and t[0] in moved}
+    return added, removed
+
+
+#: the property that keeps a record's digest, for the next ingest's comparison
+RECORD_DIGEST = OKG + "recordDigest"
+
+
+def _digests_graph(system):
+    return f"{GRAPH_BASE}{system}/snapshots"
+
+
+def read_digests(store, system):
+    """Subject IRI -> the digest of its facts in ``system``'s current graph, as the last ingest kept them."""
+    return {q.subject.value: int(q.object.value, 16) for q in store.quads_for_pattern(
+        None, ox.NamedNode(RECORD_DIGEST), None, ox.NamedNode(_digests_graph(system)))
+        if isinstance(q.subject, ox.NamedNode)}
+
+
+def write_digests(store, system, records):
+    """Keep each record's digest (``records``: subject in N-Triples -> digest) in ``system``'s
+    snapshots graph, in place of the ones kept before."""
+    forget_digests(store, system)
+    lines = [f"{key.decode()} <{RECORD_DIGEST}> \"{value % 2 ** 128:032x}\" .\n" for key, value in records.items()
+             if not key.startswith(b"_:")]
+    for start in range(0, len(lines), 200_000):
+        store.bulk_load("".join(lines[start:start + 200_000]).encode("utf-8"), format=ox.RdfFormat.N_TRIPLES,
+                        to_graph=ox.NamedNode(_digests_graph(system)))
+
+
+def forget_digests(store, system):
+    """Drop ``system``'s record digests (after a change made without them: the next ingest compares whole)."""
+    _run(store, f"DELETE WHERE {{ GRAPH <{_digests_graph(system)}> {{ ?s <{RECORD_DIGEST}> ?d }} }}")
 
 
 def record_changes(store, snapshot, added, removed):
