@@ -623,6 +623,10 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                                            digests_in=snapshots_graph(graph_iri))
         report.changed = bool(snapshot_changed or new_history or ontology_changed or intervals_changed)
         work.keep = report.changed
+        if report.changed and not starts_chain:
+            # what a re-ingest deleted stays on disk until RocksDB compacts it, and slows reads meanwhile
+            progress.phase("compacting the store")
+            store.optimize()
         progress.phase("swapping the new store in" if report.changed else "no change")
         del store, holder, loader  # the staged store closes when its last handle goes, before it is swapped in or thrown away
     return report
