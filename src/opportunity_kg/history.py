@@ -59,6 +59,12 @@ def current_graph(system):
     return f"{GRAPH_BASE}{system}/current"
 
 
+def snapshots_graph_of(system):
+    """The graph of ``system``'s past snapshots' descriptions, every snapshot's changes and the
+    digests the next ingest compares with (see :mod:`opportunity_kg.snapshots`)."""
+    return f"{GRAPH_BASE}{system}/snapshots"
+
+
 def intervals_graph(system):
     return f"{GRAPH_BASE}{system}/intervals"
 
@@ -120,7 +126,7 @@ def _current_graphs(store):
     names = {g.value for g in store.named_graphs()}
     graphs = [graph for graph, _ in latest.values()]  # each system's latest snapshot's description
     graphs += [current_graph(system) for system in latest if current_graph(system) in names]
-    graphs += [f"{GRAPH_BASE}{system}/snapshots" for system in latest if f"{GRAPH_BASE}{system}/snapshots" in names]
+    graphs += [snapshots_graph_of(system) for system in latest if snapshots_graph_of(system) in names]
     graphs += [history_graph(system) for system in latest if history_graph(system) in names]
     graphs += [intervals_graph(system) for system in latest if intervals_graph(system) in names]
     graphs += [ONTOLOGY_GRAPH] if ONTOLOGY_GRAPH in names else []

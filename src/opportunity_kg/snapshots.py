@@ -41,7 +41,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from .errors import OkgError
-from .history import GRAPH_BASE, OKG, PROV, current_graph, snapshots
+from .history import GRAPH_BASE, OKG, PROV, current_graph, snapshots, snapshots_graph_of
 from .remote import RemoteStore, is_remote
 from .store import Loader, delete_quads, open_store, staged
 
@@ -54,9 +54,9 @@ ADDED, REMOVED = f"<{OKG}addedFact>", f"<{OKG}removedFact>"
 
 
 def snapshots_graph(snapshot):
-    """The graph of a system's snapshots (its past snapshots' descriptions and every snapshot's
-    changes), from the IRI of one of them (``graph/<system>/<as-of>``)."""
-    return snapshot.rsplit("/", 1)[0] + "/snapshots"
+    """:func:`~opportunity_kg.history.snapshots_graph_of` the system of ``snapshot`` (its IRI,
+    ``graph/<system>/<as-of>``)."""
+    return snapshots_graph_of(snapshot[len(GRAPH_BASE):].rsplit("/", 1)[0])
 
 
 def _change(kind, snapshot, s="?s", p="?p", o="?o"):
@@ -207,7 +207,7 @@ def fold_in_memory(disk, memory, system, snapshot, incoming, previous_state=None
                   for q in disk.quads_for_pattern(s, None, None, ox.NamedNode(current))}
         after = {(q.subject, q.predicate, q.object) for s in subjects
                  for q in memory.quads_for_pattern(s, None, None, ox.NamedNode(incoming))}
-        added, removed = _record_changes(before, after)
+        added, removed = _diff_records(before, after)
         if previous_state:
             previous_state(disk, current, previous)
     else:  # no digests kept (a store written another way): the whole graph is compared
@@ -223,7 +223,7 @@ def fold_in_memory(disk, memory, system, snapshot, incoming, previous_state=None
     loader.close()
     record_changes(disk, snapshot, added, removed)
     if by_digest:  # the digests of the records that changed, came or went
-        digest, graph = ox.NamedNode(RECORD_DIGEST), ox.NamedNode(_digests_graph(system))
+        digest, graph = ox.NamedNode(RECORD_DIGEST), ox.NamedNode(snapshots_graph_of(system))
         delete_quads(disk, [(ox.NamedNode(iri), digest, ox.Literal(f"{kept[iri]:032x}"), graph)
                             for iri in changed + gone if iri in kept])
         disk.extend(ox.Quad(ox.NamedNode(iri), digest, ox.Literal(f"{new[iri]:032x}"), graph) for iri in changed)
@@ -232,7 +232,7 @@ def fold_in_memory(disk, memory, system, snapshot, incoming, previous_state=None
     return len(added), len(removed)
 
 
-def _record_changes(before, after):
+def _diff_records(before, after):
     """(added, removed) between two sets of triples of the same records, as :func:`_diff` counts
     them: the facts that differ, and the links to lines only of records whose facts changed."""
     derived = PROV + "wasDerivedFrom"
@@ -249,14 +249,10 @@ def _record_changes(before, after):
 RECORD_DIGEST = OKG + "recordDigest"
 
 
-def _digests_graph(system):
-    return f"{GRAPH_BASE}{system}/snapshots"
-
-
 def read_digests(store, system):
     """Subject IRI -> the digest of its facts in ``system``'s current graph, as the last ingest kept them."""
     return {q.subject.value: int(q.object.value, 16) for q in store.quads_for_pattern(
-        None, ox.NamedNode(RECORD_DIGEST), None, ox.NamedNode(_digests_graph(system)))
+        None, ox.NamedNode(RECORD_DIGEST), None, ox.NamedNode(snapshots_graph_of(system)))
         if isinstance(q.subject, ox.NamedNode)}
 
 
@@ -268,12 +264,12 @@ def write_digests(store, system, records):
              if not key.startswith(b"_:")]
     for start in range(0, len(lines), 200_000):
         store.bulk_load("".join(lines[start:start + 200_000]).encode("utf-8"), format=ox.RdfFormat.N_TRIPLES,
-                        to_graph=ox.NamedNode(_digests_graph(system)))
+                        to_graph=ox.NamedNode(snapshots_graph_of(system)))
 
 
 def forget_digests(store, system):
     """Drop ``system``'s record digests (after a change made without them: the next ingest compares whole)."""
-    _run(store, f"DELETE WHERE {{ GRAPH <{_digests_graph(system)}> {{ ?s <{RECORD_DIGEST}> ?d }} }}")
+    _run(store, f"DELETE WHERE {{ GRAPH <{snapshots_graph_of(system)}> {{ ?s <{RECORD_DIGEST}> ?d }} }}")
 
 
 def record_changes(store, snapshot, added, removed):
