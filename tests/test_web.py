@@ -124,7 +124,8 @@ def test_protocol_dataset_is_exactly_the_graphs_named(server, sample_store):
 
     intervals = "https://w3id.org/opportunity-kg/graph/salesforce/intervals"
     current = "https://w3id.org/opportunity-kg/graph/salesforce/current"
-    assert ask({"query": graphs}) == sorted([ontology, report.graph, current, intervals])  # no dataset named: every graph
+    kept = "https://w3id.org/opportunity-kg/graph/salesforce/snapshots"  # the record digests
+    assert ask({"query": graphs}) == sorted([ontology, report.graph, current, kept, intervals])  # every graph
     assert ask({"query": graphs, "default-graph-uri": report.graph}) == []
     assert ask({"query": graphs, "named-graph-uri": ontology}) == [ontology]
     count = "SELECT (COUNT(*) AS ?n) WHERE { ?s a ?c }"
