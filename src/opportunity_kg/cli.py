@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .errors import OkgError
 
 
 def _read_query(text):
@@ -20,7 +21,6 @@ def _read_query(text):
         try:
             return path.read_text(encoding="utf-8")
         except OSError as exc:
-            from .errors import OkgError
 
             raise OkgError(f"cannot read the query file: {exc.strerror}", file=path) from None
     return text
@@ -108,7 +108,6 @@ def cmd_query(args):
     from .results import write_boolean, write_solutions, write_triples
     from .store import open_store, run_query
 
-    from .errors import OkgError
     from .queries import get_query, load_all_queries, run_canned
 
     store = open_store(args.store, read_only=True)
@@ -297,7 +296,6 @@ def cmd_docs(args):
 
 
 def cmd_fmt(args):
-    from .errors import OkgError
     from .turtle_format import format_files, turtle_files
 
     changed = format_files(args.paths or None, check=args.check)
@@ -315,7 +313,6 @@ def cmd_fmt(args):
 
 
 def cmd_lint(args):
-    from .errors import OkgError
     from .lint import lint
 
     problems = lint()
@@ -331,7 +328,6 @@ def check_port_free(host, port):
     """One clear error, before anything is announced, when another program already listens there."""
     import socket
 
-    from .errors import OkgError
 
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         try:
@@ -478,7 +474,6 @@ def build_parser():
 
 
 def main(argv=None):
-    from .errors import OkgError
 
     args = build_parser().parse_args(argv)
     try:

@@ -12,8 +12,8 @@ from pathlib import Path
 from rdflib.namespace import OWL, RDF, RDFS
 
 from .validate import load_ontology
+from .vocabulary import OKG
 
-OKG = "https://w3id.org/opportunity-kg/ontology#"
 START, END = "<!-- model-diagram:start -->", "<!-- model-diagram:end -->"
 
 

@@ -45,8 +45,8 @@ from urllib.parse import unquote
 
 from .errors import OkgError
 from .queries import period_range
+from .vocabulary import OKG
 
-OKG = "https://w3id.org/opportunity-kg/ontology#"
 PREFIXES = f"""PREFIX okg: <{OKG}>
 PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
 PREFIX skos: <http://www.w3.org/2004/02/skos/core#>

@@ -23,6 +23,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
+from .vocabulary import OKG
+
 GREL = "http://users.ugent.be/~bjdmeest/function/grel.ttl#"
 IDLAB = "https://w3id.org/imec/idlab/function#"
 OKGFN = "https://w3id.org/opportunity-kg/function#"
@@ -457,7 +459,6 @@ def digits(value=None):
     return found or None
 
 
-OKG = "https://w3id.org/opportunity-kg/ontology#"
 _FORECAST = {"pipeline": "Pipeline", "bestcase": "BestCase", "commit": "Commit", "committed": "Commit",
              "closed": "Closed", "closedwon": "Closed", "won": "Closed", "omitted": "Omitted", "omit": "Omitted",
              "notforecasted": "Omitted", "lost": "Omitted", "closedlost": "Omitted", "forecast": "Commit"}

@@ -29,12 +29,9 @@ from datetime import date
 from urllib.parse import quote, unquote
 
 import pyoxigraph as ox
+from .vocabulary import OKG, PROV, XSD, RDF_TYPE
 
 GRAPH_BASE = "https://w3id.org/opportunity-kg/graph/"
-OKG = "https://w3id.org/opportunity-kg/ontology#"
-PROV = "http://www.w3.org/ns/prov#"
-XSD = "http://www.w3.org/2001/XMLSchema#"
-RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 RDFS_LABEL = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#label")
 RDFS_COMMENT = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#comment")
 ONTOLOGY_GRAPH = GRAPH_BASE + "ontology"

@@ -29,8 +29,8 @@ import pyoxigraph as ox
 
 from .errors import OkgError
 from .history import MATCHES_GRAPH as MATCH_GRAPH
+from .vocabulary import OKG
 
-OKG = "https://w3id.org/opportunity-kg/ontology#"
 #: the lowest confidence a link is asserted at; below it a candidate is listed for review
 DEFAULT_THRESHOLD = 0.9
 #: candidates below this confidence are not even listed

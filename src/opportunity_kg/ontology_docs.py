@@ -17,8 +17,8 @@ from rdflib.namespace import DCTERMS, OWL, RDF, RDFS, SKOS
 
 from .paths import ONTOLOGY_DIR
 from .validate import load_ontology
+from .vocabulary import OKG
 
-OKG = "https://w3id.org/opportunity-kg/ontology#"
 ONTOLOGY_IRI = rdflib.URIRef("https://w3id.org/opportunity-kg/ontology")
 
 # format name -> (rdflib serializer, media type, file suffix)

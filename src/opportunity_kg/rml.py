@@ -534,9 +534,11 @@ class Mapping:
             source = tm.source.open()
             missing = self.missing_columns(tm, source, lenient)
             for row in source.rows():
-                yield self._map_row(tm, source, row, missing)
+                yield self.map_row(tm, source, row, missing)
 
-    def _map_row(self, tm, source, row, missing=()):
+    def map_row(self, tm, source, row, missing=()):
+        """One row of ``source`` mapped by the triples map ``tm`` (a :class:`MappedRow`): its subject, its
+        quads, or why it could not be mapped; ``missing`` are the columns the file lacks, read as empty."""
         if row.error:
             return MappedRow(tm, source.path, row.line, row.number, None, [], error=row.error)
         values = row.values

@@ -1,0 +1,139 @@
+"""Stage 5, count: every row read is loaded, quarantined or deleted; the triples each file gave; the
+snapshot's digest and each record's, read back from the loaded graph."""
+
+import hashlib
+from collections import defaultdict
+
+import pyoxigraph as ox
+
+from ..errors import OkgError
+from ..vocabulary import PROV
+
+LINK = f"<{PROV}wasDerivedFrom> ".encode()
+
+
+def count_rows(run, target, progress):
+    """Fill ``run.counts`` (rows read, loaded, quarantined and deleted, triples per file) and return
+    (the sum of the loaded triples' digests, each record's digest). Stops the ingest if the rows
+    do not add up."""
+    quarantined = defaultdict(set)
+    for name, line, *_ in run.rejects:
+        quarantined[name].add(line)
+    for name, read in run.lines_read.items():
+        counts = run.counts[name]
+        counts.rows_read = len(read)
+        counts.rows_quarantined = len(quarantined[name])
+        counts.rows_deleted = len(run.deleted[name] - quarantined[name])
+    progress.phase("counting the snapshot's triples")
+    # the on-disk store writes each subject's triples together; the in-memory one may not
+    tally = Tally(run.counts, run.rows.files, run.reference, runs=target.check is not None, records=True)
+    target.working.dump(tally, ox.RdfFormat.N_TRIPLES, from_graph=target.graph)
+    tally.close(final=True)
+    for name, read in run.lines_read.items():
+        loaded = tally.loaded.get(name, set())
+        run.counts[name].rows_loaded = len(loaded)
+        check_accounts(name, read, loaded, quarantined[name], run.deleted[name])
+    return tally.digest, tally.records
+
+
+def check_accounts(name, read, loaded, quarantined, deleted):
+    """Every line read is loaded, quarantined or deleted, and only one of them: else the ingest stops."""
+    overlap = (loaded & quarantined) | (loaded & deleted)
+    lost = read - loaded - quarantined - deleted
+    if overlap or lost:
+        lines = sorted(overlap or lost)[:5]
+        raise OkgError(f"{name}: the rows do not add up (read {len(read)}, loaded {len(loaded)}, "
+                       f"quarantined {len(quarantined)}, deleted {len(deleted)}; lines {lines} are "
+                       f"{'counted twice' if overlap else 'in none'}); nothing was stored. This is a bug: "
+                       "please report it with the file")
+
+
+def triple_digest(triple):
+    """A triple's part of a snapshot's ``okg:contentDigest``: the BLAKE2b-128 hash of its N-Triples form."""
+    return line_digest(f"{triple[0]} {triple[1]} {triple[2]} .".encode("utf-8"))
+
+
+def line_digest(line):
+    """The BLAKE2b-128 hash of one N-Triples line (bytes, without its line break), as a number."""
+    return int.from_bytes(hashlib.blake2b(line, digest_size=16).digest(), "big")
+
+
+class Tally:
+    """A file-like sink a store dumps a graph into as N-Triples (streamed, in subject order): it sums
+    each line's :func:`line_digest`, and counts the triples into ``counts`` (file -> FileCounts).
+    A triple counts once, for the first file (in ``counts`` order) with a row about its subject,
+    or else for the reference file that gives it; the links to files and lines are in the
+    digest, not in the counts. ``loaded`` holds the lines of each file that gave facts."""
+
+    def __init__(self, counts, files, reference, runs=True, records=False):
+        self.counts, self.order = counts, {name: i for i, name in enumerate(counts)}
+        self.files = {iri.encode(): name for iri, name in files.items()}
+        self.reference = {}
+        for name, triples in reference:
+            for t in triples:
+                self.reference.setdefault(f"{t[0]} {t[1]} {t[2]} .".encode(), name)
+        self.digest, self.lines, self.rest, self.current, self.group, self.sources = 0, 0, b"", None, [], set()
+        self.loaded = defaultdict(set)  # file -> the lines whose rows gave facts
+        # a store may write one subject's triples in more than one run (Oxigraph's in-memory store does):
+        # with ``runs``, the file a subject's triples count for, and the triples of runs naming no file yet
+        self.counted_for, self.counted, self.pending = {}, {}, defaultdict(list)
+        self.runs = runs
+        self.records = {} if records else None  # subject (N-Triples bytes) -> the sum of its facts' digests
+
+    def write(self, chunk):
+        lines = (self.rest + bytes(chunk)).split(b"\n")
+        self.rest = lines.pop()
+        self.lines += len(lines)
+        for line in lines:
+            hashed = line_digest(line)
+            self.digest += hashed
+            subject = line[:line.index(b" ")]
+            if subject != self.current:
+                self.close()
+                self.current = subject
+            rest = line[len(subject) + 1:]
+            if self.records is not None and not rest.startswith(LINK):  # a record's facts, not its links
+                self.records[subject] = self.records.get(subject, 0) + hashed
+            if rest.startswith(LINK):
+                file, _, line = rest[len(LINK) + 1:-3].rpartition(b"#line=")
+                if file in self.files:
+                    self.sources.add(self.files[file])
+                    self.loaded[self.files[file]].add(int(line))
+                    continue
+            self.group.append(line)
+        return len(chunk)
+
+    def flush(self):
+        pass
+
+    def close(self, final=False):
+        subject = self.current if self.runs else None  # a store that writes each subject once needs no memory
+        if self.sources:
+            first = min(self.sources | ({self.counted_for[subject]} if subject in self.counted_for else set()),
+                        key=self.order.get)
+            if subject in self.counted_for and first != self.counted_for[subject]:
+                self.counts[self.counted_for[subject]].triples -= self.counted[subject]
+                self.counts[first].triples += self.counted[subject]
+            lines = self.group + self.pending.pop(subject, [])
+            self.counts[first].triples += len(lines)
+            if subject is not None:
+                self.counted_for[subject] = first
+                self.counted[subject] = self.counted.get(subject, 0) + len(lines)
+        elif subject in self.counted_for:
+            self.counts[self.counted_for[subject]].triples += len(self.group)
+            self.counted[subject] += len(self.group)
+        elif subject is None:  # no file names these triples: they count for the reference file that gives them
+            for line in self.group:
+                name = self.reference.get(line)
+                if name is not None:
+                    self.counts[name].triples += 1
+        elif self.group:
+            self.pending[subject].extend(self.group)
+        self.group, self.sources = [], set()
+        if final:  # triples of subjects no row named: the reference data's, if they are
+            for lines in self.pending.values():
+                for line in lines:
+                    name = self.reference.get(line)
+                    if name is not None:
+                        self.counts[name].triples += 1
+            self.pending.clear()

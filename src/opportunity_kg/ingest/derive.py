@@ -1,0 +1,68 @@
+"""Stage 7, derive: the system's history (field and parent changes) and the facts derived from it
+(stage intervals, hierarchy spells), rewritten only where they changed; whether they did."""
+
+import pyoxigraph as ox
+
+from ..history import derived_facts, history_graph, intervals_graph
+from ..snapshots import snapshots_graph
+from ..store import ONTOLOGY_GRAPH, graph_changes, write_changes
+from ..vocabulary import OKG, PROV, RDF_TYPE
+from .load import replace_graph
+
+
+def derive(report, target, changes, progress):
+    """Add the history's new facts (``changes``) and bring the derived graph up to date, in the
+    staged store or on the SPARQL server; whether either changed."""
+    if target.remote:
+        return _derive_remotely(report, target, changes, progress)
+    store, history = target.store, ox.NamedNode(history_graph(report.source))
+    new_history = [ox.Quad(*t, history) for t in changes if ox.Quad(*t, history) not in store]
+    store.extend(new_history)
+    progress.phase("summarising the stage history")
+    derived_changed = replace_graph(store, intervals_graph(report.source), derived_facts(store, report.source),
+                                    digests_in=snapshots_graph(report.graph))
+    return bool(new_history or derived_changed)
+
+
+def _derive_remotely(report, target, changes, progress):
+    """:func:`derive` on a SPARQL server, which also gets the ontology graph: only the differences are sent."""
+    remote, changed = target.remote, False
+    graphs = {ONTOLOGY_GRAPH: target.ontology_triples}
+    if changes:
+        history = ox.NamedNode(history_graph(report.source))
+        kept = [(q.subject, q.predicate, q.object) for q in remote.quads_for_pattern(None, None, None, history)]
+        graphs[history.value] = kept + changes
+    adds, removes = graph_changes(remote, graphs)
+    if adds or removes:
+        write_changes(remote, adds, removes)
+        changed = True
+    progress.phase("summarising the stage history")  # from what the server now holds
+    adds, removes = graph_changes(remote, {intervals_graph(report.source): list(derived_facts(remote, report.source))})
+    if adds or removes:
+        write_changes(remote, adds, removes)
+        changed = True
+    return changed
+
+
+def count_history(report, changes, changed, holder):
+    """Set the report's counts of field and parent changes: of ``changes``, or for a snapshot that
+    changed nothing, of those the store holds from it."""
+    if changed:
+        report.history_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "FieldChange")
+        report.parent_changes = sum(1 for t in changes if t[1] == RDF_TYPE and t[2].value == OKG + "ParentChange")
+    else:  # the same export again: the history it gave is in the store
+        report.history_changes, report.parent_changes, report.previous_snapshot = stored_history(
+            holder, report.source, report.graph)
+
+
+def stored_history(store, system, snapshot):
+    """(field changes, parent changes, the snapshot they compare with) the history of ``system``
+    holds from ``snapshot``."""
+    counts = {"FieldChange": 0, "ParentChange": 0}
+    previous = None
+    for kind, before, n in store.query(
+            f"SELECT ?kind ?before (COUNT(?c) AS ?n) WHERE {{ GRAPH <{history_graph(system)}> {{ ?c a ?kind ; "
+            f"<{PROV}wasDerivedFrom> <{snapshot}>, ?before FILTER(?before != <{snapshot}>) }} }} GROUP BY ?kind ?before"):
+        counts[kind.value.rpartition("#")[2]] = int(n.value)
+        previous = before.value
+    return counts["FieldChange"], counts["ParentChange"], previous

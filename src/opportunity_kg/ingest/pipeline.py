@@ -1,0 +1,114 @@
+"""The ingest, stage by stage: read, map, load, check, count, publish, derive (see the package's
+description). Each stage is a function of its own module; this one only runs them in order."""
+
+from collections import Counter
+from pathlib import Path
+
+from ..history import GRAPH_BASE
+from ..paths import MAPPINGS_DIR
+from ..progress import Progress
+from ..remote import RemoteStore, is_remote
+from ..store import open_store
+from ..support import support
+from ..validate import droppable, from_rdflib, load_ontology, load_shapes, value_rules
+from .check import check_rows
+from .count import count_rows
+from .derive import count_history, derive
+from .load import Target, workspace
+from .mapping import load_reference, map_export
+from .publish import describe, publish
+from .read import as_of_in, plan_export
+from .report import IngestReport, unique, warnings_path, write_quarantine, write_warnings
+from .rows import Rows
+from .state import Run
+
+
+def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, mappings_dir=MAPPINGS_DIR,
+           progress=None):
+    """Ingest the export in ``export_dir`` into the store at ``store_path`` (a folder, or a SPARQL
+    server's URL); return an :class:`~opportunity_kg.ingest.report.IngestReport`.
+
+    ``source`` names the system (found from the files when not given), ``as_of`` the date the
+    export is as of (found from its dates when not given), ``quarantine`` where the rejected rows
+    are written (beside the store when not given). ``progress`` (a
+    :class:`~opportunity_kg.progress.Progress`) shows how far it is on a terminal."""
+    progress = progress or Progress(enabled=False)
+    try:
+        report = _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, progress)
+        progress.phase("checking what the canned queries can answer")
+        report.support = support(open_store(store_path, read_only=True), cache=False)
+        return report
+    finally:
+        progress.close()
+
+
+def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, progress):
+    plan = plan_export(export_dir, source, mappings_dir)
+    store_path, quarantine = _places(store_path, quarantine)
+    notes = []
+    if as_of:
+        as_of = str(as_of)
+    else:
+        as_of, how = as_of_in(plan.planned)
+        if how:
+            notes.append(how)
+    graph_iri = f"{GRAPH_BASE}{plan.source}/{as_of}"
+    run = Run(plan, as_of, graph_iri, Rows(graph_iri), notes=notes)
+    shapes, ontology = load_shapes(), load_ontology()
+    lenient = droppable(value_rules(shapes))
+    for mapping, _ in plan.planned:
+        mapping.droppable = lenient
+    ontology_triples = [tuple(from_rdflib(t) for t in spo) for spo in ontology]
+    remote = RemoteStore(store_path) if is_remote(store_path) else None
+    with workspace(store_path) as work:
+        target = Target(work.store, remote, plan.source, graph_iri, as_of, ontology_triples)
+        if target.upgraded:
+            run.notes.append(f"the store kept each snapshot of {', '.join(target.upgraded)} whole; they are now "
+                             "kept as changes (the current graph and what each snapshot added and removed)")
+        map_export(run, target, progress)
+        load_reference(run, target)
+        progress.phase(f"writing {target.count:,} triples to the store")
+        target.close()
+        check_rows(run, target, shapes, ontology, progress)
+        digest, records = count_rows(run, target, progress)
+        report = _report(run, store_path, quarantine)
+        describe(report, target, digest, plan.export_dir)
+        changes, changed = publish(report, target, records, progress)
+        count_history(report, changes, changed, target.holder)
+        write_quarantine(quarantine, run.rejects, run.rows.headers)
+        write_warnings(warnings_path(quarantine), run.warnings)
+        derived = derive(report, target, changes, progress)
+        report.changed = bool(changed or derived or (target.ontology_changed and not remote))
+        work.keep = report.changed
+        if report.changed and not target.starts_chain and not remote:
+            # what a re-ingest deleted stays on disk until RocksDB compacts it, and slows reads meanwhile
+            progress.phase("compacting the store")
+            target.store.optimize()
+        progress.phase("swapping the new store in" if report.changed else "no change")
+        del target  # the staged store closes when its last handle goes, before it is swapped in or thrown away
+    return report
+
+
+def _places(store_path, quarantine):
+    """The store (a Path, or a SPARQL server's URL as given) and the quarantine file: beside the
+    store when not given, or in the working folder for a server."""
+    if is_remote(store_path):
+        return store_path, Path(quarantine) if quarantine else Path("okg-quarantine.csv")
+    store_path = Path(store_path)
+    return store_path, Path(quarantine) if quarantine else store_path.with_name(store_path.name + "-quarantine.csv")
+
+
+def _report(run, store_path, quarantine):
+    """The report of what was read, loaded, quarantined and warned about (the snapshot's
+    description and history are added by the stages after)."""
+    run.warnings = unique(run.warnings)
+    report = IngestReport(run.source, run.as_of, run.graph, str(store_path), str(quarantine), run.counts,
+                          run.plan.skipped, run.file_notes + run.notes + [w.text() for w in run.warnings],
+                          sum(c.triples for c in run.counts.values()))
+    report.warnings_file = str(warnings_path(quarantine))
+    report.warning_counts = dict(sorted(Counter(w.kind for w in run.warnings).items()))
+    if run.notes or run.file_notes:
+        report.warning_counts["note"] = len(run.notes) + len(run.file_notes)
+    report.unmapped = run.plan.unmapped(run.counts)
+    report.lookups = sorted(run.plan.lookups)
+    return report
