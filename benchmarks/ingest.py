@@ -84,6 +84,7 @@ def main():
     print("| opportunities | triples | ingest s | ingest triples/s | ingest peak MB | bulk load s | "
           "bulk load triples/s | bulk load peak MB | ingest / bulk load speed |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    phases = []
     for size in args.sizes:
         with contextlib.nullcontext(args.keep / str(size)) if args.keep else tempfile.TemporaryDirectory() as folder:
             root = Path(folder)
@@ -101,6 +102,10 @@ def main():
             print(f"| {size:,} | {triples:,} | {i:.0f} | {triples / i:,.0f} | "
                   f"{max(r['max_rss_mb'] for r in ingests):,.0f} | {b:.0f} | {triples / b:,.0f} | "
                   f"{max(r['max_rss_mb'] for r in bulks):,.0f} | {b / i:.2f} |", flush=True)
+            phases.append((size, ingests[len(ingests) // 2]["phases"]))
+    print("\nWhere the ingest's time went (seconds, the median run):\n")
+    for size, timed in phases:
+        print(f"- {size:,} opportunities: " + "; ".join(f"{name} {t:.1f}" for name, t in timed.items() if t >= 0.05))
 
 
 if __name__ == "__main__":

@@ -233,23 +233,36 @@ def _parent_changes(before, after, system, as_of, moment, sources):
     return out
 
 
-def stage_intervals(store, system):
+def _latest_facts(store, system, facts):
+    """(store, graph) holding ``system``'s latest facts: ``facts`` when given (an ingest's in-memory
+    copy of them, read several times faster than the disk), else its place in ``store``; None when
+    the store has no snapshot of ``system``."""
+    if facts is not None:
+        return facts[0], ox.NamedNode(facts[1]) if isinstance(facts[1], str) else facts[1]
+    latest = [(a, g) for g, s, a in snapshots(store) if s == system]
+    if not latest:
+        return None
+    return store, ox.NamedNode(_facts_graph(store, system, max(latest)[1]))
+
+
+def stage_intervals(store, system, facts=None):
     """The stage-interval triples of ``system``'s deals, from the stage changes in its latest snapshot
     and its history graph: consecutive changes at the same stage make one interval, which ends when
     the next change is at another stage (the last one of a deal has no end). With them, each deal's
     ``okg:furthestOpenStage`` and ``okg:lastOpenStage`` (see :func:`_stage_summary`). A generator:
-    the triples are made one deal at a time, so they need not all be in memory at once."""
-    latest = [(a, g) for g, s, a in snapshots(store) if s == system]
-    if not latest:
+    the triples are made one deal at a time, so they need not all be in memory at once.
+    ``facts``: (store, graph) where the latest facts are, if not in ``store`` (see :func:`derived_facts`)."""
+    latest = _latest_facts(store, system, facts)
+    if latest is None:
         return
-    graphs = [ox.NamedNode(_facts_graph(store, system, max(latest)[1])), ox.NamedNode(history_graph(system))]
+    sources = [latest, (store, ox.NamedNode(history_graph(system)))]
     wanted = {OKG + "changeOf": 0, OKG + "stage": 1, OKG + "changedAt": 2}
     changes, orders, closed, deals = {}, {}, set(), set()
     won, probabilities, defined, flagged, won_told = set(), {}, set(), set(), set()
-    for graph in graphs:
+    for where, graph in sources:
         patterns = [(ox.NamedNode(p), None) for p in list(wanted) + [OKG + "sortOrder", OKG + "isClosed",
                                                                      OKG + "isWon", OKG + "probability"]]
-        for q in _quads(store, graph, patterns + [(RDF_TYPE, ox.NamedNode(OKG + "Opportunity")),
+        for q in _quads(where, graph, patterns + [(RDF_TYPE, ox.NamedNode(OKG + "Opportunity")),
                                                   (RDF_TYPE, ox.NamedNode(OKG + "SalesStage"))]):
             p = q.predicate.value
             if p in wanted:
@@ -448,14 +461,15 @@ def _stage_summary(deals, changes, by_deal, orders, closed):
     return out
 
 
-def derived_facts(store, system):
+def derived_facts(store, system, facts=None):
     """Everything the system's intervals graph holds: its stage intervals (:func:`stage_intervals`)
-    and its accounts' hierarchy spells (:func:`hierarchy_spells`)."""
-    yield from stage_intervals(store, system)
-    yield from hierarchy_spells(store, system)
+    and its accounts' hierarchy spells (:func:`hierarchy_spells`). ``facts`` is (store, graph) where
+    the system's latest facts are when not in ``store``: an ingest's in-memory copy of them."""
+    yield from stage_intervals(store, system, facts)
+    yield from hierarchy_spells(store, system, facts)
 
 
-def hierarchy_spells(store, system):
+def hierarchy_spells(store, system, facts=None):
     """An ``okg:HierarchySpell`` for each stretch of time over which an account of ``system`` kept
     the same direct and ultimate parent: from its current parent and the ``okg:ParentChange`` s
     of its history, which tell the parent before each change. The first spell starts at the
@@ -465,10 +479,10 @@ def hierarchy_spells(store, system):
     dates = sorted(a for _, s, a in snapshots(store) if s == system)
     if not dates:
         return
-    facts = ox.NamedNode(_facts_graph(store, system, max((a, g) for g, s, a in snapshots(store) if s == system)[1]))
+    where, graph = _latest_facts(store, system, facts)
     parent_of = {}
     patterns = [(RDF_TYPE, ox.NamedNode(OKG + "Account")), (ox.NamedNode(PARENT), None)]
-    quads = _quads(store, facts, patterns)
+    quads = _quads(where, graph, patterns)
     for q in quads:
         if q.predicate == RDF_TYPE:
             parent_of.setdefault(q.subject, None)

@@ -339,7 +339,7 @@ class Loader:
 
     def __init__(self, targets, chunk=None):
         self.chunk = chunk or LOAD_CHUNK
-        self.buffer, self.errors, self.count = [], [], 0
+        self.buffer, self.lines, self.errors, self.count = [], [], [], 0
         self.queues, self.threads, self.stores = [], [], []
         for store, graph in targets:
             self.attach(store, graph)
@@ -370,6 +370,14 @@ class Loader:
         if len(self.buffer) >= self.chunk:
             self._send()
 
+    def add_line(self, line):
+        """Load one triple already written as an N-Triples line (``s p o .`` without its line break):
+        for a caller that writes the line anyway, to hash it."""
+        self.count += 1
+        self.lines.append(line)
+        if len(self.lines) >= self.chunk:
+            self._send()
+
     def drop(self, store):
         """Stop loading into ``store`` (what it was sent is loaded first); the others go on."""
         for i, (target, channel, thread) in enumerate(zip(self.stores, self.queues, self.threads)):
@@ -380,10 +388,14 @@ class Loader:
                 return
 
     def _send(self):
+        if self.lines:
+            self.lines.append("")
+            self.buffer.append("\n".join(self.lines))  # sent with the triples, as one more piece of text
+            self.lines = []
         if self.buffer:
-            text = "".join(f"{t[0]} {t[1]} {t[2]} .\n" for t in self.buffer).encode("utf-8")
+            text = "".join(t if isinstance(t, str) else f"{t[0]} {t[1]} {t[2]} .\n" for t in self.buffer)
             for channel in self.queues:
-                channel.put(text)
+                channel.put(text.encode("utf-8"))
             self.buffer = []
 
     def close(self):

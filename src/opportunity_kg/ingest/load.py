@@ -17,7 +17,7 @@ from ..snapshots import chain, copy_graph, current_graph, fits_in_memory, forget
 from ..store import ONTOLOGY_GRAPH, Loader, Staging, delete_quads, staged
 from ..validate import ALL_GRAPHS
 from ..vocabulary import OKG
-from .count import Tally, triple_digest
+from .count import Tally, line_digest
 
 #: the property that keeps each subject's digest of a derived graph (the intervals graph), in the
 #: system's snapshots graph, so that the next ingest rewrites only what changed
@@ -142,12 +142,13 @@ def replace_graph(store, graph, triples, digests_in=None):
     loader = Loader([(store, name)])  # a bulk load: inserting quads one by one is many times slower
     digest, seen, subjects = 0, 0, {}
     for triple in triples:
-        hashed = triple_digest(triple)
+        line = f"{triple[0]} {triple[1]} {triple[2]} ."
+        hashed = line_digest(line.encode("utf-8"))
         digest += hashed
         seen += 1
         if digests_in:
             subjects[triple[0]] = subjects.get(triple[0], 0) + hashed
-        loader.add([triple])
+        loader.add_line(line)
     loader.close()
     if digests_in:
         store.update(f"DELETE WHERE {{ GRAPH <{digests_in}> {{ ?s {DERIVED_DIGEST} ?d }} }}")
@@ -163,8 +164,9 @@ def update_subjects(store, name, triples, kept, digests):
     fresh, subjects = ox.Store(), {}
     loader = Loader([(fresh, name)])
     for triple in triples:
-        subjects[triple[0]] = subjects.get(triple[0], 0) + triple_digest(triple)
-        loader.add([triple])
+        line = f"{triple[0]} {triple[1]} {triple[2]} ."
+        subjects[triple[0]] = subjects.get(triple[0], 0) + line_digest(line.encode("utf-8"))
+        loader.add_line(line)
     loader.close()
     new = {s: f"{d % 2 ** 128:032x}" for s, d in subjects.items()}
     changed = [s for s, d in new.items() if kept.get(s) != d]
