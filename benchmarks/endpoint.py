@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/endpoint.py --store PATH [--seconds 10] [--slow-seconds 60] [--connections 8] [--only ASK]
 
-Serves the store with `okg serve` (waitress) and, from a copy of the same
+Serves the store with `okg serve` (granian, and waitress to compare) and, from a copy of the same
 quads, with `oxigraph serve`, both on 127.0.0.1; then, for each query (a
 cheap ASK, a SELECT with LIMIT 10, the weighted-pipeline aggregate), runs a
 bounded load: N connections with keep-alive for S seconds each. Prints a
@@ -112,7 +112,9 @@ def main():
                         help="seconds per server for the aggregate, which takes seconds per request on big stores")
     parser.add_argument("--only", nargs="+", help="measure only these queries (names as in the table)")
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=8, help="okg serve's waitress threads")
+    parser.add_argument("--threads", type=int, default=8, help="okg serve's threads")
+    parser.add_argument("--servers", nargs="+", default=["granian", "waitress"], choices=["granian", "waitress"],
+                        help="the HTTP servers okg serve is measured with (default both)")
     args = parser.parse_args()
     from opportunity_kg.queries import get_query
 
@@ -120,7 +122,7 @@ def main():
     queries["weighted-pipeline (aggregate)"] = get_query("weighted-pipeline").bind({"period": "2026-Q4"})
     if args.only:
         queries = {name: text for name, text in queries.items() if name in args.only or name.split(" (")[0] in args.only}
-    okg_port, native_port = free_port(), free_port()
+    native_port = free_port()
     bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as folder:
         dump = Path(folder) / "quads.nq"
@@ -128,32 +130,35 @@ def main():
         native_dir = Path(folder) / "native"
         subprocess.run([str(bin_dir / "oxigraph"), "load", "--location", str(native_dir), "--file", str(dump)],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        servers = [
-            subprocess.Popen([str(bin_dir / "okg"), "serve", "--store", args.store, "--port", str(okg_port),
-                              "--threads", str(args.threads)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-            subprocess.Popen([str(bin_dir / "oxigraph"), "serve-read-only", "--location", str(native_dir),
-                              "--bind", f"127.0.0.1:{native_port}", "--union-default-graph"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        ]
+        ours = {server: free_port() for server in args.servers}
+        servers = [subprocess.Popen([str(bin_dir / "okg"), "serve", "--store", args.store, "--port", str(port),
+                                     "--threads", str(args.threads), "--server", server],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   for server, port in ours.items()]
+        servers.append(subprocess.Popen([str(bin_dir / "oxigraph"), "serve-read-only", "--location", str(native_dir),
+                                         "--bind", f"127.0.0.1:{native_port}", "--union-default-graph"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         try:
-            wait(okg_port, "/health")
+            for port in ours.values():
+                wait(port, "/health")
             wait(native_port, "/query?query=ASK%7B%7D")
             print(f"load generator: {'wrk' if shutil.which('wrk') else 'Python threads'}, "
-                  f"{args.connections} connections, {args.seconds:g} s per query and server\n")
-            print(f"| query | opportunity-kg req/s | p50 ms | p99 ms | native Oxigraph req/s | p50 ms | p99 ms | "
-                  f"ratio |")
-            print("|---|---:|---:|---:|---:|---:|---:|---:|")
+                  f"{args.connections} connections, {args.seconds:g} s per query and server; "
+                  f"okg serve with {args.threads} threads\n")
+            print("| query | okg serve with | req/s | p50 ms | p99 ms | native Oxigraph req/s | p50 ms | p99 ms | "
+                  "ratio |")
+            print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
             for name, text in queries.items():
                 q = urllib.parse.urlencode({"query": text})
                 seconds = args.slow_seconds if "aggregate" in name else args.seconds
-                ours = load(okg_port, f"/sparql?{q}", seconds, args.connections)
                 native = load(native_port, f"/query?{q}", seconds, args.connections)
-                print(f"| {name} | {ours['rps']:,.0f} | {ours['p50']:.1f} | {ours['p99']:.1f} | "
-                      f"{native['rps']:,.0f} | {native['p50']:.1f} | {native['p99']:.1f} | "
-                      f"{ours['rps'] / native['rps'] if native['rps'] else float('nan'):.2f} |", flush=True)
-                if ours["errors"] or native["errors"]:
-                    print(f"  (errors: opportunity-kg {ours['errors']}, native {native['errors']})")
+                for server, port in ours.items():
+                    got = load(port, f"/sparql?{q}", seconds, args.connections)
+                    print(f"| {name} | {server} | {got['rps']:,.0f} | {got['p50']:.1f} | {got['p99']:.1f} | "
+                          f"{native['rps']:,.0f} | {native['p50']:.1f} | {native['p99']:.1f} | "
+                          f"{got['rps'] / native['rps'] if native['rps'] else float('nan'):.2f} |", flush=True)
+                    if got["errors"] or native["errors"]:
+                        print(f"  (errors: {server} {got['errors']}, native {native['errors']})")
         finally:
             for server in servers:
                 server.terminate()

@@ -49,13 +49,15 @@ def wait_for(url, process=None, timeout=30):
 
 
 @contextlib.contextmanager
-def okg_serve(store, *, wait="/api/queries", env=None, log=False):
+def okg_serve(store, *, wait="/api/queries", env=None, log=False, server=None):
     """`okg serve --store STORE` in a subprocess on a free port of 127.0.0.1, stopped at the end of
-    the block; yields (base URL, process). With ``log`` its output is kept, as ``process.log``."""
+    the block; yields (base URL, process). With ``log`` its output is kept, as ``process.log``;
+    ``server`` picks the HTTP server (``--server``; default: okg serve's own)."""
     port = free_port()
     stream = subprocess.PIPE if log else subprocess.DEVNULL
     process = subprocess.Popen([sys.executable, "-m", "opportunity_kg.cli", "serve", "--store", str(store),
-                                "--host", "127.0.0.1", "--port", str(port)], env=env, text=True,
+                                "--host", "127.0.0.1", "--port", str(port)]
+                               + (["--server", server] if server else []), env=env, text=True,
                                stdout=stream, stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -7,6 +7,7 @@ an :class:`~opportunity_kg.errors.OkgError` (its message is printed to stderr),
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -21,7 +22,6 @@ def _read_query(text):
         try:
             return path.read_text(encoding="utf-8")
         except OSError as exc:
-
             raise OkgError(f"cannot read the query file: {exc.strerror}", file=path) from None
     return text
 
@@ -328,7 +328,6 @@ def check_port_free(host, port):
     """One clear error, before anything is announced, when another program already listens there."""
     import socket
 
-
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         try:
             probe.bind((host, port))
@@ -340,20 +339,52 @@ def check_port_free(host, port):
 def cmd_serve(args):
     import logging
 
-    from waitress import serve
-
-    from .web import create_app
+    from .remote import is_remote
+    from .store import check_is_store
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     check_port_free(args.host, args.port)
-    app = create_app(args.store)
+    if args.server == "waitress":
+        from waitress import serve
+
+        from .web import create_app
+
+        app = create_app(args.store)
+    elif not is_remote(args.store):
+        # a missing store is named here, before anything is announced; the store itself is opened only
+        # in granian's worker process (RocksDB's threads do not survive a fork)
+        check_is_store(Path(args.store))
     base = f"http://{args.host}:{args.port}"
-    print(f"serving store {args.store} at {base}/ ; Ctrl+C stops\n"
+    print(f"serving store {args.store} at {base}/ with {args.server}; Ctrl+C stops\n"
           f"  query page     {base}/\n"
           f"  SPARQL         {base}/sparql\n"
           f"  canned queries {base}/api/queries (pages at {base}/queries/<name>)\n"
-          f"  ontology       {base}/ontology")
-    serve(app, host=args.host, port=args.port, threads=args.threads, ident="opportunity-kg")
+          f"  ontology       {base}/ontology", flush=True)
+    if args.server == "waitress":
+        serve(app, host=args.host, port=args.port, threads=args.threads, ident="opportunity-kg")
+        return
+    import multiprocessing
+
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    multiprocessing.set_start_method("spawn", force=True)  # a fresh worker process: nothing of ours is forked
+
+    # one worker process, so the store (and its in-memory copy) is opened once; its threads run the app
+    server = Server(str(args.store), address=args.host, port=args.port, interface=Interfaces.WSGI, workers=1,
+                    blocking_threads=args.threads, log_level=LogLevels.warning)
+    server.serve(target_loader=granian_app)
+
+
+def granian_app(store):
+    """The app for granian's worker process (granian hands over the store's path as its target)."""
+    import logging
+
+    from .web import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True)
+    return create_app(store)
 
 
 def build_parser():
@@ -468,13 +499,15 @@ def build_parser():
     p.add_argument("--store", required=True, help="path of the store")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=5000, help="port (default 5000)")
-    p.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+    p.add_argument("--threads", type=int, default=min(8, 2 * (os.cpu_count() or 1) + 1),
+                   help="threads answering requests (default: twice the cores and one, at most 8)")
+    p.add_argument("--server", choices=["granian", "waitress"], default="granian",
+                   help="the HTTP server: granian (Rust, the default) or waitress (pure Python)")
     p.set_defaults(func=cmd_serve)
     return parser
 
 
 def main(argv=None):
-
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -75,7 +75,7 @@ def open_store(path, *, create=True, read_only=False):
         return RemoteStore(path)
     path = Path(path)
     if read_only:
-        _check_is_store(path)
+        check_is_store(path)
         try:
             return ox.Store.read_only(str(path))
         except OSError as exc:
@@ -84,7 +84,7 @@ def open_store(path, *, create=True, read_only=False):
         if free:
             recover(path)
     if not create:
-        _check_is_store(path)
+        check_is_store(path)
     try:
         return ox.Store(str(path))
     except OSError as exc:
@@ -95,7 +95,7 @@ def open_store(path, *, create=True, read_only=False):
         raise OkgError(f"cannot open the store at {path}: {text}") from None
 
 
-def _check_is_store(path):
+def check_is_store(path):
     if not path.exists():
         raise OkgError(f"no store at {path}: run `okg ingest EXPORT --store {path}` first")
     if not (path / "CURRENT").exists():  # every Oxigraph (RocksDB) store has one
