@@ -154,3 +154,26 @@ def test_salesforce_ids_in_their_18_character_form():
 def test_identifier_digits():
     assert digits("12-345-6789") == "123456789" and digits(" 123456789 ") == "123456789"
     assert digits("n/a") is None and digits(None) is None
+
+
+@pytest.mark.parametrize("raw,pattern,expected", [
+    ("03/04/2026", "dd/MM/yyyy", "2026-04-03"),  # the day first, which the usual forms would read as March 4
+    ("3.4.26", "d.M.yy", "2026-04-03"),
+    ("5 Mar 2026", "d MMM yyyy", "2026-03-05"),
+    ("2026-04-03T09:30", "yyyy-MM-dd'T'HH:mm", "2026-04-03"),
+    ("03042026", "%d%m%Y", "2026-04-03"),  # a strptime format as it is
+])
+def test_dates_in_a_given_format(raw, pattern, expected):
+    from opportunity_kg.functions import to_date
+
+    assert to_date(raw, pattern) == expected
+
+
+def test_a_given_format_is_the_only_one_read():
+    from opportunity_kg.functions import to_date, to_datetime
+
+    assert to_datetime("31.12.2026 05:07 PM", "dd.MM.yyyy hh:mm a") == "2026-12-31T17:07:00"
+    with pytest.raises(ValueError, match="not a date in the format dd/MM/yyyy"):
+        to_date("2026-04-03", "dd/MM/yyyy")
+    with pytest.raises(ValueError, match="letter 'Q' that is not a date or time part"):
+        to_date("1", "dd/QQ")

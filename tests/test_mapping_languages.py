@@ -109,3 +109,81 @@ def test_the_project_yarrrml_mapping_runs_with_okg_map(sample_export, tmp_path):
     relations = (sample_export / "AccountContactRelation.csv").read_text(encoding="utf-8").count("\n") - 1
     typed = [q for q in quads if q.object.value.endswith("#AccountContactRelation")]
     assert len(typed) == relations > 100
+
+
+EXTENDED_RML = """
+@prefix rml: <http://w3id.org/rml/> . @prefix ex: <http://example.com/> .
+@prefix okgm: <https://w3id.org/opportunity-kg/mapping#> . @prefix okgfn: <https://w3id.org/opportunity-kg/function#> .
+ex:Deals_0 a rml:TriplesMap ;
+  rml:logicalSource [ rml:source "deals.csv" ; rml:referenceFormulation rml:CSV ;
+    okgm:requiredColumn "Id", "Name" ; okgm:filePattern "*deal*.csv" ; okgm:asOfColumn "Modified" ;
+    okgm:idColumn "Id" ; okgm:uniqueSubjects false ;
+    okgm:columnAlias [ okgm:column "Name" ; okgm:header "Deal Name", "Title" ] ;
+    okgm:keyColumn [ okgm:column "Account" ; okgm:from ( "Company" "Country" ) ] ] ;
+  rml:subjectMap [ rml:template "http://example.com/deal/{Id}" ] ;
+  rml:predicateObjectMap [ rml:predicate ex:closes ; rml:objectMap [ rml:functionExecution [ rml:function okgfn:date ;
+      rml:input [ rml:parameter okgfn:value ; rml:inputValueMap [ rml:reference "Close" ] ] ,
+                [ rml:parameter okgfn:format ; rml:inputValueMap [ rml:constant "dd/MM/yyyy" ] ] ] ] ] .
+"""
+
+EXTENDED_YARRRML = """
+prefixes:
+  ex: http://example.com/
+  okgfn: https://w3id.org/opportunity-kg/function#
+mappings:
+  Deals:
+    sources:
+      - ['deals.csv~csv']
+    okgm:
+      requiredColumn: [Id, Name]
+      filePattern: "*deal*.csv"
+      asOfColumn: Modified
+      idColumn: Id
+      uniqueSubjects: false
+      columnAlias: {Name: [Deal Name, Title]}
+      keyColumn: {Account: [Company, Country]}
+    s: http://example.com/deal/$(Id)
+    po:
+      - p: ex:closes
+        o:
+          function: okgfn:date
+          parameters:
+            - [okgfn:value, $(Close)]
+            - [okgfn:format, dd/MM/yyyy]
+"""
+
+
+def source_settings(path):
+    from opportunity_kg.rml import load_mapping
+
+    [tm] = load_mapping(path).triples_maps
+    s = tm.source
+    return (s.required, s.aliases, s.patterns, s.as_of, s.id_column, s.unique_subjects, s.keys)
+
+
+def test_yarrrml_gives_the_source_extensions_as_rml_does(tmp_path):
+    """The okgm: source extensions written in a YARRRML mapping's okgm section read the same as in RML."""
+    csv = "Id,Deal Name,Close,Modified\n1,Alpha,03/04/2026,2026-04-01\n"
+    (tmp_path / "deals.csv").write_text(csv, encoding="utf-8")
+    (tmp_path / "deals.rml.ttl").write_text(EXTENDED_RML, encoding="utf-8")
+    (tmp_path / "deals.yarrrml.yml").write_text(EXTENDED_YARRRML, encoding="utf-8")
+    rml, yarrrml = source_settings(tmp_path / "deals.rml.ttl"), source_settings(tmp_path / "deals.yarrrml.yml")
+    assert rml == yarrrml
+    assert rml[0] == {"Id", "Name"} and rml[1] == {"Name": ("Deal Name", "Title")}
+    assert rml[5] is False and rml[6] == {"Account": ("Company", "Country")}
+    for name in ("deals.rml.ttl", "deals.yarrrml.yml"):  # the day first, as the format says
+        [quad] = [q for q in run_mapping(tmp_path / name) if q.predicate.value == "http://example.com/closes"]
+        assert quad.object.value == "2026-04-03", name
+
+
+@pytest.mark.parametrize("section,message", [
+    ("okgm: {requiredColumns: [Id]}", "no extension 'requiredColumns'"),
+    ("okgm: {uniqueSubjects: maybe}", "takes true or false"),
+    ("okgm: {columnAlias: [Name]}", "takes a section of columns"),
+])
+def test_a_wrong_okgm_section_is_named(tmp_path, section, message):
+    text = EXTENDED_YARRRML.replace("    okgm:\n", "    " + section + "\n    ignored:\n")
+    path = tmp_path / "bad.yarrrml.yml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(OkgError, match=message):
+        list(run_mapping(path))  # a generator: it reads the mapping when it is first asked for a quad

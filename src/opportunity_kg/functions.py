@@ -209,20 +209,73 @@ def _parse_datetime(text):
     raise ValueError(f"not a date or datetime: {text!r}")
 
 
-@register(OKGFN + "date", VALUE, [OUT], "date")
-def to_date(value=None):
-    """ISO, US M/D/YYYY or M/D/YY, D.M.YYYY, Excel serial, or a datetime -> xsd:date."""
-    if value is None or not value.strip():
-        return None
-    return _parse_datetime(value).date().isoformat()
+#: the parameters of okgfn:date and okgfn:dateTime: the value, and optionally the one format it is written in
+DATE_PARAMS = {OKGFN + "value": "value", OKGFN + "format": "format"}
+#: the date and time pattern letters okgfn:format takes (as in Excel, Java and the Unicode patterns),
+#: longest first, and the strptime directive each stands for
+_PATTERN_LETTERS = [("yyyy", "%Y"), ("yy", "%y"), ("MMMM", "%B"), ("MMM", "%b"), ("MM", "%m"), ("M", "%m"),
+                    ("dd", "%d"), ("d", "%d"), ("HH", "%H"), ("H", "%H"), ("hh", "%I"), ("h", "%I"),
+                    ("mm", "%M"), ("m", "%M"), ("ss", "%S"), ("s", "%S"), ("SSS", "%f"), ("a", "%p"),
+                    ("XXX", "%z"), ("Z", "%z")]
 
 
-@register(OKGFN + "dateTime", VALUE, [OUT], "dateTime")
-def to_datetime(value=None):
-    """ISO with or without offset (+0000 or +00:00 or Z), US forms, Excel serial -> xsd:dateTime in UTC."""
+@functools.lru_cache(maxsize=64)
+def strptime_format(pattern):
+    """A date pattern as a data architect writes it (``dd/MM/yyyy``, ``dd.MM.yyyy HH:mm``, ``d MMM yyyy``;
+    text in single quotes is literal) as a :func:`datetime.strptime` format; a pattern with ``%`` in it
+    is taken as one already. Unknown letters are an error."""
+    if "%" in pattern:
+        return pattern
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "'":
+            end = pattern.index("'", i + 1) if "'" in pattern[i + 1:] else len(pattern)
+            out.append(pattern[i + 1:end])
+            i = end + 1
+            continue
+        if char.isalpha():
+            for letters, directive in _PATTERN_LETTERS:
+                if pattern.startswith(letters, i):
+                    out.append(directive)
+                    i += len(letters)
+                    break
+            else:
+                raise ValueError(f"the date format {pattern!r} has a letter {char!r} that is not a date or time part "
+                                 "(yyyy, yy, MMM, MM, M, dd, d, HH, hh, mm, ss, SSS, a, Z); quote literal text: 'T'")
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def _parse_with(value, pattern):
+    """``value`` read in the one format ``pattern`` (see :func:`strptime_format`), else the usual forms."""
+    if not pattern:
+        return _parse_datetime(value)
+    directives = strptime_format(pattern)  # a pattern that is not one says so, for every row
+    try:
+        return datetime.strptime(value.strip(), directives)
+    except ValueError:
+        raise ValueError(f"not a date in the format {pattern}: {value!r}") from None
+
+
+@register(OKGFN + "date", DATE_PARAMS, [OUT], "date")
+def to_date(value=None, format=None):
+    """ISO, US M/D/YYYY or M/D/YY, D.M.YYYY, Excel serial, or a datetime -> xsd:date; with
+    ``format`` (``dd/MM/yyyy``), only that format."""
     if value is None or not value.strip():
         return None
-    moment = _parse_datetime(value)
+    return _parse_with(value, format).date().isoformat()
+
+
+@register(OKGFN + "dateTime", DATE_PARAMS, [OUT], "dateTime")
+def to_datetime(value=None, format=None):
+    """ISO with or without offset (+0000 or +00:00 or Z), US forms, Excel serial -> xsd:dateTime in UTC;
+    with ``format`` (``dd.MM.yyyy HH:mm``), only that format."""
+    if value is None or not value.strip():
+        return None
+    moment = _parse_with(value, format)
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
         return moment.isoformat(timespec="seconds") + "Z"

@@ -12,13 +12,21 @@ FNO's older ``fnml:functionValue``) is refused with a clear error.
 
 import io
 import logging
+import re
 
 import rdflib
-from rdflib import RDF
+from rdflib import RDF, Literal
+from rdflib.collection import Collection
 
 from .errors import MappingError, UnsupportedError
 
 RML = rdflib.Namespace("http://w3id.org/rml/")
+OKGM = rdflib.Namespace("https://w3id.org/opportunity-kg/mapping#")
+#: the opportunity-kg source extensions a YARRRML mapping gives in its ``okgm:`` section, and the
+#: shape of each value: a list of column names, one name, a boolean, or a mapping of columns
+YARRRML_EXTENSIONS = {"requiredColumn": "names", "filePattern": "names", "asOfColumn": "names",
+                      "idColumn": "name", "uniqueSubjects": "boolean", "columnAlias": "columns",
+                      "keyColumn": "columns"}
 RR = "http://www.w3.org/ns/r2rml#"
 RML_LEGACY = "http://semweb.mmlab.be/ns/rml#"
 QL = "http://semweb.mmlab.be/ns/ql#"
@@ -82,9 +90,12 @@ def yarrrml_graph(text, name):
         raise MappingError(f"cannot parse the YARRRML mapping as YAML: {exc}", file=name) from None
     if not isinstance(document, dict) or "mappings" not in document:
         raise MappingError("a YARRRML mapping needs a 'mappings' section", file=name)
+    extensions = {}  # mapping key -> its okgm: section, which yatter does not know
     for key, body in (document.get("mappings") or {}).items():
         if not isinstance(body, dict):
             raise MappingError(f"YARRRML mapping {key!r} is not a section with sources, s and po", file=name)
+        if "okgm" in body:
+            extensions[key] = _extensions(body.pop("okgm"), key, name)
         if not (body.get("sources") or document.get("sources")):
             raise MappingError(f"YARRRML mapping {key!r} has no sources", file=name)
         if not (body.get("s") or body.get("subject") or body.get("subjects")):
@@ -108,4 +119,74 @@ def yarrrml_graph(text, name):
         raise MappingError(f"yatter cannot translate the YARRRML mapping: {detail}", file=name)
     graph = rdflib.Graph()
     graph.parse(data=turtle, format="turtle")
-    return upgrade(graph)
+    graph = upgrade(graph)
+    for key, triples in extensions.items():
+        _attach(graph, key, triples, name)
+    return graph
+
+
+def _extensions(section, key, name):
+    """The okgm: section of YARRRML mapping ``key`` as (property, value) pairs for its logical source:
+
+    requiredColumn, filePattern, asOfColumn: a column name or a list of them; idColumn: a column name;
+    uniqueSubjects: true or false; columnAlias: {column: header or [headers]}; keyColumn: {column: [columns
+    its value is made of]}."""
+    if not isinstance(section, dict):
+        raise MappingError(f"YARRRML mapping {key!r}: okgm must be a section of extensions", file=name)
+    out = []
+    for prop, value in section.items():
+        kind = YARRRML_EXTENSIONS.get(prop)
+        if kind is None:
+            raise MappingError(f"YARRRML mapping {key!r}: okgm has no extension {prop!r}; the extensions are "
+                               f"{', '.join(YARRRML_EXTENSIONS)}", file=name)
+        where = f"YARRRML mapping {key!r}: okgm {prop}"
+        if kind == "names":
+            values = value if isinstance(value, list) else [value]
+            if not all(isinstance(v, str) and v for v in values):
+                raise MappingError(f"{where} takes a column name or a list of them", file=name)
+            out += [(OKGM[prop], v) for v in values]
+        elif kind == "name":
+            if not isinstance(value, str) or not value:
+                raise MappingError(f"{where} takes one column name", file=name)
+            out.append((OKGM[prop], value))
+        elif kind == "boolean":
+            if not isinstance(value, bool):
+                raise MappingError(f"{where} takes true or false", file=name)
+            out.append((OKGM[prop], value))
+        else:
+            if not isinstance(value, dict):
+                raise MappingError(f"{where} takes a section of columns (column: ...)", file=name)
+            for column, given in value.items():
+                names = given if isinstance(given, list) else [given]
+                if not names or not all(isinstance(v, str) and v for v in names):
+                    raise MappingError(f"{where} {column}: give a column name or a list of them", file=name)
+                out.append((OKGM[prop], (str(column), names)))
+    return out
+
+
+def _attach(graph, key, extensions, name):
+    """Add ``extensions`` to the logical sources of the triples maps yatter made of mapping ``key``
+    (named ``<base>key_<n>``, one per source)."""
+    pattern = re.compile(rf"[/#]{re.escape(key)}_\d+$")
+    maps = [tm for tm in graph.subjects(RDF.type, RML.TriplesMap) if pattern.search(str(tm))]
+    sources = {src for tm in maps for src in graph.objects(tm, RML.logicalSource)}
+    if not sources:
+        raise MappingError(f"YARRRML mapping {key!r}: no logical source to give its okgm extensions to", file=name)
+    for source in sources:
+        for prop, value in extensions:
+            if prop == OKGM.columnAlias:
+                column, headers = value
+                alias = rdflib.BNode()
+                graph.add((source, prop, alias))
+                graph.add((alias, OKGM.column, Literal(column)))
+                for header in headers:
+                    graph.add((alias, OKGM.header, Literal(header)))
+            elif prop == OKGM.keyColumn:
+                column, columns = value
+                key_node, items = rdflib.BNode(), rdflib.BNode()
+                graph.add((source, prop, key_node))
+                graph.add((key_node, OKGM.column, Literal(column)))
+                Collection(graph, items, [Literal(c) for c in columns])
+                graph.add((key_node, OKGM["from"], items))
+            else:
+                graph.add((source, prop, Literal(value)))
