@@ -177,3 +177,46 @@ def test_shapes_are_checked_against_shacl_shacl():
     problems = shapes_violations(broken)
     assert problems and any("minCount" in (p.path or "") for p in problems)
     assert shapes_violations() == []
+
+
+BROKEN_MAPPING = """
+@prefix rml: <http://w3id.org/rml/> . @prefix ex: <http://example.com/> .
+@prefix okg: <https://w3id.org/opportunity-kg/ontology#> . @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+ex:Deals a rml:TriplesMap ;
+  rml:logicalSource [ rml:source "deals.csv" ; rml:referenceFormulation rml:CSV ] ;
+  rml:subjectMap [ rml:template "http://example.com/deal/{Id}" ; rml:class okg:Opportunityy ] ;
+  rml:predicateObjectMap [ rml:predicate okg:quantity ; rml:objectMap [ rml:constant "1" ; rml:datatype xsd:decimal ] ] ,
+    [ rml:predicate okg:closeDat ; rml:objectMap [ rml:reference "CloseDate" ] ] .
+"""
+
+
+def test_lint_names_undefined_terms_and_ignored_datatypes_in_mappings(tmp_path):
+    """The mistakes a data architect makes in a mapping that the engine would take silently."""
+    from opportunity_kg.lint import mapping_violations
+
+    system = tmp_path / "mappings" / "demo"
+    system.mkdir(parents=True)
+    (system / "deals.rml.ttl").write_text(BROKEN_MAPPING, encoding="utf-8")
+    (system / "broken.rml.ttl").write_text("@prefix rml: <http://w3id.org/rml/> . <#x> a rml:TriplesMap .",
+                                           encoding="utf-8")
+    messages = sorted(v.message for v in mapping_violations(tmp_path / "mappings"))
+    assert any(m.startswith("the mapping does not compile") for m in messages), messages
+    assert any("okg:Opportunityy is not defined in the ontology; did you mean okg:Opportunity?" in m for m in messages)
+    assert any("okg:closeDat is not defined in the ontology; did you mean okg:closeDate?" in m for m in messages)
+    assert any("okg:quantity: a datatype or language on a constant is ignored" in m for m in messages)
+    assert len(messages) == 4, messages
+
+
+def test_lint_with_an_export_lists_the_columns_it_lacks(tmp_path):
+    """`okg lint --export` names each column a mapping reads that the export's file lacks (a misspelt
+    header here), as notes: the model files still have no problems."""
+    import shutil
+
+    export = tmp_path / "export"
+    shutil.copytree(ROOT / "tests" / "corpus" / "dataloader", export)
+    text = (export / "opportunity.csv").read_text(encoding="utf-8")
+    (export / "opportunity.csv").write_text(text.replace('"STAGENAME"', '"STAGE_NAME"', 1), encoding="utf-8")
+    out = okg("lint", "--export", export).stdout
+    notes = [line for line in out.splitlines() if line.startswith("note: Opportunity.rml.ttl (Opportunity)")]
+    assert len(notes) == 1 and "StageName" in notes[0] and "opportunity.csv" in notes[0], out
+    assert "read with the salesforce mappings" in out and "no problems" in out

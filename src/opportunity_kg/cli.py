@@ -313,12 +313,18 @@ def cmd_fmt(args):
 
 
 def cmd_lint(args):
-    from .lint import lint
+    from .lint import lint, missing_columns
 
     problems = lint()
     for problem in problems:
         where = problem.focus + (f" {problem.path}" if problem.path else "")
         print(f"{where}: {problem.message}")
+    if args.export:
+        system, notes = missing_columns(args.export, source=args.source)
+        for note in notes:
+            print(f"note: {note}")
+        print(f"{args.export} read with the {system} mappings: "
+              + (f"{len(notes)} notes on columns it lacks" if notes else "every column they read is there"))
     if problems:
         raise OkgError(f"{len(problems)} problems in the model files")
     print("ontology, shapes, mappings and canned queries: no problems")
@@ -492,7 +498,10 @@ def build_parser():
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not in canonical form")
     p.set_defaults(func=cmd_fmt)
 
-    p = sub.add_parser("lint", help="check the ontology's style, the shapes against SHACL-SHACL, and canonical form")
+    p = sub.add_parser("lint", help="check the ontology's style, the shapes against SHACL-SHACL, the canned "
+                       "queries, the mappings' terms, and canonical form")
+    p.add_argument("--export", help="also list the columns the mappings read that this export's files lack")
+    p.add_argument("--source", help="the system of --export (default: recognised from its files)")
     p.set_defaults(func=cmd_lint)
 
     p = sub.add_parser("serve", help="serve the SPARQL endpoint and the canned-query API")

@@ -10,8 +10,15 @@ per problem:
 - every Turtle file of the ontology, shapes and mappings in canonical form
   (:mod:`opportunity_kg.turtle_format`);
 - every canned query: its ``#+`` header lines, and its SPARQL with the parameters bound
-  (an example value of each type), parsed by Oxigraph.
+  (an example value of each type), parsed by Oxigraph;
+- every mapping: it compiles (functions and their parameters known, columns and templates well
+  formed), every ``okg:`` class, property and constant it uses is defined in the ontology, and no
+  datatype or language is set on a constant (RML ignores it there); with an export
+  (``okg lint --export DIR``), the columns the mappings of its system read that its files lack
+  (:func:`missing_columns`: notes, not problems, since an export may lack an optional column).
 """
+
+import difflib
 
 import rdflib
 from pyshacl.entrypoints import meta_validate
@@ -84,11 +91,111 @@ def fact_problems(query):
     return out
 
 
+def _problem(focus, message):
+    return Violation(focus=str(focus), path=None, value=None, shape=None, message=message)
+
+
+def mapping_violations(mappings_dir=None, ontology=None):
+    """What is wrong with the mappings of every system in ``mappings_dir``: each compiles, uses only
+    ``okg:`` terms the ontology defines, and sets no datatype or language on a constant."""
+    from .rml import load_mapping
+    from .vocabulary import OKG
+
+    ontology = ontology if ontology is not None else load_ontology()
+    defined = {str(s) for s in ontology.subjects() if str(s).startswith(OKG)}
+    problems = []
+    for path in _all_mapping_files(mappings_dir):
+        try:
+            mapping = load_mapping(path)
+        except OkgError as exc:
+            problems.append(_problem(path, f"the mapping does not compile: {exc.message}"))
+            continue
+        for tm in mapping.triples_maps:
+            problems += [_problem(path, m) for m in _term_problems(tm, defined)]
+    return problems
+
+
+def missing_columns(export, mappings_dir=None, source=None):
+    """(system, notes): for the system ``export`` came from (or ``source``), each column a mapping
+    reads that the export file it reads lacks. The ingest reads such a column as empty and says so;
+    here a data architect sees them all before loading (a misspelt column, an alias to add)."""
+    from pathlib import Path
+
+    from .ingest.read import detect_source, export_files, files_for, mapping_files
+    from .paths import MAPPINGS_DIR
+    from .rml import load_mapping
+    from .sources import CsvSource
+
+    mappings_dir = Path(mappings_dir or MAPPINGS_DIR)
+    source = source or detect_source(export, mappings_dir)
+    files = export_files(export)
+    notes = []
+    for path in mapping_files(mappings_dir / source):
+        for tm in load_mapping(path, data_dir=Path(export)).triples_maps:
+            for found in files_for(tm, files):
+                header = set(CsvSource(found, aliases=tm.source.header_names).header)
+                missing = sorted(c for c in tm.references - header if c not in tm.source.keys)
+                if missing:
+                    notes.append(f"{path.name} ({_local(tm)}) reads {', '.join(missing)}, which {found.name} does "
+                                 "not have: read as empty at ingest (a misspelt name? add okgm:columnAlias)")
+    return source, notes
+
+
+def _all_mapping_files(mappings_dir):
+    from pathlib import Path
+
+    from .ingest.read import mapping_files
+    from .paths import MAPPINGS_DIR
+
+    root = Path(mappings_dir or MAPPINGS_DIR)
+    return [path for system in sorted(p for p in root.iterdir() if p.is_dir()) for path in mapping_files(system)]
+
+
+def _local(tm):
+    return str(getattr(tm.iri, "value", tm.iri)).rsplit("#", 1)[-1].rsplit("/", 1)[-1] or tm.name
+
+
+def _term_problems(tm, defined):
+    """Undefined okg: terms and ignored datatypes in one triples map."""
+    from .vocabulary import OKG
+
+    used = [("class", c) for c in tm.classes]
+    for pom in tm.poms:
+        used += [("property", p.spec) for p in pom.predicates if p.kind == "constant"]
+        for obj in pom.objects:
+            if getattr(obj, "kind", None) != "constant":
+                continue
+            if getattr(obj.spec, "value", "").startswith(OKG) and type(obj.spec).__name__ == "NamedNode":
+                used.append(("value", obj.spec))
+            if obj.datatype is not None or obj.language is not None:
+                predicate = ", ".join(_short(p.spec) for p in pom.predicates if p.kind == "constant")
+                yield (f"{_local(tm)}: {predicate}: a datatype or language on a constant is ignored (RML "
+                       f"keeps the constant as written); write the typed literal itself, as \"1\"^^xsd:decimal")
+    for kind, term in used:
+        iri = getattr(term, "value", str(term))
+        if iri.startswith(OKG) and iri not in defined:
+            close = difflib.get_close_matches(iri, defined, n=1)
+            hint = f"; did you mean {_short_iri(close[0])}?" if close else "; define it in ontology/ first"
+            yield f"{_local(tm)}: the {kind} {_short_iri(iri)} is not defined in the ontology{hint}"
+
+
+def _short_iri(iri):
+    from .vocabulary import OKG
+
+    return "okg:" + iri[len(OKG):] if iri.startswith(OKG) else f"<{iri}>"
+
+
+def _short(term):
+    return _short_iri(getattr(term, "value", str(term)))
+
+
 def lint(paths=None):
-    """Every problem with the model files: style, SHACL-SHACL and canonical form."""
+    """Every problem with the model files: style, SHACL-SHACL, canned queries, mappings and
+    canonical form."""
     problems = style_violations()
     problems += shapes_violations()
     problems += query_violations()
+    problems += mapping_violations()
     for path in format_files(paths, check=True):
         problems.append(Violation(focus=str(path), path=None, value=None, shape=None,
                                   message="not in canonical Turtle form; run okg fmt"))

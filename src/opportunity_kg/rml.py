@@ -875,8 +875,8 @@ class _Compiler:
         cond = self.one(node, RML.condition)
         if cond is not None:
             condition = self.function_of(cond)
-        if constant is not None:
-            return TermMap("constant", _ox(constant), kind, role=role, condition=condition)
+        if constant is not None:  # the constant is the term as written: a datatype or language is kept for lint only
+            return TermMap("constant", _ox(constant), kind, dt, lang, condition, role)
         if reference is not None:
             return TermMap("reference", str(reference), kind, dt, lang, condition, role)
         if template is not None:
