@@ -265,6 +265,18 @@ def cmd_match(args):
         print(f"{len(review)} candidates below the threshold {args.threshold} listed in {args.review}")
 
 
+def cmd_scaffold(args):
+    from .paths import MAPPINGS_DIR
+    from .scaffold import scaffold
+
+    written, lines = scaffold(args.export, args.system, MAPPINGS_DIR, force=args.force)
+    for line in lines:
+        print(line)
+    print(f"wrote {len(written)} files into {written[0].parent}: check each guess (the comment at the top of "
+          f"each file), then: okg lint --export {args.export}; okg ingest {args.export} --source {args.system} "
+          "--store STORE")
+
+
 def cmd_map(args):
     import pyoxigraph as ox
 
@@ -477,6 +489,12 @@ def build_parser():
                    help=f"the lowest confidence a link is asserted at (default {DEFAULT_THRESHOLD})")
     p.add_argument("--review", metavar="FILE.csv", help="write the candidates below the threshold here")
     p.set_defaults(func=cmd_match)
+
+    p = sub.add_parser("scaffold", help="write a first mapping for a new source system from one of its exports")
+    p.add_argument("export", help="folder holding the export's CSV files")
+    p.add_argument("--system", required=True, help="the new system's name (lower case): mappings/NAME/ is written")
+    p.add_argument("--force", action="store_true", help="overwrite a mapping already in mappings/NAME/")
+    p.set_defaults(func=cmd_scaffold)
 
     p = sub.add_parser("map", help="run one RML mapping on its own and write N-Quads")
     p.add_argument("mapping", help="the mapping file (Turtle)")
