@@ -89,3 +89,43 @@ def test_both_paths_give_the_same_results_on_every_shapes_violations_at_once():
     reference, fast = results(False), results(True)
     assert len(reference) > 60
     assert fast == reference
+
+
+NAMED_SHAPES = """
+@prefix sh: <http://www.w3.org/ns/shacl#> . @prefix ex: <http://example.com/> .
+@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+ex:DealShape a sh:NodeShape ; sh:targetClass ex:Deal ;
+    sh:property [ sh:path ex:address ; sh:node ex:AddressShape ; sh:message "the address is not one" ] .
+ex:AddressShape a sh:NodeShape ; sh:targetClass ex:Address ;
+    sh:property [ sh:path ex:city ; sh:minCount 1 ; sh:message "an address needs a city" ] .
+ex:EitherShape a sh:NodeShape ; sh:targetClass ex:Lead ; sh:message "a lead needs an email or a phone" ;
+    sh:or ( ex:HasEmail [ sh:property [ sh:path ex:phone ; sh:minCount 1 ] ] ) .
+ex:HasEmail a sh:NodeShape ; sh:property [ sh:path ex:email ; sh:minCount 1 ] .
+"""
+NAMED_DATA = """
+@prefix ex: <http://example.com/> .
+ex:d1 a ex:Deal ; ex:address ex:a1 .
+ex:d2 a ex:Deal ; ex:address ex:a2 .
+ex:a1 a ex:Address ; ex:city "Oslo" .
+ex:a2 a ex:Address .
+ex:l1 a ex:Lead ; ex:email "x@example.com" .
+ex:l2 a ex:Lead .
+"""
+
+
+def test_shapes_that_use_named_shapes_give_a_full_processors_results():
+    """sh:node and sh:or naming another shape: the shape goes to pyshacl with the shapes it names,
+    and a named shape checked by SPARQL for its own targets is not reported twice."""
+    shapes = rdflib.Graph().parse(data=NAMED_SHAPES, format="turtle")
+    data = rdflib.Graph().parse(data=NAMED_DATA, format="turtle")
+
+    def results(sparql_in_store):
+        return sorted((r.focus, r.path, r.message) for r in validate_triples(data, shapes, rdflib.Graph(),
+                                                                             sparql_in_store=sparql_in_store))
+
+    reference = results(False)
+    assert ("http://example.com/d2", "http://example.com/address", "the address is not one") in reference
+    assert ("http://example.com/a2", "http://example.com/city", "an address needs a city") in reference
+    assert any(focus == "http://example.com/l2" for focus, _, _ in reference)
+    assert not any(focus in ("http://example.com/d1", "http://example.com/l1") for focus, _, _ in reference)
+    assert results(True) == reference

@@ -86,6 +86,13 @@ class QueryTimeout(OkgError):
     status = 503
 
 
+class Busy(OkgError):
+    """Every query slot (or every slot one client may hold) is taken by queries still running."""
+
+    kind = "busy"
+    status = 503
+
+
 class Forbidden(OkgError):
     """The request is not allowed at all (updates when no token is configured)."""
 

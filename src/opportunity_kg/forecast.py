@@ -44,7 +44,7 @@ from datetime import date, datetime, timedelta
 from urllib.parse import unquote
 
 from .errors import OkgError
-from .queries import period_range
+from .periods import months_later, period_of, period_range, quarter_label, quarter_of
 from .vocabulary import OKG
 
 PREFIXES = f"""PREFIX okg: <{OKG}>
@@ -325,32 +325,12 @@ def _sigmoid(x):
     return 1 / (1 + math.exp(-x))
 
 
-def _months_later(day, months):
-    """The same day of the month ``months`` later (earlier when negative), at most the month's last day."""
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    month += 1
-    last = (date(year + (month == 12), month % 12 + 1, 1) - timedelta(days=1)).day
-    return date(year, month, min(day.day, last))
-
-
-def _period_of(day, months):
-    """The calendar period of ``months`` months (1, 3, 6 or 12) that ``day`` falls in, as (start, end)."""
-    first = (day.month - 1) // months * months + 1
-    start = date(day.year, first, 1)
-    return start, _months_later(start, months)
-
-
-def quarter_of(day):
-    return _period_of(day, 3)
-
-
 def period_ends(day):
     """The ends (first day after) of the periods a forecast made on ``day`` is asked about: the month,
     quarter, half and year the day falls in, and the next quarter. The chances are learned for these
     horizons, and made nested over them (:meth:`Learner.chances`)."""
-    ends = {_period_of(day, months)[1] for months in (1, 3, 6, 12)}
-    ends.add(_months_later(quarter_of(day)[1], 3))
+    ends = {period_of(day, months)[1] for months in (1, 3, 6, 12)}
+    ends.add(months_later(quarter_of(day)[1], 3))
     return sorted(ends)
 
 
@@ -963,7 +943,7 @@ def _calibration(pairs, bins=10):
 
 
 def _next_date(day, step):
-    return _months_later(day, 1) if step == "month" else day + timedelta(days=STEPS[step])
+    return months_later(day, 1) if step == "month" else day + timedelta(days=STEPS[step])
 
 
 def _scores(points, pairs, method):
@@ -1073,7 +1053,7 @@ def backtest(book, start, end, step="week", periods=1, leave_out=()):
 
 
 def _label(start):
-    return f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+    return quarter_label(start)
 
 
 def chart_svg(result, width=860, height=380):

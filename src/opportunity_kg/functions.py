@@ -361,7 +361,7 @@ def to_integer(value=None):
 
 
 def _prefixed(value, prefix):
-    from .rml import iri_safe
+    from .iri import iri_safe
 
     return prefix + iri_safe(value) if prefix else value
 

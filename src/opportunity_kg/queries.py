@@ -27,12 +27,13 @@ import pyoxigraph as ox
 
 from .errors import NotFound, QueryError
 from .paths import QUERIES_DIR
+from .periods import PERIOD, period_range  # noqa: F401  (period_range: re-exported for callers)
+from .sparql_text import where_group_start, where_group_starts
 from .store import run_query
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
 TYPES = ("string", "integer", "number", "boolean", "date", "iri", "enum", "period")
 _PARAM = re.compile(r"^(\w+)\s*\(([^)]*)\)\s*(.*)$")
-_PERIOD = re.compile(r"^(\d{4})(?:-(?:Q([1-4])|H([12])|(0[1-9]|1[0-2])))?$")
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Param:
             return QueryError(f"parameter {self.name!r}: {raw!r} is not {expected}", field=self.name, value=raw)
 
         if self.type == "period":
-            match = _PERIOD.match(text)
+            match = PERIOD.match(text)
             if not match:
                 raise bad("a period (2026, 2026-H2, 2026-Q4 or 2026-11)")
             start, end = period_range(text)
@@ -107,25 +108,6 @@ class Param:
 
 def _typed(text, kind):
     return ox.Literal(text, datatype=ox.NamedNode(XSD + kind))
-
-
-def period_range(text):
-    """The first day of a period and the first day after it."""
-    match = _PERIOD.match(text.strip())
-    if not match:
-        raise ValueError(f"not a period: {text!r}")
-    year, quarter, half, month = match.groups()
-    year = int(year)
-    if quarter:
-        start_month, months = (int(quarter) - 1) * 3 + 1, 3
-    elif half:
-        start_month, months = (int(half) - 1) * 6 + 1, 6
-    elif month:
-        start_month, months = int(month), 1
-    else:
-        start_month, months = 1, 12
-    end_index = start_month - 1 + months
-    return date(year, start_month, 1), date(year + end_index // 12, end_index % 12 + 1, 1)
 
 
 @dataclass
@@ -175,76 +157,6 @@ class CannedQuery:
         for at in reversed(where_group_starts(text)):  # subqueries and UNION branches: they do not see outer bindings
             text = text[:at] + "\n  " + block + text[at:]
         return text
-
-
-def where_group_start(text):
-    """The index just after the '{' that opens the outermost WHERE group."""
-    return where_group_starts(text, first=True)[0]
-
-
-def _tokens(text):
-    """(index, token) for each '{', '}', and WHERE or UNION keyword of a query, skipping comments,
-    strings and IRIs."""
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "#":
-            i = text.find("\n", i)
-            if i < 0:
-                return
-            continue
-        if c in "\"'":
-            quote = text[i:i + 3] if text[i:i + 3] in ('"""', "'''") else c
-            i += len(quote)
-            while i < n and text[i:i + len(quote)] != quote:
-                i += 2 if text[i] == "\\" else 1
-            i += len(quote)
-            continue
-        if c == "<" and re.match(r"<[^\s<>\"{}|^`\\]*>", text[i:]):
-            i = text.index(">", i) + 1
-            continue
-        if c in "{}":
-            yield i, c
-        else:
-            for word in ("WHERE", "UNION"):
-                if text[i:i + 5].upper() == word and not re.match(r"\w", text[i - 1] if i else " ") \
-                        and not re.match(r"\w", text[i + 5:i + 6] or " "):
-                    yield i, word
-                    i += 4
-        i += 1
-
-
-def where_group_starts(text, first=False):
-    """The indexes just after each '{' that opens a WHERE group (the query's, then its subqueries')
-    or a UNION branch: the groups whose patterns do not see bindings from outside them."""
-    found, opens, pairs = [], [], {}
-    after_where = after_union = False
-    last_closed = None
-    for i, token in _tokens(text):
-        if token == "WHERE":
-            after_where = True
-        elif token == "UNION":
-            after_union = True
-            if last_closed is not None:  # the branch before the keyword
-                found.append(pairs[last_closed] + 1)
-        elif token == "{":
-            opens.append(i)
-            if after_where or after_union:
-                found.append(i + 1)
-                if first and after_where:
-                    return found
-            after_where = after_union = False
-        else:
-            if opens:
-                pairs[i] = opens.pop()
-            last_closed = i
-            continue
-        last_closed = None
-    if not found:
-        raise QueryError("a canned query needs a WHERE clause to bind its parameters into")
-    # a group that holds a subquery holds nothing else (its WHERE group gets the values instead)
-    subquery = re.compile(r"(\s|#[^\n]*\n)*SELECT\b", re.I)
-    return sorted({at for at in found if not subquery.match(text, at)})
 
 
 def parse_query_file(path):

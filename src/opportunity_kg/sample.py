@@ -10,6 +10,7 @@ The same ``seed`` and ``opportunities`` always give byte-identical files.
 """
 
 import csv
+import hashlib
 import math
 import random
 from decimal import Decimal
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .functions import salesforce_id
+from .periods import quarter_back, quarter_of
 
 #: the day the sample export is taken (its data is as of this date)
 SAMPLE_AS_OF = date(2026, 11, 16)
@@ -162,13 +164,6 @@ def _bool(flag):
 
 def _logit(p):
     return math.log(p / (1 - p))
-
-
-def _quarter_back(day, n):
-    """The calendar quarter ``n`` quarters before the one ``day`` falls in, as (start, end)."""
-    index = day.year * 4 + (day.month - 1) // 3 - n
-    start = date(index // 4, index % 4 * 3 + 1, 1)
-    return start, date(start.year + (start.month == 10), (start.month + 2) % 12 + 1, 1)
 
 
 def _chance(logit):
@@ -364,7 +359,7 @@ def build_sample(opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, as_of=S
         return aid
 
     habit = {aid: hidden.gauss(0, rules.buying_habit_sd) for aid in account_names if not parent_of[aid]}
-    bad_start, bad_end = _quarter_back(as_of, rules.bad_quarter)
+    bad_start, bad_end = quarter_back(as_of, rules.bad_quarter)
     # contacts with reporting lines
     contacts_of = {}
     for aid, _ in accounts:
@@ -490,12 +485,28 @@ CITIES = {
 STREETS = ["Market", "Harbour", "Station", "Mill", "Church", "Park", "King", "Queen", "Lake", "Bridge"]
 
 
+def _number(text, digits=10):
+    """A stable HubSpot-like numeric id made from a Salesforce Id."""
+    return str(int(hashlib.sha1(text.encode()).hexdigest(), 16) % 10 ** digits).rjust(digits, "1")
+
+
+def _domain(name):
+    stem = "".join(c for c in name.lower().split(" ")[0] if c.isalnum())
+    return f"{stem}-{_number(name, 4)}.example.com"
+
+
+def lei_for(name):
+    """A well-formed (ISO 17442 check digits) but invented LEI for a company (by its Salesforce Id)."""
+    body = "5493" + "00" + "".join("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"[b % 34] for b in
+                                   hashlib.sha1(name.encode()).digest()[:12])
+    number = int("".join(str(int(c, 36)) for c in body + "00"))
+    return body + f"{98 - number % 97:02d}"
+
+
 def _account_details(accounts, rng):
     """Addresses and identifiers for the accounts, from a generator of their own (the other columns
     do not change): billing address, website (7 in 10), D-U-N-S Number (6 in 10) and the LEI
     custom field (1 in 7), as a CRM holds them: often incomplete."""
-    from .sample_systems import _domain, _number, lei_for
-
     for a in accounts:
         country = a["BillingCountry"]
         a["BillingCity"] = rng.choice(CITIES.get(country, ["Springfield"]))
@@ -600,7 +611,7 @@ def _deal_tables(rows, rng, new_id, stamp, as_of):
                 "Number": quarter, "QuarterLabel": "", "PeriodLabel": "", "IsForecastPeriod": "true",
                 "FiscalYearSettingsId": "022Ec0000000001AAA", "SystemModstamp": stamp})
     sellers = sorted({d["OwnerId"] for d in rows["Opportunity.csv"]})
-    this_quarter = date(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1)
+    this_quarter = quarter_of(as_of)[0]
     # a quota near what the seller has won a quarter over the last four full quarters (two thirds
     # to four thirds of it), so attainment looks as it does in a real org at any size of sample
     won = dict.fromkeys(sellers, Decimal(0))

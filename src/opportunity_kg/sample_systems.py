@@ -18,14 +18,14 @@ that system's own file names, column names, codes and formats:
 """
 
 import csv
-import hashlib
 import random
 import uuid
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
-from .sample import DEFAULT_OPPORTUNITIES, DEFAULT_SEED, SAMPLE_AS_OF, build_sample
+from .sample import (DEFAULT_OPPORTUNITIES, DEFAULT_SEED, SAMPLE_AS_OF, _domain, _number, build_sample, lei_for,
+                     write_sample)
 
 SYSTEMS = ("salesforce", "hubspot", "dynamics", "gleif")
 
@@ -104,31 +104,13 @@ ISO_COUNTRY = {"United States": "US", "Canada": "CA", "Brazil": "BR", "United Ki
                "France": "FR", "Sweden": "SE", "Australia": "AU", "Japan": "JP", "India": "IN", "Singapore": "SG"}
 
 
-def _number(text, digits=10):
-    """A stable HubSpot-like numeric id made from a Salesforce Id."""
-    return str(int(hashlib.sha1(text.encode()).hexdigest(), 16) % 10 ** digits).rjust(digits, "1")
-
-
 def _guid(text):
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "okg-sample:" + text))
-
-
-def _domain(name):
-    stem = "".join(c for c in name.lower().split(" ")[0] if c.isalnum())
-    return f"{stem}-{_number(name, 4)}.example.com"
 
 
 def _hs_time(ts):
     """Salesforce's 2026-01-22T16:14:25.000+0000 as HubSpot exports write it: 2026-01-22 16:14."""
     return ts[:10] + " " + ts[11:16]
-
-
-def lei_for(name):
-    """A well-formed (ISO 17442 check digits) but invented LEI for a company (by its Salesforce Id)."""
-    body = "5493" + "00" + "".join("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"[b % 34] for b in
-                                   hashlib.sha1(name.encode()).digest()[:12])
-    number = int("".join(str(int(c, 36)) for c in body + "00"))
-    return body + f"{98 - number % 97:02d}"
 
 
 #: legal forms by ISO country, as GLEIF records spell them
@@ -369,8 +351,6 @@ def _write(path, columns, rows, header=None):
 def write_system_sample(system, out_dir, opportunities=DEFAULT_OPPORTUNITIES, seed=DEFAULT_SEED, style="labels",
                         stakeholder_signal=True):
     """Write the sample export of ``system`` into ``out_dir``; the row count per file written."""
-    from .sample import write_sample
-
     if system == "salesforce":
         return write_sample(out_dir, opportunities=opportunities, seed=seed, stakeholder_signal=stakeholder_signal)
     if system not in SYSTEMS:

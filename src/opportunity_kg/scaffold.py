@@ -20,7 +20,6 @@ refining it.
 """
 
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +27,8 @@ from .errors import OkgError
 from .functions import _parse_datetime, to_decimal
 from .history import CLOSED_NAME, WON_NAME
 from .ingest.read import export_files
+from .iri import iri_safe
 from .paths import MAPPINGS_DIR
-from .rml import iri_safe
 from .sources import CsvSource
 from .turtle_format import format_turtle
 

@@ -25,7 +25,13 @@ SETTINGS = {s.name: s for s in [
     Setting("max_request_bytes", 1_000_000,
             "Largest HTTP request body accepted, in bytes (a query sent by POST)."),
     Setting("max_concurrent_queries", 8,
-            "Queries that may run at once; further requests wait for a free slot up to the query timeout."),
+            "Queries that may run at once; further requests wait for a free slot up to the query timeout, "
+            "then get 503 with Retry-After. A slot is held until its query's work has stopped, also past "
+            "its timeout (Oxigraph cannot stop a running query)."),
+    Setting("max_queries_per_client", 4,
+            "Queries one client (by its address) may run at once, of the `OKG_MAX_CONCURRENT_QUERIES`: a "
+            "client over it waits for one of its own to finish, so one client's flood of slow queries leaves "
+            "the other slots to others."),
     Setting("update_token", "",
             "Secret that turns on the SPARQL update URL (/update), for requests with `Authorization: Bearer "
             "<token>`. Empty (the default): updates are off and the store is opened read-only."),

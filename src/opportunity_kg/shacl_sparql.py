@@ -3,7 +3,7 @@
 pyshacl validates about 30,000 triples/s on a whole in-memory graph, which
 makes it the reference but not the ingest path for big exports.
 :func:`compile_shapes` turns each node shape's core constraints into SPARQL
-queries (:class:`~opportunity_kg.validate.SparqlRule` s) that find every focus
+queries (:class:`SparqlRule` s) that find every focus
 node and value at fault in one pass over the whole graph: targets
 (``sh:targetClass`` with subclasses, ``sh:targetSubjectsOf``,
 ``sh:targetNode``) and, on property shapes with a predicate path,
@@ -18,8 +18,12 @@ complete SHACL processor. ``tests/test_shapes.py`` checks both paths agree on
 every shape's examples.
 """
 
+from dataclasses import dataclass
+
 import rdflib
 from rdflib.namespace import RDF, SH, XSD
+
+from .sparql_text import where_group_start
 
 RDFS_SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
 #: datatypes whose well-formedness a SPARQL cast checks
@@ -145,12 +149,87 @@ def _xone_check(g, shape):
     return f"BIND (?this AS ?value) FILTER (({' + '.join(parts)}) != 1) }}"
 
 
+@dataclass(frozen=True)
+class Violation:
+    """One validation result, from either path: its focus node, path, value, message, shape and
+    severity (``sh:Violation`` unless the shape says ``sh:Warning`` or ``sh:Info``)."""
+    focus: str
+    path: str | None
+    value: str | None
+    message: str
+    shape: str | None
+    severity: str = str(SH.Violation)
+
+    @property
+    def is_violation(self):
+        return self.severity == str(SH.Violation)
+
+
+@dataclass
+class SparqlRule:
+    """A SHACL-SPARQL constraint run once over the whole graph instead of once per focus node."""
+
+    shape: str
+    query: str
+    message: str
+    severity: str
+    path: str | None = None  # the result path, for core constraints compiled to SPARQL
+    component: str | None = None
+    body: str = ""
+    has_value: bool = False
+
+    @classmethod
+    def from_shapes(cls, g, shape, constraint):
+        select = str(g.value(constraint, SH.select))
+        prefixes = []
+        for holder in g.objects(constraint, SH.prefixes):
+            for declaration in g.objects(holder, SH.declare):
+                prefixes.append(f"PREFIX {g.value(declaration, SH.prefix)}: <{g.value(declaration, SH.namespace)}>")
+        targets = []
+        for cls_ in g.objects(shape, SH.targetClass):
+            targets.append(f"{{ ?this a/<{RDFS_SUBCLASS}>* <{cls_}> }}")
+        for prop in g.objects(shape, SH.targetSubjectsOf):
+            targets.append(f"{{ ?this <{prop}> [] }}")
+        for node in g.objects(shape, SH.targetNode):
+            targets.append(f"{{ BIND (<{node}> AS ?this) }}")
+        text = "\n".join(prefixes) + "\n" + select.replace("$this", "?this")
+        if targets:
+            at = where_group_start(text)
+            text = text[:at] + "\n  " + " UNION ".join(targets) + "\n" + text[at:]
+        message = g.value(constraint, SH.message) or g.value(shape, SH.message) or "breaks a rule"
+        severity = g.value(shape, SH.severity) or SH.Violation
+        return cls(str(shape), text, str(message), str(severity))
+
+    def run(self, store, graphs=None, every=False):
+        """The rule's results over ``store``'s default graph, or over the union of ``graphs``
+        (a list of named nodes) when they are given; ``every``: they are all the store's named
+        graphs (Oxigraph reads their union faster than the same graphs listed)."""
+        if every:
+            results = store.query(self.query, use_default_graph_as_union=True)
+        elif graphs:
+            results = store.query(self.query, default_graph=graphs)
+        else:
+            results = store.query(self.query)
+        names = [v.value for v in results.variables]
+        for solution in results:
+            values = {n: t for n, t in zip(names, solution) if t is not None}
+            message = self.message
+            for name, term in values.items():
+                message = message.replace("{?" + name + "}", term.value).replace("{$" + name + "}", term.value)
+            path = values.get("path")  # SHACL-SPARQL: a ?path the query binds is the result path
+            if self.component is None:  # SHACL-SPARQL: sh:value is ?value, else the focus node
+                value = values.get("value", values["this"])
+            else:
+                value = values.get("value") if self.has_value else None
+            yield Violation(values["this"].value, path.value if path is not None else self.path,
+                            value.value if value is not None else None, message, self.shape, self.severity)
+
+
 def compile_shapes(shapes):
     """SPARQL rules for the core constraints of ``shapes`` (an rdflib graph); returns (rules, rest),
     where ``rest`` is a shapes graph of what pyshacl must still check (shapes this compiler does not
     translate, whole), and the SHACL-SPARQL constraints are left out of both (see
     :func:`opportunity_kg.validate.split_shapes`)."""
-    from .validate import SparqlRule
 
     rules, rest_shapes = [], []
     for shape in sorted(set(shapes.subjects(RDF.type, SH.NodeShape)), key=str):
@@ -179,22 +258,37 @@ def compile_shapes(shapes):
             rule.query = f"SELECT ?this{' ?value' if rule.has_value else ''} WHERE {{ {targets} . {rule.body}"
         rules += compiled if targets else []
     rest = rdflib.Graph()
+    for prefix, namespace in shapes.namespaces():  # pyshacl's default messages name terms by their prefixes
+        rest.bind(prefix, namespace, override=False)
     for shape in rest_shapes:
-        _copy_shape(shapes, shape, rest)
+        _copy_shape(shapes, shape, rest, whole=set(rest_shapes))
     return rules, rest
 
 
-def _copy_shape(source, shape, target):
-    """Copy a shape with everything reachable from it through blank nodes."""
-    todo, seen = [shape], set()
+#: the keys through which a shape uses another shape, which may be a named one (``sh:node ex:Address``)
+SHAPE_REFERENCES = {SH.node, SH["and"], SH["or"], SH["not"], SH.xone, SH.qualifiedValueShape, SH.property}
+#: the keys that give a shape its own focus nodes
+TARGET_KEYS = {SH.targetClass, SH.targetNode, SH.targetSubjectsOf, SH.targetObjectsOf, SH.target}
+
+
+def _copy_shape(source, shape, target, whole=()):
+    """Copy a shape with everything reachable from it through blank nodes, and the named shapes it uses
+    (``sh:node``, ``sh:and``, ...), so pyshacl checks it as a full processor would. A named shape it
+    uses that is compiled to SPARQL itself is copied without its targets: its own focus nodes are
+    already checked there, and would be reported twice."""
+    todo, seen = [(shape, True)], set()
     while todo:
-        node = todo.pop()
+        node, own = todo.pop()
         if node in seen:
             continue
         seen.add(node)
         for p, o in source.predicate_objects(node):
-            if p == SH.sparql:
+            if p == SH.sparql or (not own and p in TARGET_KEYS):
                 continue
             target.add((node, p, o))
             if isinstance(o, rdflib.BNode):
-                todo.append(o)
+                todo.append((o, own))
+            elif isinstance(o, rdflib.URIRef) and p in SHAPE_REFERENCES and (o, None, None) in source:
+                todo.append((o, o in whole))
+            elif p == RDF.first and isinstance(o, rdflib.URIRef) and (o, None, None) in source:
+                todo.append((o, o in whole))  # a named shape in an sh:and / sh:or list

@@ -19,6 +19,7 @@ import queue
 import shutil
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -487,7 +488,7 @@ _WORKERS = _Workers(64)
 
 
 def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=None, union_default=True,
-              max_rows=None, base_iri=None):
+              max_rows=None, base_iri=None, on_done=None):
     """Run a SPARQL query; return a :class:`Result` whose rows stream under the timeout.
 
     ``timeout`` (seconds) bounds the whole run, from parsing to the last row;
@@ -497,7 +498,21 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
     the default graph is "now" (:func:`opportunity_kg.history.current_graphs`)
     and every graph is a named graph. ``base_iri`` resolves relative IRIs in the query (the endpoint's
     own IRI, for the SPARQL protocol). A graph IRI that is not an IRI is a :class:`QueryError`.
+    ``on_done`` is called once the store has stopped working on the query: after its last row or its
+    error, also when that is after the timeout answered the caller (a server's query slot is held until then).
     """
+    submitted = []
+    try:
+        return _run_query(store, query, timeout, default_graph, named_graphs, union_default, max_rows, base_iri,
+                          on_done, submitted)
+    except BaseException:
+        if on_done is not None and not submitted:
+            on_done()  # the query never reached the store
+        raise
+
+
+def _run_query(store, query, timeout, default_graph, named_graphs, union_default, max_rows, base_iri, on_done,
+               submitted):
     timeout = settings.get("query_timeout") if timeout is None else timeout
     max_rows = settings.get("max_rows") if max_rows is None else max_rows
     deadline = time.monotonic() + timeout
@@ -536,6 +551,13 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
 
     def produce():
         try:
+            produce_rows()
+        finally:
+            if on_done is not None:
+                on_done()
+
+    def produce_rows():
+        try:
             results = store.query(query, **kwargs)
             if isinstance(results, ox.QueryBoolean):
                 send(("ask", bool(results)))
@@ -563,6 +585,7 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
             send(("error", QueryError(f"the query failed: {exc}")))
 
     _WORKERS.submit(produce)
+    submitted.append(True)  # from here the producer calls on_done
 
     def take():
         remaining = deadline - time.monotonic()
@@ -604,6 +627,9 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
 
     result = Result(kind, variables or [], None)
     result.rows = rows()
+    # an answer dropped unread (an error after the query ran, a client gone) stops its producer, which
+    # then calls on_done: nothing waits on a reader that will never come
+    weakref.finalize(result, stop.set)
     return result
 
 

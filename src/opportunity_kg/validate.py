@@ -9,7 +9,6 @@ result, with the focus node, the property path and the shape's message.
 
 import concurrent.futures
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -20,25 +19,12 @@ from rdflib.namespace import SH
 
 from .errors import OkgError
 from .paths import ONTOLOGY_DIR, SHAPES_DIR
+from .shacl_sparql import SparqlRule, Violation, compile_shapes  # noqa: F401  (Violation: the results' one shape)
 
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 DEFAULT_GRAPH = ox.DefaultGraph()
 #: quads turned into N-Quads text and loaded at a time
 LOAD_CHUNK = 100_000
-
-
-@dataclass(frozen=True)
-class Violation:
-    focus: str
-    path: str | None
-    value: str | None
-    message: str
-    shape: str | None
-    severity: str = str(SH.Violation)
-
-    @property
-    def is_violation(self):
-        return self.severity == str(SH.Violation)
 
 
 def load_graph_dir(folder, pattern):
@@ -123,73 +109,7 @@ def split_shapes(shapes):
     return core, rules
 
 
-@dataclass
-class SparqlRule:
-    """A SHACL-SPARQL constraint run once over the whole graph instead of once per focus node."""
-
-    shape: str
-    query: str
-    message: str
-    severity: str
-    path: str | None = None  # the result path, for core constraints compiled to SPARQL
-    component: str | None = None
-    body: str = ""
-    has_value: bool = False
-
-    @classmethod
-    def from_shapes(cls, g, shape, constraint):
-        select = str(g.value(constraint, SH.select))
-        prefixes = []
-        for holder in g.objects(constraint, SH.prefixes):
-            for declaration in g.objects(holder, SH.declare):
-                prefixes.append(f"PREFIX {g.value(declaration, SH.prefix)}: <{g.value(declaration, SH.namespace)}>")
-        targets = []
-        for cls_ in g.objects(shape, SH.targetClass):
-            targets.append(f"{{ ?this a/<{RDFS_SUBCLASS}>* <{cls_}> }}")
-        for prop in g.objects(shape, SH.targetSubjectsOf):
-            targets.append(f"{{ ?this <{prop}> [] }}")
-        for node in g.objects(shape, SH.targetNode):
-            targets.append(f"{{ BIND (<{node}> AS ?this) }}")
-        text = "\n".join(prefixes) + "\n" + select.replace("$this", "?this")
-        if targets:
-            at = _where_start(text)
-            text = text[:at] + "\n  " + " UNION ".join(targets) + "\n" + text[at:]
-        message = g.value(constraint, SH.message) or g.value(shape, SH.message) or "breaks a rule"
-        severity = g.value(shape, SH.severity) or SH.Violation
-        return cls(str(shape), text, str(message), str(severity))
-
-    def run(self, store, graphs=None, every=False):
-        """The rule's results over ``store``'s default graph, or over the union of ``graphs``
-        (a list of named nodes) when they are given; ``every``: they are all the store's named
-        graphs (Oxigraph reads their union faster than the same graphs listed)."""
-        if every:
-            results = store.query(self.query, use_default_graph_as_union=True)
-        elif graphs:
-            results = store.query(self.query, default_graph=graphs)
-        else:
-            results = store.query(self.query)
-        names = [v.value for v in results.variables]
-        for solution in results:
-            values = {n: t for n, t in zip(names, solution) if t is not None}
-            message = self.message
-            for name, term in values.items():
-                message = message.replace("{?" + name + "}", term.value).replace("{$" + name + "}", term.value)
-            path = values.get("path")  # SHACL-SPARQL: a ?path the query binds is the result path
-            if self.component is None:  # SHACL-SPARQL: sh:value is ?value, else the focus node
-                value = values.get("value", values["this"])
-            else:
-                value = values.get("value") if self.has_value else None
-            yield Violation(values["this"].value, path.value if path is not None else self.path,
-                            value.value if value is not None else None, message, self.shape, self.severity)
-
-
 RDFS_SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
-
-
-def _where_start(text):
-    from .queries import where_group_start
-
-    return where_group_start(text)
 
 
 def validate_triples(triples, shapes=None, ontology=None, *, sparql_in_store=True):
@@ -232,7 +152,6 @@ def validate_store(store, graphs, shapes=None, ontology=None):
     over the whole graph: the SHACL-SPARQL constraints as they are, the core constraints
     compiled by :mod:`opportunity_kg.shacl_sparql`; pyshacl checks only the shapes that
     compiler leaves to it."""
-    from .shacl_sparql import compile_shapes
 
     shapes = shapes if shapes is not None else load_shapes()
     core, rules = split_shapes(shapes)

@@ -31,13 +31,14 @@ import pyoxigraph as ox
 from flask import Flask, Response, g, has_request_context, jsonify, request
 
 from . import __version__, settings
-from .errors import Forbidden, NotFound, OkgError, QueryError, Unauthorized
+from .errors import Busy, Forbidden, NotFound, OkgError, QueryError, Unauthorized
 from .ontology_docs import DOC_FORMATS, RDF_FORMATS, documentation_html, modules, ontology_rdf
 from .queries import get_query, load_queries
 from .results import GRAPH_FORMATS, SELECT_FORMATS, write_boolean, write_solutions, write_table, write_triples
 from .history import snapshots
 from .snapshots import unread_snapshots
 from .remote import is_remote
+from .slots import QuerySlots
 from .store import ReadOnlyStore, Result, open_store, run_query
 from .support import generation
 
@@ -144,25 +145,27 @@ def create_app(store_path=None, *, store=None, config=None):
         app.config["OKG_IN_MEMORY"] = lambda: handle.in_memory
     else:
         app.config["OKG_STORE"] = lambda: store
-    slots = threading.BoundedSemaphore(limits["max_concurrent_queries"])
+    slots = QuerySlots(limits["max_concurrent_queries"], limits["max_queries_per_client"])
+    app.config["OKG_SLOTS"] = slots
     answers = AnswerCache(limits["cache_entries"])
 
     def execute(query, **kwargs):
-        if not slots.acquire(timeout=limits["query_timeout"]):
-            raise OkgError("the server is busy with other queries; try again shortly")
-        try:
-            started = time.monotonic()
-            result = run_query(app.config["OKG_STORE"](), query, timeout=limits["query_timeout"],
-                               max_rows=limits["max_rows"], **kwargs)
-            if has_request_context():  # (the thread answering ahead has none)
-                g.query = (result.kind, (time.monotonic() - started) * 1000)
-            return result
-        finally:
-            slots.release()
+        # the thread answering ahead has no request, and no client to count against
+        client = request.remote_addr if has_request_context() else "(answering ahead)"
+        give_back = slots.take(client, limits["query_timeout"])  # given back when the query's work stops
+        started = time.monotonic()
+        result = run_query(app.config["OKG_STORE"](), query, timeout=limits["query_timeout"],
+                           max_rows=limits["max_rows"], on_done=give_back, **kwargs)
+        if has_request_context():
+            g.query = (result.kind, (time.monotonic() - started) * 1000)
+        return result
 
     @app.errorhandler(OkgError)
     def okg_error(exc):
-        return jsonify(exc.as_dict()), exc.status
+        response = jsonify(exc.as_dict())
+        if isinstance(exc, Busy):
+            response.headers["Retry-After"] = "1"
+        return response, exc.status
 
     @app.errorhandler(413)
     def too_large(_):
@@ -224,7 +227,8 @@ def create_app(store_path=None, *, store=None, config=None):
                         "snapshots": [{"graph": g, "system": sy, "as_of": a} for g, sy, a in snapshots(store_now)],
                         "updates": bool(limits["update_token"]),
                         "in_memory": app.config.get("OKG_IN_MEMORY", lambda: False)(),
-                        "answered_ahead": answered_ahead(store_now)})
+                        "answered_ahead": answered_ahead(store_now),
+                        "queries_running": slots.status()[0]})
 
     def answered_ahead(store_now):
         """How many canned answers were made ahead for the store's current generation (None: not yet)."""
@@ -331,13 +335,13 @@ def create_app(store_path=None, *, store=None, config=None):
 
     def warm():
         """Answer each canned query's defaults, and the current and next quarter, ahead of the first user."""
-        from .forecast import quarter_of
+        from .periods import quarter_label, quarter_of
 
         store_now = app.config["OKG_STORE"]()
         days = [date.fromisoformat(a) for _, _, a in snapshots(store_now)] or [date.today()]
         now = quarter_of(max(days))
         quarters = [now, quarter_of(now[1])]
-        labels = [f"{s.year}-Q{(s.month - 1) // 3 + 1}" for s, _ in quarters]
+        labels = [quarter_label(s) for s, _ in quarters]
         answered = 0
         for query in load_queries().values():
             required = [p for p in query.params if p.required and p.default is None]
