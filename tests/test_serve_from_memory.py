@@ -140,3 +140,25 @@ def test_a_copy_stops_when_its_store_is_swapped_out(sample_store):
     writes.clear()
     assert len(copy_to_memory(disk, lambda: bool(writes.append(1)) or True)) == len(disk)
     assert stopped_after <= 5 < 100 < len(writes)  # it stopped at once, long before the end
+
+
+def test_auto_sizes_the_copy_by_the_memory_available():
+    """serve_memory_triples=auto: as many quads as fit in half the memory the machine has available now
+    (read from /proc/meminfo and the cgroup's limit), at 450 bytes each; a number is a fixed cap."""
+    from opportunity_kg.store import MEMORY_BYTES_PER_QUAD, available_memory, memory_quads
+
+    available = available_memory()
+    assert available and available > 50 * 2 ** 20  # this machine (Linux) tells
+    cap, why = memory_quads("auto")
+    expected = available * 0.5 / MEMORY_BYTES_PER_QUAD
+    assert abs(cap - expected) <= 0.05 * expected  # (the memory available moves a little between the two reads)
+    assert "serve_memory_triples=auto" in why and "MB of memory available" in why
+    assert memory_quads("1000") == (1000, "serve_memory_triples (1,000)")
+    assert memory_quads(0)[0] == 0
+
+
+def test_auto_serves_a_small_store_from_memory(sample_store):
+    messages = []
+    handle = ReadOnlyStore(sample_store[0], memory_triples="auto", log=messages.append)
+    in_memory_soon(handle)
+    assert handle.in_memory and any("served from memory" in m for m in messages), messages

@@ -42,12 +42,14 @@ SETTINGS = {s.name: s for s in [
             "Most triples `okg ingest` also keeps in an in-memory copy of the snapshot, where validation runs "
             "about five times faster than in the on-disk store (about 100 bytes a triple). A larger export is "
             "validated in the on-disk staged store instead, so the ingest's memory stays flat as exports grow."),
-    Setting("serve_memory_triples", 5_000_000,
+    Setting("serve_memory_triples", "auto",
             "Most triples (of every graph) `okg serve` copies into memory, where queries answer two to nine "
-            "times faster than from the on-disk store. The copy is made on a thread of its own when the server "
-            "opens a store, and again after each ingest; queries read the disk store until it is done. It takes "
-            "about 20 s and 450 MB of memory per million triples here. A larger store is served from disk, and "
-            "so is one open for updates (`OKG_UPDATE_TOKEN`). 0 turns the copy off."),
+            "times faster than from the on-disk store. `auto` (the default): as many as fit in half the memory "
+            "the machine (or its container) has available when the store is opened, at 450 bytes a triple. The "
+            "copy is made on a thread of its own when the server opens a store, and again after each ingest; "
+            "queries read the disk store until it is done. It takes about 20 s and 450 MB of memory per million "
+            "triples here. A larger store is served from disk, and so is one open for updates "
+            "(`OKG_UPDATE_TOKEN`). A number sets the cap; 0 turns the copy off."),
     Setting("cache_entries", 256,
             "Canned-query answers `okg serve` keeps, keyed by the query, its parameters and the store's "
             "generation (its snapshots and their digests), so a repeated question is answered from memory and "

@@ -117,7 +117,7 @@ class ReadOnlyStore:
     def __init__(self, path, writable=False, memory_triples=0, log=None):
         self.path = Path(path)
         self.writable = writable  # for the update URL: one read-write handle, never reopened
-        self.memory_triples = 0 if writable else memory_triples
+        self.memory_triples = 0 if writable else memory_triples  # a number, or "auto" (:func:`memory_quads`)
         self._log = log or (lambda message: None)
         self._lock = threading.Lock()
         self._store, self._identity, self._memory = None, None, None
@@ -153,7 +153,7 @@ class ReadOnlyStore:
                 except OSError as exc:
                     raise OkgError(f"cannot open the store at {self.path}: {exc}") from None
                 self._identity, self._memory = identity, None
-                if self.memory_triples > 0:
+                if self.memory_triples == "auto" or int(self.memory_triples) > 0:
                     threading.Thread(target=self._copy, args=(self._store, identity), daemon=True).start()
             return self._store if self._memory is None else self._memory  # (a Store's truth value counts it)
 
@@ -168,9 +168,9 @@ class ReadOnlyStore:
             started = time.monotonic()
             try:
                 size = len(disk)
-                if size > self.memory_triples:
-                    self._log(f"store served from disk: {size:,} quads is more than serve_memory_triples "
-                              f"({self.memory_triples:,})")
+                cap, why = memory_quads(self.memory_triples)
+                if size > cap:
+                    self._log(f"store served from disk: {size:,} quads is more than {why}")
                     return
                 memory = copy_to_memory(disk, wanted)
                 from .history import current_dataset
@@ -189,6 +189,50 @@ class ReadOnlyStore:
 
 #: one copy into memory at a time, so swaps in quick succession never hold several
 _COPYING = threading.Lock()
+#: the memory an in-memory copy takes per quad, measured here (about 450 MB per million triples)
+MEMORY_BYTES_PER_QUAD = 450
+#: the share of the available memory an in-memory copy may take with ``serve_memory_triples=auto``
+MEMORY_SHARE = 0.5
+
+
+def memory_quads(setting):
+    """(most quads to copy into memory, the words that say why) for ``serve_memory_triples``: a
+    number as it is; ``auto`` as many as fit in :data:`MEMORY_SHARE` of the memory available now, at
+    :data:`MEMORY_BYTES_PER_QUAD` each (5 million when the available memory cannot be read)."""
+    if str(setting).strip().lower() != "auto":
+        cap = int(setting)
+        return cap, f"serve_memory_triples ({cap:,})"
+    available = available_memory()
+    if available is None:
+        return 5_000_000, "5,000,000 (serve_memory_triples=auto, and the available memory cannot be read)"
+    cap = int(available * MEMORY_SHARE / MEMORY_BYTES_PER_QUAD)
+    return cap, (f"{cap:,}, what half the {available / 2 ** 20:,.0f} MB of memory available holds at "
+                 f"{MEMORY_BYTES_PER_QUAD} bytes a quad (serve_memory_triples=auto)")
+
+
+def available_memory():
+    """Bytes of memory available now: the system's MemAvailable, or less where a container (cgroup v2
+    or v1) limits this process to less; None where neither can be read."""
+    found = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError):
+        pass
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = Path(limit_file).read_text(encoding="ascii").strip()
+            usage = int(Path(usage_file).read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 2 ** 60:  # "max", or v1's huge number: no limit
+            found.append(max(0, int(limit) - usage))
+        break
+    return min(found) if found else None
 
 
 class _Superseded(OSError):
