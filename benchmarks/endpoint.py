@@ -113,8 +113,9 @@ def main():
     parser.add_argument("--only", nargs="+", help="measure only these queries (names as in the table)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=8, help="okg serve's threads")
-    parser.add_argument("--servers", nargs="+", default=["granian", "waitress"], choices=["granian", "waitress"],
-                        help="the HTTP servers okg serve is measured with (default both)")
+    parser.add_argument("--servers", nargs="+", default=["granian", "waitress"],
+                        help="the HTTP servers okg serve is measured with: granian, waitress, or granian:N for N "
+                             "worker processes (default: granian and waitress)")
     args = parser.parse_args()
     from opportunity_kg.queries import get_query
 
@@ -132,7 +133,8 @@ def main():
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ours = {server: free_port() for server in args.servers}
         servers = [subprocess.Popen([str(bin_dir / "okg"), "serve", "--store", args.store, "--port", str(port),
-                                     "--threads", str(args.threads), "--server", server],
+                                     "--threads", str(args.threads), "--server", server.split(":")[0]]
+                                    + (["--workers", server.split(":")[1]] if ":" in server else []),
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                    for server, port in ours.items()]
         servers.append(subprocess.Popen([str(bin_dir / "oxigraph"), "serve-read-only", "--location", str(native_dir),

@@ -361,6 +361,9 @@ def cmd_serve(args):
     from .store import check_is_store
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.workers < 1 or args.server == "waitress" and args.workers != 1:
+        raise OkgError("--workers takes 1 or more, and only with granian (waitress serves from one process)",
+                       field="workers")
     check_port_free(args.host, args.port)
     if args.server == "waitress":
         from waitress import serve
@@ -389,9 +392,9 @@ def cmd_serve(args):
 
     multiprocessing.set_start_method("spawn", force=True)  # a fresh worker process: nothing of ours is forked
 
-    # one worker process, so the store (and its in-memory copy) is opened once; its threads run the app
-    server = Server(str(args.store), address=args.host, port=args.port, interface=Interfaces.WSGI, workers=1,
-                    blocking_threads=args.threads, log_level=LogLevels.warning)
+    # each worker process opens the store (and makes its own in-memory copy); its threads run the app
+    server = Server(str(args.store), address=args.host, port=args.port, interface=Interfaces.WSGI,
+                    workers=args.workers, blocking_threads=args.threads, log_level=LogLevels.warning)
     server.serve(target_loader=granian_app)
 
 
@@ -530,6 +533,9 @@ def build_parser():
                    help="threads answering requests (default: twice the cores and one, at most 8)")
     p.add_argument("--server", choices=["granian", "waitress"], default="granian",
                    help="the HTTP server: granian (Rust, the default) or waitress (pure Python)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="granian worker processes (default 1); each opens the store and keeps its own in-memory "
+                        "copy, so N workers take N times the memory")
     p.set_defaults(func=cmd_serve)
     return parser
 
