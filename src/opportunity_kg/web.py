@@ -431,14 +431,13 @@ def create_app(store_path=None, *, store=None, config=None):
                                   "json")
         as_of = parse_day(args.get("as_of"), "as_of")
         listing = args.get("deals", "false").lower() in ("true", "1", "yes")
-        if not slots.acquire(timeout=limits["query_timeout"]):
-            raise OkgError("the server is busy with other queries; try again shortly")
+        give_back = slots.take(request.remote_addr, limits["query_timeout"])  # the forecast's work runs here
         try:
             book = load_book(app.config["OKG_STORE"](), timeout=limits["query_timeout"])
             result = forecast(book, args.get("period"), by=args.get("by", "total"), as_of=as_of, deals=listing)
             result["support"] = supported().get("forecast")
         finally:
-            slots.release()
+            give_back()
         if fmt == "csv":
             return Response(write_table(result["deals"] if listing else result["rows"], "csv",
                                         guard=limits["csv_formula_guard"]), mimetype="text/csv",
