@@ -18,7 +18,7 @@ LAYERS = [
     {"queries", "results", "support"},
     {"ingest"},
     {"forecast", "match"},
-    {"web", "slots", "cli", "lint", "scaffold", "diagram", "ontology_docs", "sample", "sample_systems"},
+    {"web", "cli", "lint", "scaffold", "diagram", "ontology_docs", "sample", "sample_systems"},
 ]
 
 

@@ -11,7 +11,7 @@ import urllib.parse
 import pytest
 
 from opportunity_kg.errors import Busy
-from opportunity_kg.slots import QuerySlots
+from opportunity_kg.web.slots import QuerySlots
 
 from .conftest import free_port, wait_for
 

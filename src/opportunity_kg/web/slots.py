@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 
-from .errors import Busy
+from ..errors import Busy
 
 
 class QuerySlots:

@@ -1,0 +1,118 @@
+"""The app factory: the store, the one query runner, the error shape, the request log, CORS, and the
+blueprints (the SPARQL protocol, the API, the pages)."""
+
+import logging
+import threading
+import time
+
+from flask import Flask, g, jsonify, request
+
+from .. import settings
+from ..errors import Busy, OkgError
+from ..remote import is_remote
+from ..store import ReadOnlyStore, open_store
+from .api import api
+from .pages import STATIC, pages
+from .protocol import protocol
+from .runner import QueryRunner
+
+log = logging.getLogger("opportunity_kg.web")
+
+
+def create_app(store_path=None, *, store=None, config=None):
+    """The Flask app over the store at ``store_path`` (or an open ``store``); ``config`` overrides settings."""
+    app = Flask(__name__, static_folder=str(STATIC))  # the pages' scripts, styles and YASGUI, at /static/
+    limits = settings.all_settings(dict(config or {}))
+    app.config["OKG_SETTINGS"] = limits
+    app.config["MAX_CONTENT_LENGTH"] = limits["max_request_bytes"]
+    store_now, in_memory = _store_of(store_path, store, limits)
+    app.extensions["okg"] = run = QueryRunner(store_now, limits, in_memory)
+    for blueprint in (protocol, api, pages):
+        app.register_blueprint(blueprint)
+    _add_error_handlers(app, limits)
+    _add_request_hooks(app, limits)
+    if limits["cache_entries"] and store is None:
+        threading.Thread(target=run.keep_warm, daemon=True, name="okg-warm").start()
+    return app
+
+
+def _store_of(store_path, store, limits):
+    """(a function giving the store as it is now, one telling whether that is an in-memory copy): an
+    open store as it is, a SPARQL server, or a store path read-only (reopened after an ingest swaps in
+    a new one; copied into memory when it fits)."""
+    if store is not None:
+        return (lambda: store), (lambda: False)
+    if is_remote(store_path):
+        remote = open_store(store_path)
+        return (lambda: remote), (lambda: False)
+    open_store(store_path, create=False)  # recovers a cut-short write, and names a missing store
+    handle = ReadOnlyStore(store_path, writable=bool(limits["update_token"]),
+                           memory_triples=limits["serve_memory_triples"], log=log.info)
+    return handle.current, (lambda: handle.in_memory)
+
+
+def _add_error_handlers(app, limits):
+    """Every error in the one JSON shape of :class:`~opportunity_kg.errors.OkgError`."""
+
+    @app.errorhandler(OkgError)
+    def okg_error(exc):
+        response = jsonify(exc.as_dict())
+        if isinstance(exc, Busy):
+            response.headers["Retry-After"] = "1"
+        return response, exc.status
+
+    @app.errorhandler(413)
+    def too_large(_):
+        return jsonify({"error": "too_large", "message": f"the request body is over the "
+                        f"{limits['max_request_bytes']} byte limit (OKG_MAX_REQUEST_BYTES)"}), 413
+
+    @app.errorhandler(404)
+    def not_found(_):
+        return jsonify({"error": "not_found", "message": f"no such page: {request.path}"}), 404
+
+    @app.errorhandler(405)
+    def bad_method(exc):
+        response = jsonify({"error": "method_not_allowed",
+                            "message": f"{request.method} is not allowed on {request.path}"})
+        response.status_code = 405
+        allowed = getattr(exc, "valid_methods", None)
+        if allowed:
+            response.headers["Allow"] = ", ".join(sorted(allowed))
+        return response
+
+    @app.errorhandler(500)
+    def server_error(exc):  # whatever failed, the answer is the one JSON error shape, not an HTML page
+        log.exception("%s %s failed", request.method, request.path, exc_info=getattr(exc, "original_exception", exc))
+        return jsonify({"error": "server_error", "message": "the server failed to answer; the log says why"}), 500
+
+
+def _add_request_hooks(app, limits):
+    """The request log (one line per request, when its answer is done) and CORS."""
+    origins = [o.strip() for o in limits["cors_origins"].split(",") if o.strip()]
+
+    @app.before_request
+    def started():
+        g.started = time.monotonic()
+
+    @app.after_request
+    def log_request(response):
+        """One log line per request, written when the (streamed) response is done, with its duration
+        (and for a query, its kind and the time to its first answer)."""
+        method, path, began = request.method, request.path, g.get("started", time.monotonic())
+        query = g.get("query")
+        detail = f" ({query[0]} query, first answer in {query[1]:.1f} ms)" if query else ""
+        if g.get("cut"):
+            detail += f", cut at {g.cut:,} rows (OKG_MAX_ROWS)"
+        response.call_on_close(lambda: log.info("%s %s %s in %.1f ms%s", method, path, response.status_code,
+                                                (time.monotonic() - began) * 1000, detail))
+        return response
+
+    @app.after_request
+    def cors(response):
+        origin = request.headers.get("Origin")
+        if origin and ("*" in origins or origin in origins):
+            response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "Accept, Content-Type, Authorization"
+            response.headers.add("Vary", "Origin")
+        return response

@@ -1,0 +1,131 @@
+"""The one query runner every route goes through: the store (and which generation of it), the query
+slots, the timeout and the row limit, the kept canned answers and the answers made ahead."""
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from datetime import date
+
+from flask import current_app, g, has_request_context, request
+
+from ..errors import OkgError
+from ..history import snapshots
+from ..queries import load_queries
+from ..store import Result, run_query
+from ..support import generation
+from .formats import prime
+from .slots import QuerySlots
+
+log = logging.getLogger("opportunity_kg.web")
+
+#: how often the server looks whether an ingest made a new store generation (to answer ahead again)
+WARM_CHECK_SECONDS = 5
+
+
+class AnswerCache:
+    """Whole canned-query answers by (query text, store generation), the least recently used dropped
+    past ``entries``."""
+
+    def __init__(self, entries):
+        self.entries, self.kept, self.lock = entries, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key in self.kept:
+                self.kept.move_to_end(key)
+                return self.kept[key]
+        return None
+
+    def put(self, key, value):
+        if not self.entries:
+            return
+        with self.lock:
+            self.kept[key] = value
+            self.kept.move_to_end(key)
+            while len(self.kept) > self.entries:
+                self.kept.popitem(last=False)
+
+
+class QueryRunner:
+    """Runs every query of the app: ``store`` gives the store as it is now (a new generation after an
+    ingest), ``in_memory`` whether it is the in-memory copy; ``limits`` are the settings."""
+
+    def __init__(self, store, limits, in_memory=lambda: False):
+        self.store, self.limits, self.in_memory = store, limits, in_memory
+        self.slots = QuerySlots(limits["max_concurrent_queries"], limits["max_queries_per_client"])
+        self.answers = AnswerCache(limits["cache_entries"])
+        self.answered_ahead_for = None  # (store generation, canned answers made ahead for it)
+
+    def execute(self, query, **kwargs):
+        """Run ``query`` under the timeout and the row limit, in a slot of the client's."""
+        # the thread answering ahead has no request, and no client to count against
+        client = request.remote_addr if has_request_context() else "(answering ahead)"
+        give_back = self.slots.take(client, self.limits["query_timeout"])  # given back when the work stops
+        started = time.monotonic()
+        result = run_query(self.store(), query, timeout=self.limits["query_timeout"],
+                           max_rows=self.limits["max_rows"], on_done=give_back, **kwargs)
+        if has_request_context():
+            g.query = (result.kind, (time.monotonic() - started) * 1000)
+        return result
+
+    def answer(self, text):
+        """A canned query's whole answer, from the kept ones when the store's generation has it: (result, hit)."""
+        key = (text, generation(self.store()))
+        kept = self.answers.get(key)
+        if kept is not None:
+            return kept, True
+        result = self.execute(text)
+        kept = Result(result.kind, result.variables, prime(result.rows))
+        kept.cut = result.cut
+        self.answers.put(key, kept)
+        return kept, False
+
+    def supported(self):
+        """What the store's data lets each canned query and the forecast answer (kept per store generation)."""
+        from ..support import support
+
+        return support(self.store())
+
+    def answered_ahead(self, store_now):
+        """How many canned answers were made ahead for the store's current generation (None: not yet)."""
+        made = self.answered_ahead_for
+        return made[1] if made and made[0] == generation(store_now) else None
+
+    def warm(self):
+        """Answer each canned query's defaults, and the current and next quarter, ahead of the first user."""
+        from ..periods import quarter_label, quarter_of
+
+        days = [date.fromisoformat(a) for _, _, a in snapshots(self.store())] or [date.today()]
+        now = quarter_of(max(days))
+        labels = [quarter_label(s) for s, _ in (now, quarter_of(now[1]))]
+        answered = 0
+        for query in load_queries().values():
+            required = [p for p in query.params if p.required and p.default is None]
+            if any(p.type != "period" for p in required):
+                continue  # a question about one record or day: nothing to guess
+            for label in labels if required else [None]:
+                try:
+                    self.answer(query.bind({p.name: label for p in required}))
+                    answered += 1
+                except OkgError:
+                    continue
+        return answered
+
+    def keep_warm(self):
+        """Answer ahead again whenever an ingest has made a new store generation (on a thread of its own)."""
+        seen = None
+        while True:
+            try:
+                now = generation(self.store())
+                if now != seen:
+                    self.answered_ahead_for = (now, self.warm())
+                    seen = now
+            except Exception:  # a store being swapped: try again on the next round
+                log.debug("warming the canned queries failed", exc_info=True)
+            time.sleep(WARM_CHECK_SECONDS)
+
+
+def runner():
+    """The query runner of the app answering the request."""
+    return current_app.extensions["okg"]
