@@ -117,7 +117,7 @@ def main():
                         help="the HTTP servers okg serve is measured with: granian, waitress, or granian:N for N "
                              "worker processes (default: granian and waitress)")
     args = parser.parse_args()
-    from opportunity_kg.queries import get_query
+    from opportunity_kg.analytics.queries import get_query
 
     queries = dict(QUERIES)
     queries["weighted-pipeline (aggregate)"] = get_query("weighted-pipeline").bind({"period": "2026-Q4"})

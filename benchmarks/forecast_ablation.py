@@ -3,7 +3,7 @@
 Usage: python benchmarks/forecast_ablation.py [--seeds 1 2 3 4 5] [--opportunities 2000] [--step month]
 
 For each seed it writes a Salesforce sample export (each seed draws its own hidden rules, see
-``opportunity_kg.sample.hidden_rules``: how much sellers, account hierarchies and stakeholder roles
+``opportunity_kg.samples.sample.hidden_rules``: how much sellers, account hierarchies and stakeholder roles
 matter, plus a lead-source effect and a bad quarter no forecast can see), ingests it, and backtests
 the year before its as-of date with the graph view fitted on growing sets of features:
 
@@ -34,9 +34,9 @@ CONFIGS = [
 
 
 def run_seed(seed, opportunities, step, folder):
-    from opportunity_kg.forecast import backtest, load_book
+    from opportunity_kg.analytics.forecast import backtest, load_book
     from opportunity_kg.ingest import ingest
-    from opportunity_kg.sample import SAMPLE_AS_OF, write_sample
+    from opportunity_kg.samples.sample import SAMPLE_AS_OF, write_sample
     from opportunity_kg.store import open_store
 
     export, store = folder / f"export-{seed}", folder / f"store-{seed}"

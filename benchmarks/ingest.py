@@ -79,7 +79,7 @@ def main():
     parser.add_argument("--keep", type=Path, help="work in this folder and keep the exports and stores "
                         "(for the query and endpoint benchmarks) instead of a temporary one")
     args = parser.parse_args()
-    from opportunity_kg.sample import write_sample
+    from opportunity_kg.samples.sample import write_sample
 
     print("| opportunities | triples | ingest s | ingest triples/s | ingest peak MB | bulk load s | "
           "bulk load triples/s | bulk load peak MB | ingest / bulk load speed |")

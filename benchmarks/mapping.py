@@ -22,8 +22,8 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from opportunity_kg.paths import MAPPINGS_DIR
-from opportunity_kg.rml import load_mapping, nquads
-from opportunity_kg.sample import write_sample
+from opportunity_kg.mapping.rml import load_mapping, nquads
+from opportunity_kg.samples.sample import write_sample
 
 
 def run_engine(export):

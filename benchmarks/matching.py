@@ -16,7 +16,7 @@ import argparse
 import random
 import time
 
-from opportunity_kg import match as m
+from opportunity_kg.analytics import match as m
 
 FORMS = ["Inc.", "Ltd", "GmbH", "S.A.", "AG", "B.V.", "AB", "Pty Ltd", "K.K.", "plc"]
 COUNTRIES = ["US", "GB", "DE", "FR", "SE", "AU", "JP", "BR", "CA", "IN"]

@@ -56,7 +56,7 @@ def available_memory():
 
 def stores(store_path, where):
     """(column name, store) for each place measured."""
-    from opportunity_kg.history import current_dataset
+    from opportunity_kg.store.history import current_dataset
     from opportunity_kg.store import ReadOnlyStore, copy_to_memory
 
     disk = ReadOnlyStore(store_path).current()
@@ -77,7 +77,7 @@ def stores(store_path, where):
 
 
 def measure(store, runs):
-    from opportunity_kg.queries import load_queries, run_canned
+    from opportunity_kg.analytics.queries import load_queries, run_canned
     from opportunity_kg.store import run_query
 
     out = {"(baseline: count every triple)": timed(lambda: list(run_query(store, BASELINE, timeout=600).rows), runs)}
@@ -96,7 +96,7 @@ def main():
     parser.add_argument("--where", nargs="+", choices=["disk", "memory"], default=["disk", "memory"])
     args = parser.parse_args()
     from opportunity_kg.ingest import ingest
-    from opportunity_kg.sample import write_sample
+    from opportunity_kg.samples.sample import write_sample
 
     columns = {}
     if args.store:

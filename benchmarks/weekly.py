@@ -41,7 +41,7 @@ def quads(store_path):
 
 
 def query_seconds(store_path, runs):
-    from opportunity_kg.queries import run_canned
+    from opportunity_kg.analytics.queries import run_canned
     from opportunity_kg.store import open_store
 
     store = open_store(store_path, read_only=True)
@@ -73,7 +73,7 @@ def main():
     parser.add_argument("--seed", type=int, default=None, help="the sample's seed (default: its own)")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    from opportunity_kg.sample import write_weekly_samples
+    from opportunity_kg.samples.sample import write_weekly_samples
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -70,7 +70,7 @@ def okg_serve(store, *, wait="/api/queries", env=None, log=False, server=None):
 
 @pytest.fixture(scope="session")
 def sample_export(tmp_path_factory):
-    from opportunity_kg.sample import write_sample
+    from opportunity_kg.samples.sample import write_sample
 
     folder = tmp_path_factory.mktemp("sample")
     write_sample(folder, opportunities=TEST_OPPORTUNITIES, seed=7)

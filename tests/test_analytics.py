@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from opportunity_kg.queries import get_query, period_range, run_canned
+from opportunity_kg.analytics.queries import get_query, period_range, run_canned
 from opportunity_kg.store import select_records
 
 PERIOD = "2026-Q4"

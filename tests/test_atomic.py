@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from opportunity_kg.sample import write_sample
+from opportunity_kg.samples.sample import write_sample
 from opportunity_kg.store import open_store, run_query
 
 COUNT = "SELECT ?g (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } } GROUP BY ?g ORDER BY ?g"

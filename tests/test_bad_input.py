@@ -26,7 +26,7 @@ def rewrite(path, change, encoding="utf-8", delimiter=",", newline="\r\n"):
 @pytest.fixture(scope="module")
 def small_export(tmp_path_factory):
     """A small sample (60 opportunities): every test here ingests a changed copy of it."""
-    from opportunity_kg.sample import write_sample
+    from opportunity_kg.samples.sample import write_sample
 
     folder = tmp_path_factory.mktemp("small")
     write_sample(folder, opportunities=60, seed=5)

@@ -161,7 +161,7 @@ def test_cors_only_for_configured_origins(app_with, server):
 
 
 def test_openapi_describes_every_canned_query_with_typed_parameters(server):
-    from opportunity_kg.queries import load_queries
+    from opportunity_kg.analytics.queries import load_queries
 
     document = requests.get(server + "/api/openapi.json").json()
     assert document["openapi"].startswith("3.") and "Error" in document["components"]["schemas"]
@@ -294,7 +294,7 @@ def test_canned_csv_is_safe_in_a_spreadsheet_and_sparql_is_untouched(tmp_path):
 
 
 def test_a_spreadsheet_guard_leaves_numbers_alone():
-    from opportunity_kg.results import guard_cell
+    from opportunity_kg.analytics.results import guard_cell
 
     assert [guard_cell(v) for v in ["-500", "+1.5", "-", "@x", "=1+1", "Acme", -3.0, None]] == \
         ["-500", "+1.5", "'-", "'@x", "'=1+1", "Acme", -3.0, None]

@@ -1,8 +1,8 @@
 """The README keeps up with the code: every setting, canned query and CLI command is documented."""
 
 from opportunity_kg.cli import build_parser
-from opportunity_kg.functions import OKGFN, REGISTRY
-from opportunity_kg.queries import load_queries
+from opportunity_kg.mapping.functions import OKGFN, REGISTRY
+from opportunity_kg.analytics.queries import load_queries
 from opportunity_kg.settings import SETTINGS
 
 from .conftest import ROOT
@@ -46,6 +46,6 @@ def test_every_okg_function_is_documented():
 
 
 def test_model_diagram_is_up_to_date():
-    from opportunity_kg.diagram import END, START, model_diagram
+    from opportunity_kg.tools.diagram import END, START, model_diagram
 
     assert f"{START}\n{model_diagram()}{END}" in README, "run: okg diagram --write README.md"

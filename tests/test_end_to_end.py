@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 import requests
 
-from opportunity_kg.queries import get_query
+from opportunity_kg.analytics.queries import get_query
 
 from .conftest import ROOT, okg, okg_serve
 

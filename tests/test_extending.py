@@ -91,7 +91,7 @@ def test_worked_example_answers_the_question(extended_home):
 
 
 def test_worked_example_shape_catches_its_failing_example(extended_home):
-    from opportunity_kg.validate import load_graph_dir, validate_triples
+    from opportunity_kg.validation.validate import load_graph_dir, validate_triples
 
     home, _ = extended_home
     shapes = load_graph_dir(home / "shapes", "*.shapes.ttl")

@@ -15,10 +15,10 @@ import pytest
 import requests
 
 from opportunity_kg.errors import OkgError
-from opportunity_kg.forecast import backtest, forecast, load_book
+from opportunity_kg.analytics.forecast import backtest, forecast, load_book
 from opportunity_kg.ingest import ingest
-from opportunity_kg.queries import period_range
-from opportunity_kg.sample import write_sample
+from opportunity_kg.analytics.queries import period_range
+from opportunity_kg.samples.sample import write_sample
 from opportunity_kg.store import open_store
 
 #: a generated export big enough for the models to learn from (the quick start's 500 deals are few)
@@ -265,7 +265,7 @@ def test_stakeholders_that_carry_no_signal_do_not_help(generated, tmp_path_facto
 
 
 def test_a_store_without_history_says_so(tmp_path):
-    from opportunity_kg.sample_systems import write_system_sample
+    from opportunity_kg.samples.sample_systems import write_system_sample
 
     write_system_sample("hubspot", tmp_path / "export", opportunities=120)
     ingest(tmp_path / "export", tmp_path / "store")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from opportunity_kg.functions import (boolean, digits, first, forecast_category, join, lookup, salesforce_id, split,
+from opportunity_kg.mapping.functions import (boolean, digits, first, forecast_category, join, lookup, salesforce_id, split,
                                       to_date, to_datetime, to_decimal, to_integer, web_domain)
 
 
@@ -164,13 +164,13 @@ def test_identifier_digits():
     ("03042026", "%d%m%Y", "2026-04-03"),  # a strptime format as it is
 ])
 def test_dates_in_a_given_format(raw, pattern, expected):
-    from opportunity_kg.functions import to_date
+    from opportunity_kg.mapping.functions import to_date
 
     assert to_date(raw, pattern) == expected
 
 
 def test_a_given_format_is_the_only_one_read():
-    from opportunity_kg.functions import to_date, to_datetime
+    from opportunity_kg.mapping.functions import to_date, to_datetime
 
     assert to_datetime("31.12.2026 05:07 PM", "dd.MM.yyyy hh:mm a") == "2026-12-31T17:07:00"
     with pytest.raises(ValueError, match="not a date in the format dd/MM/yyyy"):

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from opportunity_kg import snapshots
-from opportunity_kg.functions import to_decimal
+from opportunity_kg.store import snapshots
+from opportunity_kg.mapping.functions import to_decimal
 from opportunity_kg.ingest import ingest
 from opportunity_kg.store import open_store, run_query
 
@@ -29,7 +29,7 @@ def rewrite(path, change):
 def two_snapshots(tmp_path_factory):
     """The sample as of 2026-11-16, then a later export without history tables where three
     opportunities moved: one stage, one amount, one close date (and stage)."""
-    from opportunity_kg.sample import write_sample
+    from opportunity_kg.samples.sample import write_sample
 
     root = tmp_path_factory.mktemp("history")
     first, later = root / "first", root / "later"
@@ -85,7 +85,7 @@ def test_changes_become_history_events(two_snapshots):
 
 def test_earlier_snapshot_is_kept_and_now_counts_each_opportunity_once(two_snapshots):
     store, _, moved, rows = two_snapshots
-    from opportunity_kg.history import snapshots as listed
+    from opportunity_kg.store.history import snapshots as listed
 
     assert sorted(a for _, _, a in listed(open_store(store, read_only=True))) == ["2026-11-16", "2026-12-01"]
     # "now" knows both dates (the newest in its description, the older in the intervals graph)
@@ -120,8 +120,8 @@ def test_stage_intervals_summarise_the_stage_history(sample_export, sample_store
     import pyoxigraph as ox
     from datetime import date
 
-    from opportunity_kg.history import intervals_graph
-    from opportunity_kg.validate import validate_triples
+    from opportunity_kg.store.history import intervals_graph
+    from opportunity_kg.validation.validate import validate_triples
 
     runs = {}
     rows = {}
@@ -153,7 +153,7 @@ def test_now_is_read_as_the_union_only_when_it_is_every_graph(two_snapshots, ope
     as changes, outside the named graphs), and queries read the union (faster in Oxigraph) with
     the same answers as naming the graphs; while an older snapshot is materialised in a graph of
     its own, they must not."""
-    from opportunity_kg.history import current_dataset
+    from opportunity_kg.store.history import current_dataset
 
     query = PREFIX + "SELECT ?o ?a WHERE { ?o a okg:Opportunity ; okg:amount ?a } ORDER BY ?o ?a"
 
@@ -179,9 +179,9 @@ def test_now_is_read_as_the_union_only_when_it_is_every_graph(two_snapshots, ope
 def moved_parents(tmp_path_factory):
     """Two Salesforce snapshots: between them one subsidiary moves to another group and one is
     cut loose; with the GLEIF sample (whose own acquisition is on 2026-03-31) and okg match."""
-    from opportunity_kg.match import match_store
-    from opportunity_kg.sample import write_sample
-    from opportunity_kg.sample_systems import write_system_sample
+    from opportunity_kg.analytics.match import match_store
+    from opportunity_kg.samples.sample import write_sample
+    from opportunity_kg.samples.sample_systems import write_system_sample
 
     root = tmp_path_factory.mktemp("parents")
     first, later = root / "first", root / "later"
@@ -208,7 +208,7 @@ def moved_parents(tmp_path_factory):
 
 
 def _canned(store_path, name, args):
-    from opportunity_kg.queries import get_query
+    from opportunity_kg.analytics.queries import get_query
     from opportunity_kg.store import select_records
 
     store = open_store(store_path)

@@ -151,7 +151,7 @@ def _graph_triples(store, graph):
     """A snapshot's description and its facts (rebuilt from the chain of changes)."""
     import pyoxigraph as ox
 
-    from opportunity_kg.snapshots import snapshot_triples
+    from opportunity_kg.store.snapshots import snapshot_triples
 
     described = {(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, ox.NamedNode(graph))}
     return described | set(snapshot_triples(store, graph))

@@ -10,7 +10,7 @@ import pyoxigraph as ox
 import pytest
 
 from opportunity_kg.errors import OkgError
-from opportunity_kg.history import history_graph, intervals_graph
+from opportunity_kg.store.history import history_graph, intervals_graph
 from opportunity_kg.ingest.check import check_rows
 from opportunity_kg.ingest.count import check_accounts, count_rows
 from opportunity_kg.ingest.derive import derive
@@ -22,7 +22,7 @@ from opportunity_kg.ingest.report import IngestReport
 from opportunity_kg.ingest.rows import DERIVED, Rows
 from opportunity_kg.ingest.state import Run
 from opportunity_kg.progress import Progress
-from opportunity_kg.validate import droppable, from_rdflib, load_ontology, load_shapes, value_rules
+from opportunity_kg.validation.validate import droppable, from_rdflib, load_ontology, load_shapes, value_rules
 
 CORPUS = Path(__file__).parent / "corpus" / "dataloader"
 QUIET = Progress(enabled=False)

@@ -4,7 +4,7 @@ import pyoxigraph as ox
 import pytest
 
 from opportunity_kg.errors import OkgError
-from opportunity_kg.rml import run_mapping
+from opportunity_kg.mapping.rml import run_mapping
 
 from .conftest import ROOT, okg
 
@@ -154,7 +154,7 @@ mappings:
 
 
 def source_settings(path):
-    from opportunity_kg.rml import load_mapping
+    from opportunity_kg.mapping.rml import load_mapping
 
     [tm] = load_mapping(path).triples_maps
     s = tm.source

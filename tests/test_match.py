@@ -10,9 +10,9 @@ import pytest
 
 from opportunity_kg.errors import OkgError
 from opportunity_kg.ingest import ingest
-from opportunity_kg.match import Party, country_code, find_matches, match_store, normal_name
-from opportunity_kg.queries import get_query, run_canned
-from opportunity_kg.sample_systems import _number, lei_for, write_system_sample
+from opportunity_kg.analytics.match import Party, country_code, find_matches, match_store, normal_name
+from opportunity_kg.analytics.queries import get_query, run_canned
+from opportunity_kg.samples.sample_systems import _number, lei_for, write_system_sample
 from opportunity_kg.store import open_store, select_records
 
 ID = "https://w3id.org/opportunity-kg/id/"

@@ -12,10 +12,10 @@ import shutil
 import pytest
 
 from opportunity_kg.ingest import ingest
-from opportunity_kg.queries import load_queries, run_canned
-from opportunity_kg.sample import write_sample
+from opportunity_kg.analytics.queries import load_queries, run_canned
+from opportunity_kg.samples.sample import write_sample
 from opportunity_kg.store import open_store
-from opportunity_kg.support import count_facts
+from opportunity_kg.analytics.support import count_facts
 
 #: (fact, the Opportunity.csv column that gives it, or the file that does)
 WITHOUT = [("owner", "OwnerId"), ("account", "AccountId"), ("amount", "Amount"), ("probability", "Probability"),

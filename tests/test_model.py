@@ -4,7 +4,7 @@ import rdflib
 from pyshacl import validate
 from rdflib.namespace import OWL, RDF, RDFS, SKOS
 
-from opportunity_kg.validate import load_ontology, load_shapes
+from opportunity_kg.validation.validate import load_ontology, load_shapes
 
 OKG = "https://w3id.org/opportunity-kg/ontology#"
 TERM_TYPES = (OWL.Class, OWL.ObjectProperty, OWL.DatatypeProperty, OWL.NamedIndividual)

@@ -9,10 +9,10 @@ from rdflib.namespace import OWL, RDF
 
 from .conftest import ROOT, okg
 from opportunity_kg.errors import OkgError
-from opportunity_kg.lint import lint, shapes_violations, style_violations
-from opportunity_kg.ontology_docs import documentation_graph
-from opportunity_kg.turtle_format import format_turtle, turtle_files
-from opportunity_kg.validate import load_ontology
+from opportunity_kg.tools.lint import lint, shapes_violations, style_violations
+from opportunity_kg.tools.ontology_docs import documentation_graph
+from opportunity_kg.tools.turtle_format import format_turtle, turtle_files
+from opportunity_kg.validation.validate import load_ontology
 
 OKG = rdflib.Namespace("https://w3id.org/opportunity-kg/ontology#")
 ONTOLOGY_IRI = rdflib.URIRef("https://w3id.org/opportunity-kg/ontology")
@@ -192,7 +192,7 @@ ex:Deals a rml:TriplesMap ;
 
 def test_lint_names_undefined_terms_and_ignored_datatypes_in_mappings(tmp_path):
     """The mistakes a data architect makes in a mapping that the engine would take silently."""
-    from opportunity_kg.lint import mapping_violations
+    from opportunity_kg.tools.lint import mapping_violations
 
     system = tmp_path / "mappings" / "demo"
     system.mkdir(parents=True)

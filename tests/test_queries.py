@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from opportunity_kg.errors import QueryError
-from opportunity_kg.queries import Param, load_queries, period_range, run_canned, where_group_start
+from opportunity_kg.analytics.queries import Param, load_queries, period_range, run_canned, where_group_start
 from opportunity_kg.store import run_query
 
 
@@ -47,7 +47,7 @@ def test_typed_parameters_refuse_injection(kind, payload):
 @pytest.mark.parametrize("payload", INJECTIONS)
 def test_string_parameters_stay_one_literal(open_sample_store, payload):
     """A string goes in as one escaped literal: the query still means what it meant."""
-    from opportunity_kg.queries import CannedQuery
+    from opportunity_kg.analytics.queries import CannedQuery
 
     query = CannedQuery("echo", "Echo", "", [Param("text", "string")],
                         "SELECT ?text (COUNT(*) AS ?n) WHERE { } GROUP BY ?text", None)
@@ -64,7 +64,7 @@ def test_values_go_after_the_outer_where():
 def test_parameters_reach_subqueries_and_union_branches(open_sample_store):
     """Oxigraph evaluates a subquery and each UNION branch on its own, so the parameters are bound
     in each; a filter on a parameter inside a branch must see its value."""
-    from opportunity_kg.queries import CannedQuery
+    from opportunity_kg.analytics.queries import CannedQuery
 
     text = """PREFIX okg: <https://w3id.org/opportunity-kg/ontology#>
 SELECT ?kind (COUNT(*) AS ?n) WHERE {

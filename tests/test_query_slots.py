@@ -1,4 +1,4 @@
-"""Query slots (opportunity_kg.slots): a slot is held until the query's work has stopped, also past its
+"""Query slots (opportunity_kg.web.slots): a slot is held until the query's work has stopped, also past its
 timeout, and one client's slow queries leave the other slots to other clients. Over a real waitress
 server on 127.0.0.1, with clients told apart by their source address (127.0.0.1 and 127.0.0.2)."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from opportunity_kg.ingest import ingest
-from opportunity_kg.queries import run_canned
+from opportunity_kg.analytics.queries import run_canned
 from opportunity_kg.store import open_store
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -172,7 +172,7 @@ def test_a_report_s_owners_accounts_and_closed_stages_answer_by_name(report_expo
 
 
 def test_a_hubspot_export_with_labels_names_owners_not_iris(tmp_path):
-    from opportunity_kg.sample_systems import write_system_sample
+    from opportunity_kg.samples.sample_systems import write_system_sample
     export = tmp_path / "hubspot"
     write_system_sample("hubspot", export, opportunities=60)
     deals = read_csv(next(export.glob("*deals*.csv")))

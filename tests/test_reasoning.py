@@ -7,7 +7,7 @@ from rdflib.namespace import OWL, RDF
 
 from opportunity_kg.ingest import ingest
 from opportunity_kg.store import open_store
-from opportunity_kg.validate import load_ontology
+from opportunity_kg.validation.validate import load_ontology
 
 OKG = rdflib.Namespace("https://w3id.org/opportunity-kg/ontology#")
 ORG = rdflib.Namespace("http://www.w3.org/ns/org#")
@@ -17,7 +17,7 @@ SKOS = rdflib.Namespace("http://www.w3.org/2004/02/skos/core#")
 
 @pytest.fixture(scope="module")
 def closure(tmp_path_factory):
-    from opportunity_kg.sample import write_sample
+    from opportunity_kg.samples.sample import write_sample
 
     base = tmp_path_factory.mktemp("reason")
     write_sample(base / "export", opportunities=25, seed=5)

@@ -11,7 +11,7 @@ import requests
 
 from opportunity_kg.errors import OkgError
 from opportunity_kg.ingest import ingest
-from opportunity_kg.queries import run_canned
+from opportunity_kg.analytics.queries import run_canned
 from opportunity_kg.store import open_store, run_query
 
 from .conftest import free_port, okg, okg_serve, wait_for
@@ -81,8 +81,8 @@ def test_weekly_exports_are_kept_as_changes_on_the_server(tmp_path):
     """Three weekly exports, the last two out of order, into a fresh Oxigraph server: the server
     holds one current graph and each snapshot's changes, and every snapshot rebuilds there to
     what the embedded store holds for it."""
-    from opportunity_kg import snapshots
-    from opportunity_kg.sample import write_weekly_samples
+    from opportunity_kg.store import snapshots
+    from opportunity_kg.samples.sample import write_weekly_samples
 
     write_weekly_samples(tmp_path / "weeks", 3, opportunities=40, seed=12)
     weeks = sorted((tmp_path / "weeks").iterdir())

@@ -7,7 +7,7 @@ import pyoxigraph as ox
 import pytest
 
 from opportunity_kg.errors import OkgError
-from opportunity_kg.rml import run_mapping
+from opportunity_kg.mapping.rml import run_mapping
 
 from .conftest import RML_CASES
 

@@ -4,7 +4,7 @@ import csv
 import filecmp
 from collections import Counter, defaultdict
 
-from opportunity_kg.sample import TABLES, write_sample
+from opportunity_kg.samples.sample import TABLES, write_sample
 
 
 def read(folder, name):

@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from opportunity_kg.errors import OkgError
-from opportunity_kg.scaffold import scaffold
+from opportunity_kg.tools.scaffold import scaffold
 
 from .conftest import ROOT, okg
 
@@ -107,9 +107,8 @@ if SHARED.is_dir():
 def test_a_scaffold_of_any_export_passes_lint_and_loads(export, tmp_path):
     """On exports it was not written for: the output is canonical, uses only defined terms, and loads
     the opportunities; every row read is loaded, quarantined or deleted."""
-    from opportunity_kg.ingest import ingest
-    from opportunity_kg.lint import mapping_violations
-    from opportunity_kg.turtle_format import format_files
+    from opportunity_kg.tools.lint import mapping_violations
+    from opportunity_kg.tools.turtle_format import format_files
 
     home = tmp_path / "home"
     env = model_copy(home)

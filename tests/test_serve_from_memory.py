@@ -9,8 +9,8 @@ import pyoxigraph as ox
 import pytest
 import requests
 
-from opportunity_kg.queries import load_queries, run_canned
-from opportunity_kg.sample import write_sample
+from opportunity_kg.analytics.queries import load_queries, run_canned
+from opportunity_kg.samples.sample import write_sample
 from opportunity_kg.store import ReadOnlyStore, copy_to_memory, run_query
 
 from .conftest import okg, okg_serve

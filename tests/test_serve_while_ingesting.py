@@ -5,7 +5,7 @@ import sys
 
 import requests
 
-from opportunity_kg.sample import write_sample
+from opportunity_kg.samples.sample import write_sample
 
 from .conftest import okg, okg_serve
 

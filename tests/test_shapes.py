@@ -14,7 +14,7 @@ import pytest
 import rdflib
 from rdflib.namespace import SH
 
-from opportunity_kg.validate import load_ontology, load_shapes, validate_triples
+from opportunity_kg.validation.validate import load_ontology, load_shapes, validate_triples
 
 EXAMPLES = Path(__file__).parent / "shape_examples"
 OKGSH = "https://w3id.org/opportunity-kg/shapes#"

@@ -10,11 +10,11 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 
-from opportunity_kg import snapshots
+from opportunity_kg.store import snapshots
 from opportunity_kg.ingest import ingest
-from opportunity_kg.queries import run_canned
-from opportunity_kg.sample import write_weekly_samples
-from opportunity_kg.history import current_graphs, derived_facts, intervals_graph
+from opportunity_kg.analytics.queries import run_canned
+from opportunity_kg.samples.sample import write_weekly_samples
+from opportunity_kg.store.history import current_graphs, derived_facts, intervals_graph
 from opportunity_kg.store import open_store, run_query
 
 from .conftest import okg

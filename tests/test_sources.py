@@ -3,7 +3,7 @@
 import pytest
 
 from opportunity_kg.errors import DataError
-from opportunity_kg.sources import CsvSource
+from opportunity_kg.readers.sources import CsvSource
 
 
 def write(tmp_path, data, name="t.csv"):

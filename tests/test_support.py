@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from opportunity_kg.ingest import ingest
-from opportunity_kg.lint import EXAMPLE_VALUES, query_violations
-from opportunity_kg.queries import load_queries, run_canned
+from opportunity_kg.tools.lint import EXAMPLE_VALUES, query_violations
+from opportunity_kg.analytics.queries import load_queries, run_canned
 from opportunity_kg.store import open_store
-from opportunity_kg.support import FACTS, support
+from opportunity_kg.analytics.support import FACTS, support
 
 CORPUS = Path(__file__).parent / "corpus"
 

@@ -14,7 +14,7 @@ import pytest
 
 from opportunity_kg.errors import OkgError
 from opportunity_kg.ingest import detect_source, ingest
-from opportunity_kg.sample_systems import write_system_sample
+from opportunity_kg.samples.sample_systems import write_system_sample
 from opportunity_kg.store import open_store, run_query
 
 from .conftest import okg

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from opportunity_kg.ingest import ingest
-from opportunity_kg.sample import SAMPLE_AS_OF, write_sample, write_weekly_samples
+from opportunity_kg.samples.sample import SAMPLE_AS_OF, write_sample, write_weekly_samples
 
 WEEKS = 3
 

@@ -27,10 +27,10 @@ def _read_query(text):
 
 
 def cmd_sample(args):
-    from .sample_systems import write_system_sample
+    from .samples.sample_systems import write_system_sample
 
     if args.weeks:
-        from .sample import write_weekly_samples
+        from .samples.sample import write_weekly_samples
 
         if args.system != "salesforce":
             raise OkgError("--weeks writes Salesforce exports only; leave out --system", field="system")
@@ -89,7 +89,7 @@ def cmd_ingest(args):
     if report.previous_snapshot:
         print(f"{report.history_changes} changes of stage, amount or close date and {report.parent_changes} "
               f"of account parents since the snapshot <{report.previous_snapshot}> recorded as history")
-    from .support import summary_lines
+    from .analytics.support import summary_lines
 
     for line in summary_lines(report.support):
         print(line)
@@ -105,10 +105,10 @@ def cmd_ingest(args):
 
 def cmd_query(args):
     from . import settings
-    from .results import write_boolean, write_solutions, write_triples
+    from .analytics.results import write_boolean, write_solutions, write_triples
     from .store import open_store, run_query
 
-    from .queries import get_query, load_all_queries, run_canned
+    from .analytics.queries import get_query, load_all_queries, run_canned
 
     store = open_store(args.store, read_only=True)
     params = {}
@@ -138,11 +138,11 @@ def cmd_query(args):
 
 
 def cmd_forecast(args):
-    from .forecast import forecast, load_book, parse_day as _day
-    from .results import write_table
+    from .analytics.forecast import forecast, load_book, parse_day as _day
+    from .analytics.results import write_table
     from .store import open_store
 
-    from .support import support
+    from .analytics.support import support
 
     store = open_store(args.store, read_only=True)
     result = forecast(load_book(store), args.period, by=args.by, as_of=_day(args.as_of, "as-of"), deals=args.deals)
@@ -171,8 +171,8 @@ def cmd_forecast(args):
 
 
 def cmd_backtest(args):
-    from .forecast import backtest, chart_svg, load_book, parse_day as _day
-    from .results import write_table
+    from .analytics.forecast import backtest, chart_svg, load_book, parse_day as _day
+    from .analytics.results import write_table
     from .store import open_store
 
     result = backtest(load_book(open_store(args.store, read_only=True)), _day(args.from_, "from"),
@@ -212,8 +212,8 @@ def cmd_backtest(args):
 
 
 def cmd_snapshot(args):
-    from . import snapshots
-    from .results import write_table
+    from .store import snapshots
+    from .analytics.results import write_table
 
     if args.upgrade:
         systems = snapshots.upgrade_store(args.store)
@@ -249,8 +249,8 @@ def cmd_snapshot(args):
 def cmd_match(args):
     from collections import Counter
 
-    from .match import match_store
-    from .results import write_table
+    from .analytics.match import match_store
+    from .analytics.results import write_table
 
     found = match_store(args.store, threshold=args.threshold)
     counts = Counter((m["right_system"] == "gleif", m["status"]) for m in found)
@@ -267,7 +267,7 @@ def cmd_match(args):
 
 def cmd_scaffold(args):
     from .paths import MAPPINGS_DIR
-    from .scaffold import scaffold
+    from .tools.scaffold import scaffold
 
     written, lines = scaffold(args.export, args.system, MAPPINGS_DIR, force=args.force)
     for line in lines:
@@ -280,7 +280,7 @@ def cmd_scaffold(args):
 def cmd_map(args):
     import pyoxigraph as ox
 
-    from .rml import run_mapping
+    from .mapping.rml import run_mapping
 
     quads = run_mapping(args.mapping, args.base_iri, data_dir=args.data)
     if args.output:
@@ -291,7 +291,7 @@ def cmd_map(args):
 
 
 def cmd_diagram(args):
-    from .diagram import model_diagram, write_into
+    from .tools.diagram import model_diagram, write_into
 
     if args.write:
         changed = write_into(args.write)
@@ -301,14 +301,14 @@ def cmd_diagram(args):
 
 
 def cmd_docs(args):
-    from .ontology_docs import build_docs
+    from .tools.ontology_docs import build_docs
 
     for path in build_docs(args.out):
         print(f"wrote {path}")
 
 
 def cmd_fmt(args):
-    from .turtle_format import format_files, turtle_files
+    from .tools.turtle_format import format_files, turtle_files
 
     changed = format_files(args.paths or None, check=args.check)
     total = len(turtle_files(args.paths or None))
@@ -325,7 +325,7 @@ def cmd_fmt(args):
 
 
 def cmd_lint(args):
-    from .lint import lint, missing_columns
+    from .tools.lint import lint, missing_columns
 
     problems = lint()
     for problem in problems:
@@ -357,7 +357,7 @@ def check_port_free(host, port):
 def cmd_serve(args):
     import logging
 
-    from .remote import is_remote
+    from .store.remote import is_remote
     from .store import check_is_store
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -449,7 +449,7 @@ def build_parser():
                    help="result format (default csv)")
     p.set_defaults(func=cmd_query)
 
-    from .forecast import DIMENSIONS, STEPS
+    from .analytics.forecast import DIMENSIONS, STEPS
 
     p = sub.add_parser("forecast", help="forecast a period three ways: the CRM's view, from history, from the graph")
     p.add_argument("--period", required=True, help="the period: 2026-Q4, 2026-H2, 2026-11 or 2026")
@@ -484,7 +484,7 @@ def build_parser():
                    help="convert a store that keeps each snapshot whole (made before 0.2) into changes")
     p.set_defaults(func=cmd_snapshot)
 
-    from .match import DEFAULT_THRESHOLD
+    from .analytics.match import DEFAULT_THRESHOLD
 
     p = sub.add_parser("match", help="link accounts to legal entities, and one customer's records across systems")
     p.add_argument("--store", required=True, help="path of the store")

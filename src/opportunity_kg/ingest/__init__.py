@@ -19,7 +19,7 @@ these stages, each a module of this package:
    stored); the triples of each file; the snapshot's and each record's digest;
 6. **publish** (:mod:`.publish`): the snapshot's PROV-O description and ``okg:contentDigest``; it
    becomes its system's newest state (the first one its current graph, a later one folded in as
-   changes, see :mod:`opportunity_kg.snapshots`), or changes nothing when its digest is the
+   changes, see :mod:`opportunity_kg.store.snapshots`), or changes nothing when its digest is the
    stored one. For a SPARQL server the snapshot is built in memory and only its differences are
    sent;
 7. **derive** (:mod:`.derive`): the history of field changes from the comparison, and the stage

@@ -5,7 +5,7 @@ row warnings in the file's own words, dropping the one value a warning names."""
 import pyoxigraph as ox
 
 from ..store import delete_quads
-from ..validate import validate_store
+from ..validation.validate import validate_store
 from .report import RowWarning, in_file_words
 from .rows import focus_term
 

@@ -3,8 +3,8 @@
 
 import pyoxigraph as ox
 
-from ..history import derived_facts, history_graph, intervals_graph
-from ..snapshots import snapshots_graph
+from ..store.history import derived_facts, history_graph, intervals_graph
+from ..store.snapshots import snapshots_graph
 from ..store import ONTOLOGY_GRAPH, graph_changes, write_changes
 from ..vocabulary import OKG, PROV, RDF_TYPE
 from .load import replace_graph

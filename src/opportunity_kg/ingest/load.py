@@ -11,11 +11,11 @@ import contextlib
 import pyoxigraph as ox
 
 from .. import settings
-from ..history import snapshots
-from ..remote import is_remote
-from ..snapshots import chain, copy_graph, current_graph, fits_in_memory, forget_description, incoming_graph, upgrade
+from ..store.history import snapshots
+from ..store.remote import is_remote
+from ..store.snapshots import chain, copy_graph, current_graph, fits_in_memory, forget_description, incoming_graph, upgrade
 from ..store import ONTOLOGY_GRAPH, Loader, Staging, delete_quads, staged
-from ..validate import ALL_GRAPHS
+from ..validation.validate import ALL_GRAPHS
 from ..vocabulary import OKG
 from .count import Tally, line_digest
 
@@ -45,7 +45,7 @@ class Target:
         self.upgraded = upgrade(self.holder)
         self.description = ox.NamedNode(graph_iri)
         # the first snapshot of a system is loaded straight into its current graph; a later one beside
-        # it, then folded in as changes (:mod:`opportunity_kg.snapshots`)
+        # it, then folded in as changes (:mod:`opportunity_kg.store.snapshots`)
         self.starts_chain = not remote and not chain(store, source)
         # a snapshot of a date already stored is loaded afresh; if its digest is the stored one, nothing changed
         self.replaced = graph_iri in {g for g, _, _ in snapshots(self.holder)}
@@ -63,7 +63,7 @@ class Target:
         if self.check is not None:  # the data in the snapshot's graph, the ontology in its own
             self.check.extend(ox.Quad(*t, ox.NamedNode(ONTOLOGY_GRAPH)) for t in ontology_triples)
         # a snapshot newer than every other is folded in where it is validated, in memory: only its
-        # changes are written to disk (:func:`~opportunity_kg.snapshots.fold_in_memory`)
+        # changes are written to disk (:func:`~opportunity_kg.store.snapshots.fold_in_memory`)
         self.in_memory_fold = (self.check is not None and not self.starts_chain and not self.replaced
                                and not remote and fits_in_memory(store, source, graph_iri, as_of))
         self.loader = Loader(([(self.check, self.graph)] if self.check is not None else [])

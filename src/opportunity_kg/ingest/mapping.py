@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import pyoxigraph as ox
 
-from ..rml import RowError, natural_key
+from ..mapping.rml import RowError, natural_key
 from .report import FileCounts, RowWarning, in_file_words
 from .rows import id_column as record_id_column
 

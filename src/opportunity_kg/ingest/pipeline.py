@@ -4,13 +4,13 @@ description). Each stage is a function of its own module; this one only runs the
 from collections import Counter
 from pathlib import Path
 
-from ..history import GRAPH_BASE
+from ..store.history import GRAPH_BASE
 from ..paths import MAPPINGS_DIR
 from ..progress import Progress
-from ..remote import RemoteStore, is_remote
+from ..store.remote import RemoteStore, is_remote
 from ..store import open_store
-from ..support import support
-from ..validate import droppable, from_rdflib, load_ontology, load_shapes, value_rules
+from ..analytics.support import support
+from ..validation.validate import droppable, from_rdflib, load_ontology, load_shapes, value_rules
 from .check import check_rows
 from .count import count_rows
 from .derive import count_history, derive

@@ -1,6 +1,6 @@
 """Stage 6, publish: describe the snapshot (PROV-O provenance and its digest) and make it its
 system's newest state: the first snapshot is the current graph; a later one is folded in as
-changes (:mod:`opportunity_kg.snapshots`), and the history of field changes comes from the
+changes (:mod:`opportunity_kg.store.snapshots`), and the history of field changes comes from the
 comparison. A snapshot whose digest is the stored one changes nothing."""
 
 from datetime import datetime, timezone
@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import pyoxigraph as ox
 
 from .. import __version__, settings
-from ..history import changes_since, tracked_values
-from ..snapshots import (copy_graph, count_changes, current_graph, fold, fold_in_memory, forget_description,
+from ..store.history import changes_since, tracked_values
+from ..store.snapshots import (copy_graph, count_changes, current_graph, fold, fold_in_memory, forget_description,
                          forget_digests, settle, write_digests)
 from ..vocabulary import OKG, PROV, RDF_TYPE, RDFS, XSD
 from .count import triple_digest

@@ -9,10 +9,10 @@ from datetime import date
 from pathlib import Path
 
 from ..errors import OkgError
-from ..functions import _parse_datetime
+from ..mapping.functions import _parse_datetime
 from ..paths import MAPPINGS_DIR
-from ..rml import load_mapping
-from ..sources import CsvSource
+from ..mapping.rml import load_mapping
+from ..readers.sources import CsvSource
 
 #: columns whose newest date tells what date an export is "as of", besides each
 #: mapping's own ``okgm:asOfColumn`` ones

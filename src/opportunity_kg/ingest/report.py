@@ -42,7 +42,7 @@ class IngestReport:
     #: row warnings by kind ("value dropped", "warning") and the notes about whole files ("note")
     warning_counts: dict = field(default_factory=dict)
     #: for each canned query and "forecast": {"level": full|partial|none, "notes": [...]}, from the
-    #: store after the ingest (:func:`opportunity_kg.support.support`)
+    #: store after the ingest (:func:`opportunity_kg.analytics.support.support`)
     support: dict = field(default_factory=dict)
 
     @property

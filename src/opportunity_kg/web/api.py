@@ -5,8 +5,8 @@ from flask import Blueprint, Response, jsonify, request
 
 from .. import __version__
 from ..errors import OkgError
-from ..queries import get_query, load_queries
-from ..results import write_solutions, write_table
+from ..analytics.queries import get_query, load_queries
+from ..analytics.results import write_solutions, write_table
 from .formats import cut_headers, negotiate, openapi_document, records
 from .runner import runner
 
@@ -55,7 +55,7 @@ def canned(name):
 @api.route("/api/forecast")
 @api.route("/api/forecast.<suffix>")
 def forecast_api(suffix=None):
-    from ..forecast import forecast, load_book, parse_day
+    from ..analytics.forecast import forecast, load_book, parse_day
 
     run = runner()
     args = request.args.to_dict()

@@ -9,7 +9,7 @@ from flask import Flask, g, jsonify, request
 
 from .. import settings
 from ..errors import Busy, OkgError
-from ..remote import is_remote
+from ..store.remote import is_remote
 from ..store import ReadOnlyStore, open_store
 from .api import api
 from .pages import STATIC, pages

@@ -8,7 +8,7 @@ import pyoxigraph as ox
 from flask import Response, g, request
 
 from ..errors import OkgError, QueryError
-from ..results import GRAPH_FORMATS, SELECT_FORMATS, write_boolean, write_solutions, write_triples
+from ..analytics.results import GRAPH_FORMATS, SELECT_FORMATS, write_boolean, write_solutions, write_triples
 
 FORMAT_ALIASES = {
     "json": "json", "application/sparql-results+json": "json", "application/json": "json",
@@ -193,7 +193,7 @@ def openapi_document(queries, version):
                 "responses": {"200": {"description": "the results, a row per record",
                                       "content": {media: {"schema": schema}}},
                               "400": error, "503": error}}}
-    from ..forecast import DIMENSIONS
+    from ..analytics.forecast import DIMENSIONS
 
     forecast_parameters = [
         {"name": "period", "in": "query", "required": True, "description": "the period to forecast",

@@ -8,8 +8,8 @@ from flask import Blueprint, Response, request
 
 from .. import __version__
 from ..errors import NotFound
-from ..ontology_docs import DOC_FORMATS, RDF_FORMATS, documentation_html, modules, ontology_rdf
-from ..queries import get_query
+from ..tools.ontology_docs import DOC_FORMATS, RDF_FORMATS, documentation_html, modules, ontology_rdf
+from ..analytics.queries import get_query
 from .formats import negotiate
 
 pages = Blueprint("pages", __name__)

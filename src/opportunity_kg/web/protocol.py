@@ -9,8 +9,8 @@ from flask import Blueprint, Response, jsonify, request
 
 from .. import __version__
 from ..errors import Forbidden, NotFound, OkgError, QueryError, Unauthorized
-from ..history import snapshots
-from ..snapshots import unread_snapshots
+from ..store.history import snapshots
+from ..store.snapshots import unread_snapshots
 from .formats import PROTOCOL_PARAMETERS, UnsupportedMedia, protocol_arguments, respond, service_description
 from .runner import runner
 

@@ -10,10 +10,10 @@ from datetime import date
 from flask import current_app, g, has_request_context, request
 
 from ..errors import OkgError
-from ..history import snapshots
-from ..queries import load_queries
+from ..store.history import snapshots
+from ..analytics.queries import load_queries
 from ..store import Result, run_query
-from ..support import generation
+from ..analytics.support import generation
 from .formats import prime
 from .slots import QuerySlots
 
@@ -83,7 +83,7 @@ class QueryRunner:
 
     def supported(self):
         """What the store's data lets each canned query and the forecast answer (kept per store generation)."""
-        from ..support import support
+        from ..analytics.support import support
 
         return support(self.store())
 

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
-from .vocabulary import OKG
+from ..vocabulary import OKG
 
 GREL = "http://users.ugent.be/~bjdmeest/function/grel.ttl#"
 IDLAB = "https://w3id.org/imec/idlab/function#"

@@ -1,6 +1,6 @@
 """Sample exports of the other systems: HubSpot, Dynamics 365 and GLEIF.
 
-They are made from the Salesforce sample (:mod:`opportunity_kg.sample`), so the
+They are made from the Salesforce sample (:mod:`opportunity_kg.samples.sample`), so the
 same invented companies, people and deals appear in every system, each in
 that system's own file names, column names, codes and formats:
 

@@ -17,8 +17,8 @@ import rdflib
 from pyshacl import validate
 from rdflib.namespace import SH
 
-from .errors import OkgError
-from .paths import ONTOLOGY_DIR, SHAPES_DIR
+from ..errors import OkgError
+from ..paths import ONTOLOGY_DIR, SHAPES_DIR
 from .shacl_sparql import SparqlRule, Violation, compile_shapes  # noqa: F401  (Violation: the results' one shape)
 
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
@@ -125,7 +125,7 @@ def validate_triples(triples, shapes=None, ontology=None, *, sparql_in_store=Tru
     if not sparql_in_store:
         data = triples if isinstance(triples, rdflib.Graph) else to_rdflib(triples)
         return pyshacl_violations(data, shapes, ontology)
-    from .rml import nquads
+    from ..mapping.rml import nquads
 
     store = ox.Store()
     if isinstance(triples, rdflib.Graph):
@@ -150,7 +150,7 @@ def validate_store(store, graphs, shapes=None, ontology=None):
     """Validate data already in a store: the union of the named ``graphs`` (IRIs; None for the
     default graph; :data:`ALL_GRAPHS` for every graph of the store), which must include the ontology. Every constraint runs as SPARQL, once
     over the whole graph: the SHACL-SPARQL constraints as they are, the core constraints
-    compiled by :mod:`opportunity_kg.shacl_sparql`; pyshacl checks only the shapes that
+    compiled by :mod:`opportunity_kg.validation.shacl_sparql`; pyshacl checks only the shapes that
     compiler leaves to it."""
 
     shapes = shapes if shapes is not None else load_shapes()

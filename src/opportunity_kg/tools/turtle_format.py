@@ -21,8 +21,8 @@ import rdflib
 from rdflib.compare import isomorphic
 from rdflib.namespace import OWL, RDF, RDFS, SKOS, XSD
 
-from .errors import OkgError
-from .paths import MAPPINGS_DIR, ONTOLOGY_DIR, SHAPES_DIR
+from ..errors import OkgError
+from ..paths import MAPPINGS_DIR, ONTOLOGY_DIR, SHAPES_DIR
 
 DEFAULT_FOLDERS = (ONTOLOGY_DIR, SHAPES_DIR, MAPPINGS_DIR)
 INDENT = "    "

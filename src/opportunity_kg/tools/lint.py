@@ -1,6 +1,6 @@
 """Checks on the model files themselves, for the people who extend them (``okg lint``).
 
-:func:`lint` runs three checks and returns one :class:`~opportunity_kg.validate.Violation`
+:func:`lint` runs three checks and returns one :class:`~opportunity_kg.validation.validate.Violation`
 per problem:
 
 - the ontology against the style shapes in ``shapes/style/`` (labels,
@@ -8,7 +8,7 @@ per problem:
   nothing undefined);
 - the data shapes against SHACL-SHACL (the shapes graph for SHACL itself);
 - every Turtle file of the ontology, shapes and mappings in canonical form
-  (:mod:`opportunity_kg.turtle_format`);
+  (:mod:`opportunity_kg.tools.turtle_format`);
 - every canned query: its ``#+`` header lines, and its SPARQL with the parameters bound
   (an example value of each type), parsed by Oxigraph;
 - every mapping: it compiles (functions and their parameters known, columns and templates well
@@ -23,10 +23,10 @@ import difflib
 import rdflib
 from pyshacl.entrypoints import meta_validate
 
-from .errors import OkgError
-from .paths import SHAPES_DIR
+from ..errors import OkgError
+from ..paths import SHAPES_DIR
 from .turtle_format import format_files
-from .validate import Violation, load_graph_dir, load_ontology, load_shapes, read_report, validate_triples
+from ..validation.validate import Violation, load_graph_dir, load_ontology, load_shapes, read_report, validate_triples
 
 STYLE_DIR = SHAPES_DIR / "style"
 
@@ -55,8 +55,8 @@ def query_violations(folder=None):
     """Every canned query that cannot be read or does not parse, with its file and what is wrong."""
     import pyoxigraph as ox
 
-    from .paths import QUERIES_DIR
-    from .queries import load_all_queries
+    from ..paths import QUERIES_DIR
+    from ..analytics.queries import load_all_queries
 
     queries, broken = load_all_queries(folder or QUERIES_DIR)
     problems = [Violation(focus=str(exc.file), path=None, value=None, shape=None, message=exc.message
@@ -80,8 +80,8 @@ def query_violations(folder=None):
 
 def fact_problems(query):
     """What is wrong with a canned query's ``#+ needs:`` and ``#+ uses:`` lines: names that are not
-    facts of :data:`opportunity_kg.support.FACTS`, and needs that are facts counted per deal."""
-    from .support import FACTS
+    facts of :data:`opportunity_kg.analytics.support.FACTS`, and needs that are facts counted per deal."""
+    from ..analytics.support import FACTS
 
     known = ", ".join(FACTS)
     out = [f"'#+ {kind}: {name}' names no fact; the facts are: {known}"
@@ -98,8 +98,8 @@ def _problem(focus, message):
 def mapping_violations(mappings_dir=None, ontology=None):
     """What is wrong with the mappings of every system in ``mappings_dir``: each compiles, uses only
     ``okg:`` terms the ontology defines, and sets no datatype or language on a constant."""
-    from .rml import load_mapping
-    from .vocabulary import OKG
+    from ..mapping.rml import load_mapping
+    from ..vocabulary import OKG
 
     ontology = ontology if ontology is not None else load_ontology()
     defined = {str(s) for s in ontology.subjects() if str(s).startswith(OKG)}
@@ -121,10 +121,10 @@ def missing_columns(export, mappings_dir=None, source=None):
     here a data architect sees them all before loading (a misspelt column, an alias to add)."""
     from pathlib import Path
 
-    from .ingest.read import detect_source, export_files, files_for, mapping_files
-    from .paths import MAPPINGS_DIR
-    from .rml import load_mapping
-    from .sources import CsvSource
+    from ..ingest.read import detect_source, export_files, files_for, mapping_files
+    from ..paths import MAPPINGS_DIR
+    from ..mapping.rml import load_mapping
+    from ..readers.sources import CsvSource
 
     mappings_dir = Path(mappings_dir or MAPPINGS_DIR)
     source = source or detect_source(export, mappings_dir)
@@ -144,8 +144,8 @@ def missing_columns(export, mappings_dir=None, source=None):
 def _all_mapping_files(mappings_dir):
     from pathlib import Path
 
-    from .ingest.read import mapping_files
-    from .paths import MAPPINGS_DIR
+    from ..ingest.read import mapping_files
+    from ..paths import MAPPINGS_DIR
 
     root = Path(mappings_dir or MAPPINGS_DIR)
     return [path for system in sorted(p for p in root.iterdir() if p.is_dir()) for path in mapping_files(system)]
@@ -157,7 +157,7 @@ def _local(tm):
 
 def _term_problems(tm, defined):
     """Undefined okg: terms and ignored datatypes in one triples map."""
-    from .vocabulary import OKG
+    from ..vocabulary import OKG
 
     used = [("class", c) for c in tm.classes]
     for pom in tm.poms:
@@ -180,7 +180,7 @@ def _term_problems(tm, defined):
 
 
 def _short_iri(iri):
-    from .vocabulary import OKG
+    from ..vocabulary import OKG
 
     return "okg:" + iri[len(OKG):] if iri.startswith(OKG) else f"<{iri}>"
 

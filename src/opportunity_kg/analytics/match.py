@@ -27,9 +27,9 @@ from difflib import SequenceMatcher
 
 import pyoxigraph as ox
 
-from .errors import OkgError
-from .history import MATCHES_GRAPH as MATCH_GRAPH
-from .vocabulary import OKG
+from ..errors import OkgError
+from ..store.history import MATCHES_GRAPH as MATCH_GRAPH
+from ..vocabulary import OKG
 
 #: the lowest confidence a link is asserted at; below it a candidate is listed for review
 DEFAULT_THRESHOLD = 0.9
@@ -122,7 +122,7 @@ def _system(iri):
 
 def load_parties(store):
     """(accounts, legal entities) of a store."""
-    from .store import select_records
+    from ..store import select_records
 
     query = f"""PREFIX okg: <{OKG}> PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
     SELECT ?s ?kind ?name ?country ?lei ?domain ?duns ?city ?postcode ?synced WHERE {{
@@ -347,7 +347,7 @@ def match_store(path, threshold=DEFAULT_THRESHOLD):
     """Match the accounts and legal entities of the store at ``path`` and write the links into
     :data:`MATCH_GRAPH` (replacing earlier ones) in one atomic swap. Returns the candidates as dicts
     (asserted and for review)."""
-    from .store import Loader, open_store, staged
+    from ..store import Loader, open_store, staged
 
     if not 0 < threshold <= 1:
         raise OkgError(f"the threshold is a confidence above 0 and at most 1, not {threshold}", field="threshold")

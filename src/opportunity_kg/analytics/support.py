@@ -17,9 +17,9 @@ page shows it, so an empty or thin answer always says why.
 
 from dataclasses import dataclass
 
-from .history import INFERRED_STAGE, snapshots
+from ..store.history import INFERRED_STAGE, snapshots
 from .queries import load_queries
-from .store import select_records
+from ..store import select_records
 
 PREFIXES = """PREFIX okg: <https://w3id.org/opportunity-kg/ontology#>
 PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>

@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from urllib.parse import unquote
 
-from .errors import OkgError
-from .periods import months_later, period_of, period_range, quarter_label, quarter_of
-from .vocabulary import OKG
+from ..errors import OkgError
+from ..periods import months_later, period_of, period_range, quarter_label, quarter_of
+from ..vocabulary import OKG
 
 PREFIXES = f"""PREFIX okg: <{OKG}>
 PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
@@ -178,7 +178,7 @@ def _moment(text):
 
 
 def _rows(store, timeout, query):
-    from .store import select_records
+    from ..store import select_records
 
     return select_records(store, PREFIXES + query, timeout)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import rdflib
 from rdflib.namespace import DCTERMS, OWL, RDF, RDFS, SKOS
 
-from .paths import ONTOLOGY_DIR
-from .validate import load_ontology
-from .vocabulary import OKG
+from ..paths import ONTOLOGY_DIR
+from ..validation.validate import load_ontology
+from ..vocabulary import OKG
 
 ONTOLOGY_IRI = rdflib.URIRef("https://w3id.org/opportunity-kg/ontology")
 

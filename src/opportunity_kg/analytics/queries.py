@@ -25,11 +25,11 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from .errors import NotFound, QueryError
-from .paths import QUERIES_DIR
-from .periods import PERIOD, period_range  # noqa: F401  (period_range: re-exported for callers)
-from .sparql_text import where_group_start, where_group_starts
-from .store import run_query
+from ..errors import NotFound, QueryError
+from ..paths import QUERIES_DIR
+from ..periods import PERIOD, period_range  # noqa: F401  (period_range: re-exported for callers)
+from ..sparql_text import where_group_start, where_group_starts
+from ..store import run_query
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
 TYPES = ("string", "integer", "number", "boolean", "date", "iri", "enum", "period")
@@ -118,7 +118,7 @@ class CannedQuery:
     params: list
     text: str
     path: Path
-    #: the facts (:data:`opportunity_kg.support.FACTS`) it cannot answer without (``#+ needs:``) and
+    #: the facts (:data:`opportunity_kg.analytics.support.FACTS`) it cannot answer without (``#+ needs:``) and
     #: those it answers better with (``#+ uses:``)
     needs: tuple = ()
     uses: tuple = ()

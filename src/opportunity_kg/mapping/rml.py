@@ -5,7 +5,7 @@ Runs mappings written in the W3C KG-Construct RML vocabulary
 predicate, object and graph maps with constants, references and templates,
 term types, datatypes and language tags (constant or mapped), referencing
 object maps with join conditions, and RML-FNML function executions (see
-:mod:`opportunity_kg.functions`).
+:mod:`opportunity_kg.mapping.functions`).
 
 The mapping document is read once with rdflib and compiled into plain Python
 objects; rows are then streamed from the sources and turned straight into
@@ -31,10 +31,10 @@ from rdflib.collection import Collection
 from rdflib import Literal as RLiteral
 from rdflib.term import BNode as RBNode
 
-from .errors import DataError, MappingError, UnsupportedError
+from ..errors import DataError, MappingError, UnsupportedError
 from .functions import REGISTRY
 from .iri import iri_safe
-from .sources import CsvSource
+from ..readers.sources import CsvSource
 
 RML = rdflib.Namespace("http://w3id.org/rml/")
 #: opportunity-kg's one extension to RML: the columns a logical source cannot do without

@@ -18,7 +18,7 @@ import rdflib
 from rdflib import RDF, Literal
 from rdflib.collection import Collection
 
-from .errors import MappingError, UnsupportedError
+from ..errors import MappingError, UnsupportedError
 
 RML = rdflib.Namespace("http://w3id.org/rml/")
 OKGM = rdflib.Namespace("https://w3id.org/opportunity-kg/mapping#")

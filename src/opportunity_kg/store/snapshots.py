@@ -40,10 +40,10 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from .errors import OkgError
+from ..errors import OkgError
 from .history import GRAPH_BASE, OKG, PROV, current_graph, snapshots, snapshots_graph_of
 from .remote import RemoteStore, is_remote
-from .store import Loader, delete_quads, open_store, staged
+from . import Loader, delete_quads, open_store, staged
 
 DERIVED = f"<{PROV}wasDerivedFrom>"
 
@@ -54,7 +54,7 @@ ADDED, REMOVED = f"<{OKG}addedFact>", f"<{OKG}removedFact>"
 
 
 def snapshots_graph(snapshot):
-    """:func:`~opportunity_kg.history.snapshots_graph_of` the system of ``snapshot`` (its IRI,
+    """:func:`~opportunity_kg.store.history.snapshots_graph_of` the system of ``snapshot`` (its IRI,
     ``graph/<system>/<as-of>``)."""
     return snapshots_graph_of(snapshot[len(GRAPH_BASE):].rsplit("/", 1)[0])
 

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from . import settings
-from .errors import OkgError, QueryError, QueryTimeout
+from .. import settings
+from ..errors import OkgError, QueryError, QueryTimeout
 from .history import ONTOLOGY_GRAPH  # noqa: F401  (re-exported: where the ontology graph is named)
 from .remote import RemoteStore, is_remote
-from .rml import quad_data
+from ..mapping.rml import quad_data
 
 
 
@@ -69,7 +69,7 @@ def recover(path):
 
 def open_store(path, *, create=True, read_only=False):
     """Open (or create) the on-disk store at ``path`` (after :func:`recover`), or the SPARQL server
-    a URL names (:mod:`opportunity_kg.remote`). ``read_only`` opens an existing store without a
+    a URL names (:mod:`opportunity_kg.store.remote`). ``read_only`` opens an existing store without a
     lock and without writing anything beside it, so any number of readers (``okg query``,
     ``okg forecast``, a server) run side by side, and beside an ingest."""
     if is_remote(path):
@@ -539,7 +539,7 @@ def run_query(store, query, *, timeout=None, default_graph=None, named_graphs=No
     ``max_rows`` bounds the rows the iterator yields. ``default_graph`` and
     ``named_graphs`` (lists of graph IRIs) set the dataset as the SPARQL
     Protocol's ``default-graph-uri`` and ``named-graph-uri`` do; without them
-    the default graph is "now" (:func:`opportunity_kg.history.current_graphs`)
+    the default graph is "now" (:func:`opportunity_kg.store.history.current_graphs`)
     and every graph is a named graph. ``base_iri`` resolves relative IRIs in the query (the endpoint's
     own IRI, for the SPARQL protocol). A graph IRI that is not an IRI is a :class:`QueryError`.
     ``on_done`` is called once the store has stopped working on the query: after its last row or its

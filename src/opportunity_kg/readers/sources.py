@@ -12,7 +12,7 @@ import csv
 import sys
 from dataclasses import dataclass
 
-from .errors import DataError
+from ..errors import DataError
 
 #: bytes read at a time when checking a file's encoding
 ENCODING_PROBE_CHUNK = 1 << 20

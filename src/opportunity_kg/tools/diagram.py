@@ -11,8 +11,8 @@ from pathlib import Path
 
 from rdflib.namespace import OWL, RDF, RDFS
 
-from .validate import load_ontology
-from .vocabulary import OKG
+from ..validation.validate import load_ontology
+from ..vocabulary import OKG
 
 START, END = "<!-- model-diagram:start -->", "<!-- model-diagram:end -->"
 

@@ -29,7 +29,7 @@ from datetime import date
 from urllib.parse import quote, unquote
 
 import pyoxigraph as ox
-from .vocabulary import OKG, PROV, XSD, RDF_TYPE
+from ..vocabulary import OKG, PROV, XSD, RDF_TYPE
 
 GRAPH_BASE = "https://w3id.org/opportunity-kg/graph/"
 RDFS_LABEL = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#label")
@@ -52,13 +52,13 @@ MATCHES_GRAPH = f"{GRAPH_BASE}matches"
 
 
 def current_graph(system):
-    """The graph that holds ``system``'s latest snapshot's facts (see :mod:`opportunity_kg.snapshots`)."""
+    """The graph that holds ``system``'s latest snapshot's facts (see :mod:`opportunity_kg.store.snapshots`)."""
     return f"{GRAPH_BASE}{system}/current"
 
 
 def snapshots_graph_of(system):
     """The graph of ``system``'s past snapshots' descriptions, every snapshot's changes and the
-    digests the next ingest compares with (see :mod:`opportunity_kg.snapshots`)."""
+    digests the next ingest compares with (see :mod:`opportunity_kg.store.snapshots`)."""
     return f"{GRAPH_BASE}{system}/snapshots"
 
 

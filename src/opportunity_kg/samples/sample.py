@@ -18,8 +18,8 @@ from datetime import date, datetime, time, timedelta
 from dataclasses import dataclass
 from pathlib import Path
 
-from .functions import salesforce_id
-from .periods import quarter_back, quarter_of
+from ..mapping.functions import salesforce_id
+from ..periods import quarter_back, quarter_of
 
 #: the day the sample export is taken (its data is as of this date)
 SAMPLE_AS_OF = date(2026, 11, 16)

@@ -23,13 +23,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import OkgError
-from .functions import _parse_datetime, to_decimal
-from .history import CLOSED_NAME, WON_NAME
-from .ingest.read import export_files
-from .iri import iri_safe
-from .paths import MAPPINGS_DIR
-from .sources import CsvSource
+from ..errors import OkgError
+from ..mapping.functions import _parse_datetime, to_decimal
+from ..store.history import CLOSED_NAME, WON_NAME
+from ..ingest.read import export_files
+from ..mapping.iri import iri_safe
+from ..paths import MAPPINGS_DIR
+from ..readers.sources import CsvSource
 from .turtle_format import format_turtle
 
 #: rows read of each file to guess its columns (every row is read for keys and stage names)

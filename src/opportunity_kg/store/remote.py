@@ -18,9 +18,9 @@ import urllib.request
 
 import pyoxigraph as ox
 
-from . import settings
-from .errors import OkgError, QueryError
-from .rml import quad_data
+from .. import settings
+from ..errors import OkgError, QueryError
+from ..mapping.rml import quad_data
 
 
 def is_remote(location):

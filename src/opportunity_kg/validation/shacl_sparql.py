@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import rdflib
 from rdflib.namespace import RDF, SH, XSD
 
-from .sparql_text import where_group_start
+from ..sparql_text import where_group_start
 
 RDFS_SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
 #: datatypes whose well-formedness a SPARQL cast checks
@@ -229,7 +229,7 @@ def compile_shapes(shapes):
     """SPARQL rules for the core constraints of ``shapes`` (an rdflib graph); returns (rules, rest),
     where ``rest`` is a shapes graph of what pyshacl must still check (shapes this compiler does not
     translate, whole), and the SHACL-SPARQL constraints are left out of both (see
-    :func:`opportunity_kg.validate.split_shapes`)."""
+    :func:`opportunity_kg.validation.validate.split_shapes`)."""
 
     rules, rest_shapes = [], []
     for shape in sorted(set(shapes.subjects(RDF.type, SH.NodeShape)), key=str):

@@ -1,0 +1,1 @@
+"""Stage 1 of the data flow: reading the exports' files."""

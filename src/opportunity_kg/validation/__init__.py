@@ -1,0 +1,1 @@
+"""Stage 3: SHACL validation (pyshacl, and the core constraints compiled to SPARQL)."""
