@@ -129,3 +129,13 @@ def test_shapes_that_use_named_shapes_give_a_full_processors_results():
     assert any(focus == "http://example.com/l2" for focus, _, _ in reference)
     assert not any(focus in ("http://example.com/d1", "http://example.com/l1") for focus, _, _ in reference)
     assert results(True) == reference
+
+
+def test_lint_names_the_shapes_the_sparql_path_leaves_to_pyshacl():
+    """A shape the SPARQL path does not compile is named, with what it uses; the project's all compile."""
+    from opportunity_kg.tools.lint import shape_notes
+
+    notes = shape_notes(rdflib.Graph().parse(data=NAMED_SHAPES, format="turtle"))
+    assert any("http://example.com/DealShape" in n and "checked by pyshacl" in n and "node" in n for n in notes), notes
+    assert not any("AddressShape" in n for n in notes)
+    assert shape_notes() == []

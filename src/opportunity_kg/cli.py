@@ -325,12 +325,14 @@ def cmd_fmt(args):
 
 
 def cmd_lint(args):
-    from .tools.lint import lint, missing_columns
+    from .tools.lint import lint, missing_columns, shape_notes
 
     problems = lint()
     for problem in problems:
         where = problem.focus + (f" {problem.path}" if problem.path else "")
         print(f"{where}: {problem.message}")
+    for note in shape_notes():
+        print(f"note: {note}")
     if args.export:
         system, notes = missing_columns(args.export, source=args.source)
         for note in notes:

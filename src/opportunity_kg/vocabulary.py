@@ -6,6 +6,7 @@ import pyoxigraph as ox
 
 OKG = "https://w3id.org/opportunity-kg/ontology#"
 OKGM = "https://w3id.org/opportunity-kg/mapping#"
+OKGFN = "https://w3id.org/opportunity-kg/function#"
 PROV = "http://www.w3.org/ns/prov#"
 XSD = "http://www.w3.org/2001/XMLSchema#"
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"

@@ -30,8 +30,8 @@ from ..paths import QUERIES_DIR
 from ..periods import PERIOD, period_range  # noqa: F401  (period_range: re-exported for callers)
 from ..sparql_text import where_group_start, where_group_starts
 from ..store import run_query
+from ..vocabulary import XSD
 
-XSD = "http://www.w3.org/2001/XMLSchema#"
 TYPES = ("string", "integer", "number", "boolean", "date", "iri", "enum", "period")
 _PARAM = re.compile(r"^(\w+)\s*\(([^)]*)\)\s*(.*)$")
 

@@ -11,6 +11,7 @@ import re
 from xml.sax.saxutils import escape
 
 import pyoxigraph as ox
+from ..vocabulary import XSD
 
 SELECT_FORMATS = {
     "json": "application/sparql-results+json",
@@ -39,11 +40,10 @@ def _csv_value(term, guard=False):
     return text
 
 
-_XSD = "http://www.w3.org/2001/XMLSchema#"
 #: literals written in the SPARQL TSV short form (Turtle's) when their text is in that form: 1, 1.5, 1.0e3, true
-_SHORT = {_XSD + "integer": re.compile(r"[+-]?\d+"), _XSD + "decimal": re.compile(r"[+-]?\d*\.\d+"),
-          _XSD + "double": re.compile(r"[+-]?(\d+\.\d*|\.?\d+)[eE][+-]?\d+"),
-          _XSD + "boolean": re.compile(r"true|false")}
+_SHORT = {XSD + "integer": re.compile(r"[+-]?\d+"), XSD + "decimal": re.compile(r"[+-]?\d*\.\d+"),
+          XSD + "double": re.compile(r"[+-]?(\d+\.\d*|\.?\d+)[eE][+-]?\d+"),
+          XSD + "boolean": re.compile(r"true|false")}
 
 
 def _tsv_value(term):
@@ -90,7 +90,7 @@ def _xml_term(term):
 #: what a spreadsheet runs as a formula when a cell starts with it (the CSV injection OWASP describes)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 #: datatypes whose literals are numbers: never neutralised, so "-5" stays a number
-_NUMBERS = {_XSD + n for n in ("integer", "decimal", "double", "float", "long", "int", "short", "byte",
+_NUMBERS = {XSD + n for n in ("integer", "decimal", "double", "float", "long", "int", "short", "byte",
                                "nonNegativeInteger", "positiveInteger", "negativeInteger", "nonPositiveInteger",
                                "unsignedLong", "unsignedInt", "unsignedShort", "unsignedByte")}
 

@@ -23,11 +23,10 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
-from ..vocabulary import OKG
+from ..vocabulary import OKG, OKGFN, XSD
 
 GREL = "http://users.ugent.be/~bjdmeest/function/grel.ttl#"
 IDLAB = "https://w3id.org/imec/idlab/function#"
-OKGFN = "https://w3id.org/opportunity-kg/function#"
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,6 @@ class Function:
 
 
 REGISTRY = {}
-XSD = "http://www.w3.org/2001/XMLSchema#"
 
 
 def register(iri, params, outputs, datatype=None):

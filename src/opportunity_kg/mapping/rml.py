@@ -31,6 +31,7 @@ from rdflib.collection import Collection
 from rdflib import Literal as RLiteral
 from rdflib.term import BNode as RBNode
 
+from .. import vocabulary
 from ..errors import DataError, MappingError, UnsupportedError
 from .functions import REGISTRY
 from .iri import iri_safe
@@ -38,7 +39,7 @@ from ..readers.sources import CsvSource
 
 RML = rdflib.Namespace("http://w3id.org/rml/")
 #: opportunity-kg's one extension to RML: the columns a logical source cannot do without
-OKGM = rdflib.Namespace("https://w3id.org/opportunity-kg/mapping#")
+OKGM = rdflib.Namespace(vocabulary.OKGM)
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 RDF_LANGSTRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
 RDF_TYPE = ox.NamedNode(str(RDF.type))

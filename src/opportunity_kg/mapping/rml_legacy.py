@@ -18,10 +18,11 @@ import rdflib
 from rdflib import RDF, Literal
 from rdflib.collection import Collection
 
+from .. import vocabulary
 from ..errors import MappingError, UnsupportedError
 
 RML = rdflib.Namespace("http://w3id.org/rml/")
-OKGM = rdflib.Namespace("https://w3id.org/opportunity-kg/mapping#")
+OKGM = rdflib.Namespace(vocabulary.OKGM)
 #: the opportunity-kg source extensions a YARRRML mapping gives in its ``okgm:`` section, and the
 #: shape of each value: a list of column names, one name, a boolean, or a mapping of columns
 YARRRML_EXTENSIONS = {"requiredColumn": "names", "filePattern": "names", "asOfColumn": "names",

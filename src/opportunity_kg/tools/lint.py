@@ -200,3 +200,13 @@ def lint(paths=None):
         problems.append(Violation(focus=str(path), path=None, value=None, shape=None,
                                   message="not in canonical Turtle form; run okg fmt"))
     return problems
+
+
+def shape_notes(shapes=None):
+    """One note per data shape the ingest's SPARQL validation path leaves to pyshacl, saying why."""
+    from ..validation.shacl_sparql import uncompiled_shapes
+    from ..validation.validate import split_shapes
+
+    core, _ = split_shapes(shapes if shapes is not None else load_shapes())
+    return [f"shape {shape} is checked by pyshacl, not compiled to SPARQL ({why}): the results are the same, "
+            "validation of a big export is slower" for shape, why in uncompiled_shapes(core)]

@@ -225,7 +225,7 @@ class SparqlRule:
                             value.value if value is not None else None, message, self.shape, self.severity)
 
 
-def compile_shapes(shapes):
+def compile_shapes(shapes, reasons=None):
     """SPARQL rules for the core constraints of ``shapes`` (an rdflib graph); returns (rules, rest),
     where ``rest`` is a shapes graph of what pyshacl must still check (shapes this compiler does not
     translate, whole), and the SHACL-SPARQL constraints are left out of both (see
@@ -251,8 +251,10 @@ def compile_shapes(shapes):
                 for component, body, default, has_value in checks:
                     compiled.append(SparqlRule(str(prop), "", str(message or default), prop_severity, str(path),
                                                component, body=body, has_value=has_value))
-        except Unsupported:
+        except Unsupported as exc:
             rest_shapes.append(shape)
+            if reasons is not None:  # (shape, what the SPARQL path does not compile in it)
+                reasons.append((str(shape), str(exc)))
             continue
         for rule in compiled:
             rule.query = f"SELECT ?this{' ?value' if rule.has_value else ''} WHERE {{ {targets} . {rule.body}"
@@ -292,3 +294,11 @@ def _copy_shape(source, shape, target, whole=()):
                 todo.append((o, o in whole))
             elif p == RDF.first and isinstance(o, rdflib.URIRef) and (o, None, None) in source:
                 todo.append((o, o in whole))  # a named shape in an sh:and / sh:or list
+
+
+def uncompiled_shapes(shapes):
+    """(shape, why) for each shape the SPARQL path does not compile: pyshacl checks it, with the named
+    shapes it uses, so its results are a full processor's, but it is slower on a big export."""
+    reasons = []
+    compile_shapes(shapes, reasons)
+    return reasons

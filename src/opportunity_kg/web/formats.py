@@ -8,6 +8,7 @@ import pyoxigraph as ox
 from flask import Response, g, request
 
 from ..errors import OkgError, QueryError
+from ..vocabulary import XSD
 from ..analytics.results import GRAPH_FORMATS, SELECT_FORMATS, write_boolean, write_solutions, write_triples
 
 FORMAT_ALIASES = {
@@ -23,7 +24,7 @@ GRAPH_ALIASES = {
     "application/rdf+xml": "rdfxml", "rdfxml": "rdfxml", "xml": "rdfxml", "rdf": "rdfxml", "rdf+xml": "rdfxml",
     "application/ld+json": "jsonld", "jsonld": "jsonld", "json-ld": "jsonld", "json": "jsonld",
 }
-NUMERIC = {"http://www.w3.org/2001/XMLSchema#" + t for t in
+NUMERIC = {XSD + t for t in
            ("integer", "decimal", "double", "float", "long", "int", "short", "nonNegativeInteger")}
 _JSON_NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?$")
 
