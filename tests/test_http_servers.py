@@ -5,11 +5,13 @@ import csv
 import io
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import requests
 
-from .conftest import okg_serve
+from .conftest import free_port, okg, okg_serve, wait_for
 
 TOKEN = "s3cret-token"
 JSON = "application/sparql-results+json"
@@ -75,3 +77,29 @@ def test_the_page_and_the_canned_queries_are_served(served):
     assert "weighted-pipeline" in {q["name"] for q in listed}
     answer = requests.get(base + "/api/queries/weighted-pipeline.csv", params={"period": "2026-Q4"}, timeout=30)
     assert answer.status_code == 200 and answer.text.splitlines()[0].startswith("owner,"), answer.text[:200]
+
+
+def test_several_workers_serve_the_same_answers_and_refuse_updates(sample_store, tmp_path):
+    """--workers 2: two granian processes, each with the store open, give the same answers; with updates
+    on, one process only may hold the store for writing, so the command refuses before serving."""
+    store = tmp_path / "store"
+    shutil.copytree(sample_store[0], store)
+    query = {"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"}
+    counts = set()
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "opportunity_kg.cli", "serve", "--store", str(store),
+                                "--port", str(port), "--workers", "2"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/api/queries", process)
+        for _ in range(20):  # requests spread over both processes
+            answer = requests.get(f"http://127.0.0.1:{port}/sparql", params=query, headers={"Accept": JSON},
+                                  timeout=30)
+            counts.add(answer.json()["results"]["bindings"][0]["n"]["value"])
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert len(counts) == 1
+    refused = okg("serve", "--store", store, "--workers", "2", check=False,
+                  env=dict(os.environ, OKG_UPDATE_TOKEN=TOKEN))
+    assert refused.returncode != 0 and "--workers 1 only when updates are on" in refused.stderr

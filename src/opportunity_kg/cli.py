@@ -359,13 +359,17 @@ def check_port_free(host, port):
 def cmd_serve(args):
     import logging
 
-    from .store.remote import is_remote
+    from . import settings
     from .store import check_is_store
+    from .store.remote import is_remote
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.workers < 1 or args.server == "waitress" and args.workers != 1:
         raise OkgError("--workers takes 1 or more, and only with granian (waitress serves from one process)",
                        field="workers")
+    if args.workers > 1 and settings.get("update_token"):
+        raise OkgError("--workers 1 only when updates are on (OKG_UPDATE_TOKEN): one process may hold the store "
+                       "open for writing", field="workers")
     check_port_free(args.host, args.port)
     if args.server == "waitress":
         from waitress import serve
