@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -87,14 +88,19 @@ def test_several_workers_serve_the_same_answers_and_refuse_updates(sample_store,
     query = {"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"}
     counts = set()
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "opportunity_kg.cli", "serve", "--store", str(store),
-                                "--port", str(port), "--workers", "2"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "opportunity_kg.cli", "serve", "--store", str(store),
+                                    "--port", str(port), "--workers", "2"], stdout=out, stderr=out)
     try:
         wait_for(f"http://127.0.0.1:{port}/api/queries", process)
+        time.sleep(2)  # both processes up: a worker that fails to start stops the server
         for _ in range(20):  # requests spread over both processes
-            answer = requests.get(f"http://127.0.0.1:{port}/sparql", params=query, headers={"Accept": JSON},
-                                  timeout=30)
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/sparql", params=query,
+                                      headers={"Accept": JSON}, timeout=30)
+            except requests.ConnectionError:
+                raise AssertionError(f"the server stopped; it printed:\n{log.read_text()}") from None
             counts.add(answer.json()["results"]["bindings"][0]["n"]["value"])
     finally:
         process.terminate()

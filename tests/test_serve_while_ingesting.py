@@ -35,3 +35,26 @@ def test_queries_during_an_ingest_see_the_old_store_or_the_new_one(tmp_path):
         seen.append(count())
         assert len(seen) > 5 and set(seen) <= {50, 400}, seen
         assert seen[0] == 50 and seen[-1] == 400
+
+
+def test_a_server_starts_while_another_process_holds_the_store_for_writing(sample_store, tmp_path):
+    """Each `okg serve --workers N` process opens the store read-only: none may need the write lock,
+    so servers start side by side, and beside a writer (here a process holding the store open)."""
+    import shutil
+
+    from opportunity_kg.web import create_app
+
+    store = tmp_path / "store"
+    shutil.copytree(sample_store[0], store)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, pyoxigraph; s = pyoxigraph.Store(sys.argv[1]); "
+                               "print('open', flush=True); sys.stdin.read()", str(store)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        app = create_app(store, config={"serve_memory_triples": 0, "cache_entries": 0})
+        answer = app.test_client().get("/sparql", query_string={"query": "ASK { ?s ?p ?o }"},
+                                       headers={"Accept": "application/sparql-results+json"})
+        assert answer.status_code == 200 and answer.get_json()["boolean"] is True
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=20)

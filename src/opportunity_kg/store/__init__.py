@@ -81,9 +81,7 @@ def open_store(path, *, create=True, read_only=False):
             return ox.Store.read_only(str(path))
         except OSError as exc:
             raise OkgError(f"cannot open the store at {path}: {exc}") from None
-    with _write_lock(path, wait=False) as free:
-        if free:
-            recover(path)
+    recover_if_free(path)
     if not create:
         check_is_store(path)
     try:
@@ -94,6 +92,13 @@ def open_store(path, *, create=True, read_only=False):
             raise OkgError(f"the store at {path} is in use by another process (an ingest or a server); "
                            "stop it or wait for it to finish") from None
         raise OkgError(f"cannot open the store at {path}: {text}") from None
+
+
+def recover_if_free(path):
+    """:func:`recover` ``path`` unless a write holds it now (that write finishes its own work)."""
+    with _write_lock(Path(path), wait=False) as free:
+        if free:
+            recover(path)
 
 
 def check_is_store(path):

@@ -4,13 +4,14 @@ blueprints (the SPARQL protocol, the API, the pages)."""
 import logging
 import threading
 import time
+from pathlib import Path
 
 from flask import Flask, g, jsonify, request
 
 from .. import settings
 from ..errors import Busy, OkgError
 from ..store.remote import is_remote
-from ..store import ReadOnlyStore, open_store
+from ..store import ReadOnlyStore, check_is_store, open_store, recover_if_free
 from .api import api
 from .pages import STATIC, pages
 from .protocol import protocol
@@ -45,7 +46,11 @@ def _store_of(store_path, store, limits):
     if is_remote(store_path):
         remote = open_store(store_path)
         return (lambda: remote), (lambda: False)
-    open_store(store_path, create=False)  # recovers a cut-short write, and names a missing store
+    if limits["update_token"]:
+        open_store(store_path, create=False)  # recovers a cut-short write, and names a missing store
+    else:  # without opening it for writing: several server processes may start side by side
+        recover_if_free(Path(store_path))
+        check_is_store(Path(store_path))
     handle = ReadOnlyStore(store_path, writable=bool(limits["update_token"]),
                            memory_triples=limits["serve_memory_triples"], log=log.info)
     return handle.current, (lambda: handle.in_memory)
