@@ -7,7 +7,6 @@ an :class:`~opportunity_kg.errors.OkgError` (its message is printed to stderr),
 
 import argparse
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -370,6 +369,8 @@ def cmd_serve(args):
     if args.workers > 1 and settings.get("update_token"):
         raise OkgError("--workers 1 only when updates are on (OKG_UPDATE_TOKEN): one process may hold the store "
                        "open for writing", field="workers")
+    if args.threads is None:  # they mostly wait, on a query's worker process or for a slot
+        args.threads = settings.get("max_concurrent_queries") + EXTRA_THREADS
     check_port_free(args.host, args.port)
     if args.server == "waitress":
         from waitress import serve
@@ -402,6 +403,10 @@ def cmd_serve(args):
     server = Server(str(args.store), address=args.host, port=args.port, interface=Interfaces.WSGI,
                     workers=args.workers, blocking_threads=args.threads, log_level=LogLevels.warning)
     server.serve(target_loader=granian_app)
+
+
+#: threads `okg serve` runs beyond the query slots: a page, /health or a kept answer is never stuck behind them
+EXTRA_THREADS = 8
 
 
 def granian_app(store):
@@ -535,8 +540,9 @@ def build_parser():
     p.add_argument("--store", required=True, help="path of the store")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=5000, help="port (default 5000)")
-    p.add_argument("--threads", type=int, default=min(8, 2 * (os.cpu_count() or 1) + 1),
-                   help="threads answering requests (default: twice the cores and one, at most 8)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads answering requests (default: the query slots, OKG_MAX_CONCURRENT_QUERIES, and 8 "
+                        "more, for requests that wait for a slot or need none)")
     p.add_argument("--server", choices=["granian", "waitress"], default="granian",
                    help="the HTTP server: granian (Rust, the default) or waitress (pure Python)")
     p.add_argument("--workers", type=int, default=1,

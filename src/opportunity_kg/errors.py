@@ -105,3 +105,10 @@ class Unauthorized(OkgError):
 
     kind = "unauthorized"
     status = 401
+
+
+class StoreFailed(OkgError):
+    """The store (or the process answering from it) failed while answering: not the request's fault."""
+
+    kind = "store_error"
+    status = 500

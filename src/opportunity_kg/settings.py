@@ -26,8 +26,15 @@ SETTINGS = {s.name: s for s in [
             "Largest HTTP request body accepted, in bytes (a query sent by POST)."),
     Setting("max_concurrent_queries", 8,
             "Queries that may run at once; further requests wait for a free slot up to the query timeout, "
-            "then get 503 with Retry-After. A slot is held until its query's work has stopped, also past "
-            "its timeout (Oxigraph cannot stop a running query)."),
+            "then get 503 with Retry-After. A slot is held until its query's work has stopped: its worker "
+            "process has answered or been ended (see `OKG_QUERY_PROCESSES`)."),
+    Setting("query_processes", 2,
+            "Worker processes `okg serve` keeps ready to run queries in. Each query runs in one, which is "
+            "ended when the query passes its timeout, is cut at the row limit or loses its client, so its CPU "
+            "and memory are free again at once (Oxigraph cannot stop a query otherwise), and is replaced. "
+            "Workers share the server's in-memory copy of the store. 0 runs queries on threads of the server "
+            "instead, where a query past its timeout is answered with 503 but runs on until it ends (also "
+            "so when updates are on, with `OKG_UPDATE_TOKEN`)."),
     Setting("max_queries_per_client", 4,
             "Queries one client (by its address) may run at once, of the `OKG_MAX_CONCURRENT_QUERIES`: a "
             "client over it waits for one of its own to finish, so one client's flood of slow queries leaves "
@@ -46,8 +53,8 @@ SETTINGS = {s.name: s for s in [
             "Most triples (of every graph) `okg serve` copies into memory, where queries answer two to nine "
             "times faster than from the on-disk store. `auto` (the default): as many as fit in half the memory "
             "the machine (or its container) has available when the store is opened, at 450 bytes a triple. The "
-            "copy is made on a thread of its own when the server opens a store, and again after each ingest; "
-            "queries read the disk store until it is done. It takes about 20 s and 450 MB of memory per million "
+            "copy is made (in the process the query workers are forked from) when the server opens a store, "
+            "and again after each ingest; queries read the disk store until it is done. It takes about 20 s and 450 MB of memory per million "
             "triples here. A larger store is served from disk, and so is one open for updates "
             "(`OKG_UPDATE_TOKEN`). A number sets the cap; 0 turns the copy off."),
     Setting("cache_entries", 256,

@@ -7,7 +7,10 @@ graphs hold new triples, and :func:`write_changes` writes them through a
 staged copy (:func:`recover` tidies up after a killed write). :class:`ReadOnlyStore` is the server's view, which follows
 those swaps. Queries run on a worker thread (pyoxigraph releases the GIL while it
 evaluates), so a query that passes the timeout is answered with
-:class:`~opportunity_kg.errors.QueryTimeout` while the caller goes on.
+:class:`~opportunity_kg.errors.QueryTimeout` while the caller goes on; a server
+runs them in worker processes instead (:mod:`.processes`), which it ends at the
+timeout. Both hand over the answer the same way (:func:`produce_answer`,
+:func:`read_answer`).
 """
 
 import contextlib
@@ -119,14 +122,23 @@ class ReadOnlyStore:
     queries read the disk store until the copy is whole, then the copy, until the next swap. One
     copy runs at a time, and a copy of a store that has since been swapped out stops."""
 
-    def __init__(self, path, writable=False, memory_triples=0, log=None):
+    def __init__(self, path, writable=False, memory_triples=0, log=None, workers=None):
         self.path = Path(path)
         self.writable = writable  # for the update URL: one read-write handle, never reopened
         self.memory_triples = 0 if writable else memory_triples  # a number, or "auto" (:func:`memory_quads`)
+        # with ``workers`` (path -> :class:`~.processes.QueryProcesses`), each generation's queries run in
+        # worker processes, which also hold the in-memory copy; this process keeps the disk store for its
+        # own small lookups
+        self.make_workers = None if writable else workers
         self._log = log or (lambda message: None)
         self._lock = threading.Lock()
-        self._store, self._identity, self._memory = None, None, None
+        self._store, self._identity, self._memory, self._workers = None, None, None, None
         self.current()
+
+    def workers(self):
+        """The current generation's :class:`~.processes.QueryProcesses` (perhaps not ready yet), or None."""
+        self.current()
+        return self._workers
 
     def _stat(self):
         try:
@@ -138,6 +150,9 @@ class ReadOnlyStore:
     @property
     def in_memory(self):
         """Whether queries are read from the in-memory copy now."""
+        workers = self._workers
+        if workers is not None and workers.ready.is_set():
+            return workers.in_memory
         return self._memory is not None
 
     def current(self):
@@ -158,7 +173,11 @@ class ReadOnlyStore:
                 except OSError as exc:
                     raise OkgError(f"cannot open the store at {self.path}: {exc}") from None
                 self._identity, self._memory = identity, None
-                if self.memory_triples == "auto" or int(self.memory_triples) > 0:
+                if self.make_workers is not None:
+                    if self._workers is not None:
+                        self._workers.close()
+                    self._workers = self.make_workers(self.path)
+                elif self.memory_triples == "auto" or int(self.memory_triples) > 0:
                     threading.Thread(target=self._copy, args=(self._store, identity), daemon=True).start()
             return self._store if self._memory is None else self._memory  # (a Store's truth value counts it)
 
@@ -565,6 +584,49 @@ def _run_query(store, query, timeout, default_graph, named_graphs, union_default
     timeout = settings.get("query_timeout") if timeout is None else timeout
     max_rows = settings.get("max_rows") if max_rows is None else max_rows
     deadline = time.monotonic() + timeout
+    kwargs = dataset_arguments(store, default_graph, named_graphs, union_default, base_iri)
+    channel = queue.Queue(maxsize=256)
+    stop = threading.Event()
+
+    def send(item):
+        """Hand an item to the reader; False once the reader has gone."""
+        while not stop.is_set():
+            try:
+                channel.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            produce_answer(store, query, kwargs, send)
+        finally:
+            if on_done is not None:
+                on_done()
+
+    _WORKERS.submit(produce)
+    submitted.append(True)  # from here the producer calls on_done
+
+    def take():
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                raise queue.Empty
+            return channel.get(timeout=remaining)
+        except queue.Empty:
+            raise timed_out(timeout) from None
+
+    result = read_answer(take, max_rows, stop.set)
+    # an answer dropped unread (an error after the query ran, a client gone) stops its producer, which
+    # then calls on_done: nothing waits on a reader that will never come
+    weakref.finalize(result, stop.set)
+    return result
+
+
+def dataset_arguments(store, default_graph, named_graphs, union_default, base_iri):
+    """pyoxigraph's query arguments for the dataset the SPARQL protocol's parameters name (see
+    :func:`run_query`); a graph IRI that is not an IRI is a :class:`QueryError`."""
     kwargs = {"base_iri": base_iri} if base_iri else {}
 
     def graph_iris(iris, what):
@@ -585,73 +647,59 @@ def _run_query(store, query, timeout, default_graph, named_graphs, union_default
             kwargs["use_default_graph_as_union"] = True
     if named_graphs is not None:  # an empty list: no named graphs at all
         kwargs["named_graphs"] = graph_iris(named_graphs, "named-graph-uri")
-    channel = queue.Queue(maxsize=256)
-    stop = threading.Event()
+    return kwargs
 
-    def send(item):
-        """Hand an item to the reader; False once the reader has gone."""
-        while not stop.is_set():
-            try:
-                channel.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
 
-    def produce():
-        try:
-            produce_rows()
-        finally:
-            if on_done is not None:
-                on_done()
-
-    def produce_rows():
-        try:
-            results = store.query(query, **kwargs)
-            if isinstance(results, ox.QueryBoolean):
-                send(("ask", bool(results)))
+def produce_answer(store, query, kwargs, send):
+    """Evaluate ``query`` and hand its answer to ``send`` as items: ("ask", bool); or (kind, (variables,
+    first rows, whether they are all)) then ("rows", batch)... and ("end", None); or ("error", an
+    :class:`OkgError`). Stops as soon as ``send`` returns False (the reader has gone)."""
+    try:
+        results = store.query(query, **kwargs)
+        if isinstance(results, ox.QueryBoolean):
+            send(("ask", bool(results)))
+            return
+        if isinstance(results, ox.QuerySolutions):
+            kind, variables, rows = "select", list(results.variables), (tuple(s) for s in results)
+        else:
+            kind, variables, rows = "graph", None, iter(results)
+        # rows go across in batches, the first with the head (and the end, for a short answer):
+        # a hand-over between threads can wait for the GIL for milliseconds, so one per row,
+        # or one for the head and one for the rows, would make a ten-row answer slow under load
+        batch = list(itertools.islice(rows, ROW_BATCH))
+        done = len(batch) < ROW_BATCH
+        if not send((kind, (variables, batch, done))) or done:
+            return
+        while batch := list(itertools.islice(rows, ROW_BATCH)):
+            if not send(("rows", batch)):
                 return
-            if isinstance(results, ox.QuerySolutions):
-                kind, variables, rows = "select", list(results.variables), (tuple(s) for s in results)
-            else:
-                kind, variables, rows = "graph", None, iter(results)
-            # rows go across in batches, the first with the head (and the end, for a short answer):
-            # a hand-over between threads can wait for the GIL for milliseconds, so one per row,
-            # or one for the head and one for the rows, would make a ten-row answer slow under load
-            batch = list(itertools.islice(rows, ROW_BATCH))
-            done = len(batch) < ROW_BATCH
-            if not send((kind, (variables, batch, done))) or done:
-                return
-            while batch := list(itertools.islice(rows, ROW_BATCH)):
-                if not send(("rows", batch)):
-                    return
-            send(("end", None))
-        except SyntaxError as exc:
-            send(("error", QueryError(f"the query is not valid SPARQL: {exc}")))
-        except OSError as exc:
-            send(("error", OkgError(f"the store failed while answering: {exc}")))
-        except Exception as exc:  # pyoxigraph raises RuntimeError for evaluation errors
-            send(("error", QueryError(f"the query failed: {exc}")))
+        send(("end", None))
+    except SyntaxError as exc:
+        send(("error", QueryError(f"the query is not valid SPARQL: {exc}")))
+    except OSError as exc:
+        send(("error", OkgError(f"the store failed while answering: {exc}")))
+    except Exception as exc:  # pyoxigraph raises RuntimeError for evaluation errors
+        send(("error", QueryError(f"the query failed: {exc}")))
 
-    _WORKERS.submit(produce)
-    submitted.append(True)  # from here the producer calls on_done
 
-    def take():
-        remaining = deadline - time.monotonic()
-        try:
-            if remaining <= 0:
-                raise queue.Empty
-            item = channel.get(timeout=remaining)
-        except queue.Empty:
-            stop.set()
-            raise QueryTimeout(f"the query ran longer than the {timeout:g} s timeout and was stopped; "
-                               "narrow it or raise OKG_QUERY_TIMEOUT") from None
-        if item[0] == "error":
-            raise item[1]
-        return item
+def timed_out(timeout):
+    return QueryTimeout(f"the query ran longer than the {timeout:g} s timeout and was stopped; "
+                        "narrow it or raise OKG_QUERY_TIMEOUT")
 
-    kind, head = take()
+
+def read_answer(take, max_rows, stop):
+    """The :class:`Result` of the items :func:`produce_answer` made, as ``take()`` gives them (it
+    raises :class:`QueryTimeout` past the deadline); ``stop()`` is called once the reader stops
+    reading (the last row, the row limit, an error, the timeout, or the rows dropped unread)."""
+    try:
+        kind, head = take()
+        if kind == "error":
+            raise head
+    except BaseException:
+        stop()
+        raise
     if kind == "ask":
+        stop()
         return Result("ask", [], head)
     variables, first, done = head
 
@@ -669,16 +717,15 @@ def _run_query(store, query, timeout, default_graph, named_graphs, union_default
                 if done:
                     return
                 tag, batch = take()
+                if tag == "error":
+                    raise batch
                 if tag == "end":
                     return
         finally:
-            stop.set()
+            stop()
 
     result = Result(kind, variables or [], None)
     result.rows = rows()
-    # an answer dropped unread (an error after the query ran, a client gone) stops its producer, which
-    # then calls on_done: nothing waits on a reader that will never come
-    weakref.finalize(result, stop.set)
     return result
 
 

@@ -12,6 +12,7 @@ from .. import settings
 from ..errors import Busy, OkgError
 from ..store.remote import is_remote
 from ..store import ReadOnlyStore, check_is_store, open_store, recover_if_free
+from ..store.processes import QueryProcesses
 from .api import api
 from .pages import STATIC, pages
 from .protocol import protocol
@@ -26,8 +27,8 @@ def create_app(store_path=None, *, store=None, config=None):
     limits = settings.all_settings(dict(config or {}))
     app.config["OKG_SETTINGS"] = limits
     app.config["MAX_CONTENT_LENGTH"] = limits["max_request_bytes"]
-    store_now, in_memory = _store_of(store_path, store, limits)
-    app.extensions["okg"] = run = QueryRunner(store_now, limits, in_memory)
+    store_now, in_memory, workers = _store_of(store_path, store, limits)
+    app.extensions["okg"] = run = QueryRunner(store_now, limits, in_memory, workers)
     for blueprint in (protocol, api, pages):
         app.register_blueprint(blueprint)
     _add_error_handlers(app, limits)
@@ -38,22 +39,27 @@ def create_app(store_path=None, *, store=None, config=None):
 
 
 def _store_of(store_path, store, limits):
-    """(a function giving the store as it is now, one telling whether that is an in-memory copy): an
-    open store as it is, a SPARQL server, or a store path read-only (reopened after an ingest swaps in
-    a new one; copied into memory when it fits)."""
+    """(a function giving the store as it is now, one telling whether queries read an in-memory copy,
+    one giving the worker processes queries run in, or None): an open store as it is, a SPARQL server,
+    or a store path read-only (reopened after an ingest swaps in a new one; copied into memory when it
+    fits; its queries in worker processes, see :mod:`opportunity_kg.store.processes`)."""
     if store is not None:
-        return (lambda: store), (lambda: False)
+        return (lambda: store), (lambda: False), (lambda: None)
     if is_remote(store_path):
         remote = open_store(store_path)
-        return (lambda: remote), (lambda: False)
+        return (lambda: remote), (lambda: False), (lambda: None)
     if limits["update_token"]:
         open_store(store_path, create=False)  # recovers a cut-short write, and names a missing store
     else:  # without opening it for writing: several server processes may start side by side
         recover_if_free(Path(store_path))
         check_is_store(Path(store_path))
+    def workers(path):
+        return QueryProcesses(path, limits["serve_memory_triples"], log.info, limits["query_processes"])
+
     handle = ReadOnlyStore(store_path, writable=bool(limits["update_token"]),
-                           memory_triples=limits["serve_memory_triples"], log=log.info)
-    return handle.current, (lambda: handle.in_memory)
+                           memory_triples=limits["serve_memory_triples"], log=log.info,
+                           workers=workers if limits["query_processes"] else None)
+    return handle.current, (lambda: handle.in_memory), handle.workers
 
 
 def _add_error_handlers(app, limits):

@@ -27,7 +27,8 @@ def health():
                     "updates": bool(run.limits["update_token"]),
                     "in_memory": run.in_memory(),
                     "answered_ahead": run.answered_ahead(store_now),
-                    "queries_running": run.slots.status()[0]})
+                    "queries_running": run.slots.status()[0],
+                    "query_processes": run.workers().status() if run.workers() is not None else None})
 
 
 @protocol.route("/update", methods=["POST"])

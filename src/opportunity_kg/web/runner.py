@@ -13,6 +13,7 @@ from ..errors import OkgError
 from ..store.history import snapshots
 from ..analytics.queries import load_queries
 from ..store import Result, run_query
+from ..store.processes import ProcessesEnded
 from ..analytics.support import generation
 from .formats import prime
 from .slots import QuerySlots
@@ -49,10 +50,11 @@ class AnswerCache:
 
 class QueryRunner:
     """Runs every query of the app: ``store`` gives the store as it is now (a new generation after an
-    ingest), ``in_memory`` whether it is the in-memory copy; ``limits`` are the settings."""
+    ingest), ``in_memory`` whether queries read an in-memory copy, ``workers`` the worker processes
+    queries run in (or None: on threads); ``limits`` are the settings."""
 
-    def __init__(self, store, limits, in_memory=lambda: False):
-        self.store, self.limits, self.in_memory = store, limits, in_memory
+    def __init__(self, store, limits, in_memory=lambda: False, workers=lambda: None):
+        self.store, self.limits, self.in_memory, self.workers = store, limits, in_memory, workers
         self.slots = QuerySlots(limits["max_concurrent_queries"], limits["max_queries_per_client"])
         self.answers = AnswerCache(limits["cache_entries"])
         self.answered_ahead_for = None  # (store generation, canned answers made ahead for it)
@@ -63,11 +65,27 @@ class QueryRunner:
         client = request.remote_addr if has_request_context() else "(answering ahead)"
         give_back = self.slots.take(client, self.limits["query_timeout"])  # given back when the work stops
         started = time.monotonic()
-        result = run_query(self.store(), query, timeout=self.limits["query_timeout"],
-                           max_rows=self.limits["max_rows"], on_done=give_back, **kwargs)
+        limits = {"timeout": self.limits["query_timeout"], "max_rows": self.limits["max_rows"], "on_done": give_back}
+        workers = self.ready_workers()  # worker processes, ended at the timeout; else a thread of this process
+        try:
+            result = workers.run(query, **limits, **kwargs) if workers is not None else None
+        except ProcessesEnded:
+            result = None
+        if result is None:
+            result = run_query(self.store(), query, **limits, **kwargs)
         if has_request_context():
             g.query = (result.kind, (time.monotonic() - started) * 1000)
         return result
+
+    def ready_workers(self):
+        """The worker processes queries run in, once they are ready; else None."""
+        workers = self.workers()
+        return workers if workers is not None and workers.ready.is_set() else None
+
+    def settling(self):
+        """Whether the worker processes are still opening (or copying) the store."""
+        workers = self.workers()
+        return workers is not None and not workers.ready.is_set() and workers.failed is None
 
     def answer(self, text):
         """A canned query's whole answer, from the kept ones when the store's generation has it: (result, hit)."""
@@ -118,7 +136,7 @@ class QueryRunner:
         while True:
             try:
                 now = generation(self.store())
-                if now != seen:
+                if now != seen and not self.settling():  # answered where users' queries will be
                     self.answered_ahead_for = (now, self.warm())
                     seen = now
             except Exception:  # a store being swapped: try again on the next round

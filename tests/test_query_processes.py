@@ -1,0 +1,155 @@
+"""Queries in worker processes: a query past its timeout really stops (its CPU is free again at once,
+its slot given back), the answers are those of a query run on a thread, and a cut or abandoned answer
+ends its worker. Over a real `okg serve` on 127.0.0.1 and apps over real stores."""
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from .conftest import okg_serve
+
+JSON = "application/sparql-results+json"
+#: a query no store of the tests answers within a second: three unrelated patterns joined
+SLOW = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"
+CHEAP = "ASK { ?s ?p ?o }"
+
+
+def descendants(pid):
+    """The process ids under ``pid`` (children, their children...), from /proc."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def cpu_seconds(pids):
+    """User and system CPU seconds the processes have used so far (those still there)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def ready(base):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        workers = requests.get(base + "/health", timeout=10).json()["query_processes"]
+        if workers and workers["ready"]:
+            return workers
+        time.sleep(0.1)
+    raise AssertionError("the query workers did not get ready")
+
+
+def test_a_query_past_its_timeout_stops_and_frees_its_slot_and_cpu(sample_store, tmp_path):
+    """Three slow queries fill all three slots and pass the 1 s timeout: each is answered 503, its
+    worker is ended, the CPU of the server's processes goes quiet, and a cheap query sent right
+    after gets its answer (on threads it would wait for a slot the slow ones still held)."""
+    env = dict(os.environ, OKG_QUERY_TIMEOUT="1", OKG_MAX_CONCURRENT_QUERIES="3", OKG_MAX_QUERIES_PER_CLIENT="3",
+               OKG_CACHE_ENTRIES="0")
+    with okg_serve(sample_store[0], env=env) as (base, process):
+        ready(base)
+        answers = []
+
+        def slow():
+            answers.append(requests.get(base + "/sparql", params={"query": SLOW}, headers={"Accept": JSON},
+                                        timeout=30))
+
+        threads = [threading.Thread(target=slow) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        busy = requests.get(base + "/health", timeout=10).json()
+        assert busy["queries_running"] == 3 and busy["query_processes"]["busy"] == 3
+        during = set(descendants(process.pid))
+        for thread in threads:
+            thread.join()
+        assert [a.status_code for a in answers] == [503] * 3
+        assert all(a.json()["error"] == "timeout" for a in answers)
+        cheap = requests.get(base + "/sparql", params={"query": CHEAP}, headers={"Accept": JSON}, timeout=30)
+        assert cheap.status_code == 200 and cheap.json()["boolean"] is True
+        time.sleep(0.5)
+        health = requests.get(base + "/health", timeout=10).json()
+        assert health["queries_running"] == 0
+        pids = descendants(process.pid)
+        burnt = cpu_seconds(pids)
+        time.sleep(1.0)
+        assert cpu_seconds(pids) - burnt < 0.3  # nothing runs on: the slow queries' workers are gone
+        assert len(during - set(pids)) == 3  # the three workers are gone
+        assert len(set(pids) - during) == 2  # and two spare ones forked again
+        assert health["query_processes"]["idle"] + health["query_processes"]["busy"] <= 3
+
+
+def test_the_answers_are_those_of_a_query_on_a_thread(sample_store):
+    """The same canned queries and SPARQL, one app with worker processes and one without: the same bytes."""
+    from opportunity_kg.web import create_app
+
+    apps = [create_app(sample_store[0], config={"query_processes": n, "cache_entries": 0}) for n in (2, 0)]
+    run = apps[0].extensions["okg"]
+    deadline = time.monotonic() + 30
+    while run.ready_workers() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert run.ready_workers() is not None and apps[1].extensions["okg"].workers() is None
+    clients = [app.test_client() for app in apps]
+    asks = [("/api/queries/pipeline-by-stage.csv", {}), ("/api/queries/win-rate.json", {"by": "owner"}),
+            ("/api/queries/stage-funnel.csv", {}),
+            ("/sparql", {"query": "SELECT ?s ?p ?o WHERE { ?s ?p ?o } ORDER BY ?s ?p ?o LIMIT 2000"}),
+            ("/sparql", {"query": "CONSTRUCT WHERE { ?s a ?type } "}),
+            ("/sparql", {"query": CHEAP}), ("/sparql", {"query": "SELECT ?x WHERE { ?x ?p"}),
+            ("/sparql", {"query": "SELECT * WHERE { ?s ?p ?o }", "default-graph-uri": "not an iri"})]
+    for path, params in asks:
+        first, second = (c.get(path, query_string=params, headers={"Accept": "text/csv"}) for c in clients)
+        assert first.status_code == second.status_code, path
+        if path.endswith(".json") or first.status_code != 200:
+            assert first.get_json() == second.get_json(), (path, params)
+        elif "CONSTRUCT" in params.get("query", ""):
+            assert sorted(first.data.splitlines()) == sorted(second.data.splitlines())
+        else:
+            assert first.data == second.data, (path, params)
+    for app in apps:
+        if app.extensions["okg"].workers() is not None:
+            app.extensions["okg"].workers().close()
+
+
+def test_a_cut_or_abandoned_answer_ends_its_worker(sample_store, tmp_path):
+    """An answer cut at the row limit says so and its worker (with rows still to give) is ended and
+    replaced; a client that hangs up mid-answer does the same; the next query is answered."""
+    store = tmp_path / "store"
+    shutil.copytree(sample_store[0], store)
+    env = dict(os.environ, OKG_MAX_ROWS="5", OKG_CACHE_ENTRIES="0")
+    with okg_serve(store, env=env) as (base, process):
+        ready(base)
+        before = set(descendants(process.pid))
+        cut = requests.get(base + "/sparql", params={"query": "SELECT * WHERE { ?s ?p ?o }"},
+                           headers={"Accept": "text/csv"}, timeout=30)
+        assert cut.status_code == 200 and cut.headers["OKG-Rows-Cut"] == "5"
+        assert len(cut.text.strip().splitlines()) == 6  # the header and five rows
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not set(descendants(process.pid)) - before:
+            time.sleep(0.05)
+        after = set(descendants(process.pid))
+        assert before - after and after - before  # one worker ended, one forked in its place
+        short = requests.get(base + "/sparql", params={"query": "SELECT ?s WHERE { ?s a ?t } LIMIT 3"},
+                             headers={"Accept": "text/csv"}, timeout=30)
+        assert short.status_code == 200 and "OKG-Rows-Cut" not in short.headers
+        assert len(short.text.strip().splitlines()) == 4
+        health = requests.get(base + "/health", timeout=10).json()
+        assert health["queries_running"] == 0 and health["query_processes"]["busy"] == 0
