@@ -240,3 +240,27 @@ def test_the_endpoint_says_when_a_query_names_a_snapshot_kept_as_changes(weeks, 
     with okg_serve(path, wait="/health") as (base, _):
         answer = requests.get(base + "/sparql", params={"query": query}, headers={"Accept": "text/csv"})
         assert int(answer.text.splitlines()[1]) > 0 and "OKG-Snapshots-As-Changes" not in answer.headers
+
+
+def test_the_store_is_compacted_once_enough_facts_were_removed(weeks, tmp_path, monkeypatch):
+    """A re-ingest compacts the store only when the facts removed since the last compaction reach
+    OKG_COMPACT_SHARE of the snapshot's triples; the running count is kept in the snapshots graph."""
+    from opportunity_kg.ingest.publish import REMOVED_SINCE
+    from opportunity_kg.store.history import snapshots_graph_of
+
+    store_path = tmp_path / "store"
+    kept = ox.NamedNode(snapshots_graph_of("salesforce"))
+
+    def removed_since():
+        store = open_store(store_path, read_only=True)
+        return [int(q.object.value) for q in store.quads_for_pattern(kept, REMOVED_SINCE, None, kept)]
+
+    monkeypatch.setenv("OKG_COMPACT_SHARE", "1000")  # far more than a week removes
+    assert not ingest(weeks[0], store_path).compacted
+    second = ingest(weeks[1], store_path)
+    assert second.facts_removed > 0 and not second.compacted
+    assert removed_since() == [second.facts_removed]
+    monkeypatch.setenv("OKG_COMPACT_SHARE", "0")  # every re-ingest that changed something
+    third = ingest(weeks[2], store_path)
+    assert third.compacted and removed_since() == [0]
+    assert run_query(open_store(store_path, read_only=True), "ASK { ?s a <https://w3id.org/opportunity-kg/ontology#Opportunity> }").rows

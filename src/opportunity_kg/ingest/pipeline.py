@@ -14,6 +14,7 @@ from ..validation.validate import droppable, from_rdflib, load_ontology, load_sh
 from .check import check_rows
 from .count import count_rows
 from .derive import count_history, derive
+from .publish import due_for_compaction
 from .load import Target, workspace
 from .mapping import load_reference, map_export
 from .publish import describe, publish
@@ -80,10 +81,11 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         derived = derive(report, target, changes, progress)
         report.changed = bool(changed or derived or (target.ontology_changed and not remote))
         work.keep = report.changed
-        if report.changed and not target.starts_chain and not remote:
+        if report.changed and not target.starts_chain and not remote and due_for_compaction(target.store, report):
             # what a re-ingest deleted stays on disk until RocksDB compacts it, and slows reads meanwhile
             progress.phase("compacting the store")
             target.store.optimize()
+            report.compacted = True
         progress.phase("swapping the new store in" if report.changed else "no change")
         del target  # the staged store closes when its last handle goes, before it is swapped in or thrown away
     return report

@@ -10,7 +10,7 @@ import pyoxigraph as ox
 from .. import __version__, settings
 from ..store.history import changes_since, tracked_values
 from ..store.snapshots import (copy_graph, count_changes, current_graph, fold, fold_in_memory, forget_description,
-                         forget_digests, settle, write_digests)
+                         forget_digests, settle, snapshots_graph, write_digests)
 from ..vocabulary import OKG, PROV, RDF_TYPE, RDFS, XSD
 from .count import triple_digest
 from .rows import file_iri
@@ -39,9 +39,11 @@ def publish(report, target, records, progress):
     progress.phase("comparing with the previous snapshot")
     changes = []
 
-    def compare(where, before_graph, before_iri):
-        before = tracked_values(where, before_graph)
-        changes.extend(changes_since(before, tracked_values(target.working, target.graph.value), source,
+    def compare(where, before_graph, before_iri, subjects=None):
+        """The history of what changed: of every record, or only of ``subjects`` (the records whose
+        facts changed; the others' tracked values are the same by their digests)."""
+        before = tracked_values(where, before_graph, subjects)
+        changes.extend(changes_since(before, tracked_values(target.working, target.graph.value, subjects), source,
                                      report.as_of, [before_iri, graph_iri]))
         report.previous_snapshot = before_iri
 
@@ -126,3 +128,22 @@ def provenance(report, export_dir):
             (f, p("rowsQuarantined"), lit(c.rows_quarantined, "integer")),
         ]
     return out
+
+
+REMOVED_SINCE = ox.NamedNode(OKG + "removedSinceCompaction")
+
+
+def due_for_compaction(store, report):
+    """Whether this re-ingest should compact the store: the facts removed since the last compaction
+    (this snapshot's included) have reached the ``compact_share`` of the snapshot's triples. Keeps
+    the running count in the system's snapshots graph (``okg:removedSinceCompaction``), set back
+    to 0 when it says yes."""
+    graph = ox.NamedNode(snapshots_graph(report.graph))
+    kept = list(store.quads_for_pattern(graph, REMOVED_SINCE, None, graph))
+    removed = sum(int(q.object.value) for q in kept) + report.facts_removed
+    due = removed >= settings.get("compact_share") * max(report.triples, 1)
+    for quad in kept:
+        store.remove(quad)
+    store.add(ox.Quad(graph, REMOVED_SINCE, ox.Literal(str(0 if due else removed), datatype=ox.NamedNode(XSD + "integer")),
+                      graph))
+    return due

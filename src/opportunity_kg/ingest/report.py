@@ -37,6 +37,7 @@ class IngestReport:
     history_changes: int = 0
     parent_changes: int = 0
     changed: bool = True
+    compacted: bool = False  # whether this ingest compacted the store (the ``compact_share`` setting)
     digest: str = ""
     warnings_file: str = ""
     #: row warnings by kind ("value dropped", "warning") and the notes about whole files ("note")
@@ -67,7 +68,7 @@ class IngestReport:
             "previous_snapshot": self.previous_snapshot,
             "facts_added": self.facts_added, "facts_removed": self.facts_removed, "current_graph": self.current_graph,
             "history_changes": self.history_changes, "parent_changes": self.parent_changes,
-            "changed": self.changed, "digest": self.digest,
+            "changed": self.changed, "compacted": self.compacted, "digest": self.digest,
         }
 
 

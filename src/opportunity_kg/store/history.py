@@ -155,12 +155,17 @@ def _values(triples):
     return out
 
 
-def tracked_values(store, graph):
+def tracked_values(store, graph, subjects=None):
     """opportunity -> {field name: term} for the tracked fields, and account -> its parent, in one
-    graph of a store (None: its default graph)."""
+    graph of a store (None: its default graph); only of ``subjects`` (terms) when given, whose facts
+    are then read subject by subject, not the whole graph's."""
     named = ox.NamedNode(graph) if graph else ox.DefaultGraph()
     wanted = [(RDF_TYPE, ox.NamedNode(OKG + "Opportunity")), (RDF_TYPE, ox.NamedNode(OKG + "Account")),
               (ox.NamedNode(PARENT), None)] + [(ox.NamedNode(p), None) for p in TRACKED.values()]
+    if subjects is not None:
+        predicates = {p for p, _ in wanted}
+        return _values([(q.subject, q.predicate, q.object) for s in subjects
+                        for q in store.quads_for_pattern(s, None, None, named) if q.predicate in predicates])
     return _values([(q.subject, q.predicate, q.object) for q in _quads(store, named, wanted)])
 
 

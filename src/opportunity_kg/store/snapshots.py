@@ -208,8 +208,8 @@ def fold_in_memory(disk, memory, system, snapshot, incoming, previous_state=None
         after = {(q.subject, q.predicate, q.object) for s in subjects
                  for q in memory.quads_for_pattern(s, None, None, ox.NamedNode(incoming))}
         added, removed = _diff_records(before, after)
-        if previous_state:
-            previous_state(disk, current, previous)
+        if previous_state:  # only the records that changed can have changed values
+            previous_state(disk, current, previous, subjects)
     else:  # no digests kept (a store written another way): the whole graph is compared
         copy_graph(disk, memory, current)
         _run(memory, *_diff(current, incoming, snapshot))
