@@ -262,6 +262,9 @@ def test_canned_answers_are_kept_per_store_generation(app_with, sample_export, t
         time.sleep(0.5)
     first_ask = requests.get(base + "/api/queries/pipeline-by-stage.json?period=2026-Q4")
     assert first_ask.headers["OKG-Cache"] == "hit"
+    # and each choice of a choice parameter, as a dashboard's drop-down asks
+    assert requests.get(base + "/api/queries/win-rate.json?by=team").headers["OKG-Cache"] == "hit"
+    assert requests.get(base + "/api/queries/days-in-stage.csv?by=territory").headers["OKG-Cache"] == "hit"
 
 
 def test_canned_csv_is_safe_in_a_spreadsheet_and_sparql_is_untouched(tmp_path):

@@ -65,8 +65,13 @@ SETTINGS = {s.name: s for s in [
     Setting("cache_entries", 256,
             "Canned-query answers `okg serve` keeps, keyed by the query, its parameters and the store's "
             "generation (its snapshots and their digests), so a repeated question is answered from memory and "
-            "an ingest makes every kept answer stale. Each query's defaults and the current and next quarter "
-            "are answered ahead after the server opens a store and after each ingest. 0 turns it off."),
+            "an ingest makes every kept answer stale. Each query's defaults, each choice of its choice "
+            "parameters, and the current and next quarter are answered ahead after the server opens a store and "
+            "after each ingest, one at a time. 0 turns it off."),
+    Setting("warm_timeout", 600.0,
+            "Seconds a canned query answered ahead (see `OKG_CACHE_ENTRIES`) may run: longer than "
+            "`OKG_QUERY_TIMEOUT`, since no one waits for it, so that the slowest canned queries of a big store "
+            "are ready when the first user asks. It runs in a worker process, ended at this timeout."),
     Setting("csv_formula_guard", True,
             "Whether the canned-query and forecast CSV (`/api/queries/NAME.csv`, `/api/forecast.csv`, and "
             "`okg query NAME --format csv`) neutralise text cells a spreadsheet would run as a formula: a cell "

@@ -59,13 +59,15 @@ class QueryRunner:
         self.answers = AnswerCache(limits["cache_entries"])
         self.answered_ahead_for = None  # (store generation, canned answers made ahead for it)
 
-    def execute(self, query, **kwargs):
-        """Run ``query`` under the timeout and the row limit, in a slot of the client's."""
+    def execute(self, query, timeout=None, **kwargs):
+        """Run ``query`` under the timeout (``query_timeout`` unless given) and the row limit, in a slot
+        of the client's."""
         # the thread answering ahead has no request, and no client to count against
         client = request.remote_addr if has_request_context() else "(answering ahead)"
         give_back = self.slots.take(client, self.limits["query_timeout"])  # given back when the work stops
         started = time.monotonic()
-        limits = {"timeout": self.limits["query_timeout"], "max_rows": self.limits["max_rows"], "on_done": give_back}
+        limits = {"timeout": timeout or self.limits["query_timeout"], "max_rows": self.limits["max_rows"],
+                  "on_done": give_back}
         workers = self.ready_workers()  # worker processes, ended at the timeout; else a thread of this process
         try:
             result = workers.run(query, **limits, **kwargs) if workers is not None else None
@@ -87,13 +89,13 @@ class QueryRunner:
         workers = self.workers()
         return workers is not None and not workers.ready.is_set() and workers.failed is None
 
-    def answer(self, text):
+    def answer(self, text, timeout=None):
         """A canned query's whole answer, from the kept ones when the store's generation has it: (result, hit)."""
         key = (text, generation(self.store()))
         kept = self.answers.get(key)
         if kept is not None:
             return kept, True
-        result = self.execute(text)
+        result = self.execute(text, timeout=timeout)
         kept = Result(result.kind, result.variables, prime(result.rows))
         kept.cut = result.cut
         self.answers.put(key, kept)
@@ -111,23 +113,22 @@ class QueryRunner:
         return made[1] if made and made[0] == generation(store_now) else None
 
     def warm(self):
-        """Answer each canned query's defaults, and the current and next quarter, ahead of the first user."""
+        """Answer ahead of the first user, one at a time and under ``warm_timeout``, each canned query
+        (:func:`questions_ahead`); how many answers were made."""
         from ..periods import quarter_label, quarter_of
 
         days = [date.fromisoformat(a) for _, _, a in snapshots(self.store())] or [date.today()]
         now = quarter_of(max(days))
         labels = [quarter_label(s) for s, _ in (now, quarter_of(now[1]))]
         answered = 0
-        for query in load_queries().values():
-            required = [p for p in query.params if p.required and p.default is None]
-            if any(p.type != "period" for p in required):
-                continue  # a question about one record or day: nothing to guess
-            for label in labels if required else [None]:
-                try:
-                    self.answer(query.bind({p.name: label for p in required}))
-                    answered += 1
-                except OkgError:
-                    continue
+        for query, values in questions_ahead(load_queries().values(), labels):
+            if answered >= self.limits["cache_entries"]:
+                break  # more would push the first ones out of the kept answers
+            try:
+                self.answer(query.bind(values), timeout=self.limits["warm_timeout"])
+                answered += 1
+            except OkgError:
+                continue
         return answered
 
     def keep_warm(self):
@@ -142,6 +143,21 @@ class QueryRunner:
             except Exception:  # a store being swapped: try again on the next round
                 log.debug("warming the canned queries failed", exc_info=True)
             time.sleep(WARM_CHECK_SECONDS)
+
+
+def questions_ahead(queries, periods):
+    """(query, parameter values) a dashboard would ask first of each canned query: its defaults, then
+    each other choice of each choice parameter (one at a time), each with every period of ``periods``
+    where a period is required. None of a query that needs a record or a day: nothing to guess."""
+    for query in queries:
+        required = [p for p in query.params if p.required and p.default is None]
+        if any(p.type != "period" for p in required):
+            continue
+        variants = [{}] + [{p.name: choice} for p in query.params if p.choices
+                           for choice in p.choices if choice != p.default]
+        for label in periods if required else [None]:
+            for variant in variants:
+                yield query, {**{p.name: label for p in required}, **variant}
 
 
 def runner():
