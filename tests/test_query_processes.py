@@ -153,3 +153,28 @@ def test_a_cut_or_abandoned_answer_ends_its_worker(sample_store, tmp_path):
         assert len(short.text.strip().splitlines()) == 4
         health = requests.get(base + "/health", timeout=10).json()
         assert health["queries_running"] == 0 and health["query_processes"]["busy"] == 0
+
+
+def test_a_query_over_its_memory_ends_alone_with_an_answer_that_says_so(sample_store):
+    """A query that would take more than OKG_QUERY_MEMORY_MB (a sort of a huge join) ends at once with
+    the one error shape, naming the setting; its worker is replaced and the next query is answered."""
+    from opportunity_kg.web import create_app
+
+    app = create_app(sample_store[0], config={"query_memory_mb": 200, "query_timeout": 60, "cache_entries": 0})
+    run = app.extensions["okg"]
+    deadline = time.monotonic() + 30
+    while run.ready_workers() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client = app.test_client()
+    try:
+        started = time.monotonic()
+        big = client.get("/sparql", query_string={"query": SLOW.replace("(COUNT(*) AS ?n)", "*") + " ORDER BY ?i ?f ?c"},
+                         headers={"Accept": JSON})
+        assert big.status_code == 500 and big.get_json()["error"] == "store_error"
+        assert "OKG_QUERY_MEMORY_MB" in big.get_json()["message"]
+        assert time.monotonic() - started < 30  # ended by its memory, long before its timeout
+        cheap = client.get("/sparql", query_string={"query": CHEAP}, headers={"Accept": JSON})
+        assert cheap.status_code == 200 and cheap.get_json()["boolean"] is True
+        assert run.slots.status()[0] == 0
+    finally:
+        run.workers().close()

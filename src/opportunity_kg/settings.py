@@ -35,6 +35,11 @@ SETTINGS = {s.name: s for s in [
             "Workers share the server's in-memory copy of the store. 0 runs queries on threads of the server "
             "instead, where a query past its timeout is answered with 503 but runs on until it ends (also "
             "so when updates are on, with `OKG_UPDATE_TOKEN`)."),
+    Setting("query_memory_mb", 2048,
+            "Most memory (MB) one query's worker process may take beyond the store it shares: a query that "
+            "needs more (a huge sort or join) ends at once with a 500 `store_error` that says so, instead of "
+            "taking the machine's memory until its timeout. 0: no limit. Only with worker processes "
+            "(`OKG_QUERY_PROCESSES`)."),
     Setting("max_queries_per_client", 4,
             "Queries one client (by its address) may run at once, of the `OKG_MAX_CONCURRENT_QUERIES`: a "
             "client over it waits for one of its own to finish, so one client's flood of slow queries leaves "

@@ -103,8 +103,8 @@ class QueryProcesses:
     ``ready`` is set once the zygote has opened (and perhaps copied) the store; until then, and if it
     failed, ``failed`` says why and the server answers on threads of its own."""
 
-    def __init__(self, path, memory_triples, log=None, spare=SPARE):
-        self.path, self.spare = str(path), spare
+    def __init__(self, path, memory_triples, log=None, spare=SPARE, memory_mb=0):
+        self.path, self.spare, self.memory_mb = str(path), spare, memory_mb
         self._log = log or (lambda message: None)
         self.ready, self.in_memory, self.failed, self.closed = threading.Event(), False, None, False
         self._idle, self._busy, self._lock, self._fork_lock = [], set(), threading.Lock(), threading.Lock()
@@ -112,7 +112,7 @@ class QueryProcesses:
         self._control, theirs = socket.socketpair()
         self._zygote = subprocess.Popen(
             [sys.executable, "-m", "opportunity_kg.store.processes", str(theirs.fileno()), self.path,
-             str(memory_triples)], pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+             str(memory_triples), str(memory_mb)], pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
         theirs.close()
         threading.Thread(target=self._wait_ready, daemon=True, name="okg-zygote").start()
 
@@ -227,8 +227,13 @@ class QueryProcesses:
             except OSError:
                 item = None
             if item is None:
-                raise StoreFailed("the process answering the query ended without finishing its answer "
-                                  "(out of memory?); the server log may say more")
+                limit = (f"more than the {self.memory_mb:,} MB a query may take (OKG_QUERY_MEMORY_MB)"
+                         if self.memory_mb else "more memory than the machine had")
+                failed = StoreFailed(f"the process answering the query ended before its answer was whole: most "
+                                     f"likely the query needed {limit}; narrow it (a LIMIT, fewer rows to sort or "
+                                     "join)")
+                self._log(f"a query's worker process ended: {failed.message}")
+                raise failed
             if item[0] in ("ask", "end", "error") or item[0] in ("select", "graph") and item[1][2]:
                 state["whole"] = True  # the worker has sent all it had: it may answer another query
             if item[0] == "error":
@@ -293,7 +298,20 @@ def serve_queries(sock, store):
         produce_answer(store, query, kwargs, send)
 
 
-def zygote(control, path, memory_triples):
+def limit_memory(memory_mb):
+    """Let this process take at most ``memory_mb`` MB more address space than it has now (what it
+    shares with the zygote is already counted): past it an allocation fails and the process ends."""
+    if not memory_mb:
+        return
+    import resource
+
+    with open("/proc/self/status", encoding="ascii") as status:
+        size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    limit = size + int(memory_mb) * 2 ** 20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def zygote(control, path, memory_triples, memory_mb=0):
     """The zygote's life (see the module's description): open the store, copy it into memory when it
     fits, say so, then fork a worker for each request until the server closes ``control``."""
     from . import copy_to_memory, memory_quads
@@ -323,7 +341,9 @@ def zygote(control, path, memory_triples):
                 theirs.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the server, which ends us
-                serve_queries(mine, store if store is not None else ox.Store.read_only(path))
+                worker_store = store if store is not None else ox.Store.read_only(path)
+                limit_memory(memory_mb)
+                serve_queries(mine, worker_store)
             finally:
                 os._exit(0)
         mine.close()
@@ -333,4 +353,4 @@ def zygote(control, path, memory_triples):
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server ends us when it stops
-    zygote(socket.socket(fileno=int(sys.argv[1])), sys.argv[2], sys.argv[3])
+    zygote(socket.socket(fileno=int(sys.argv[1])), sys.argv[2], sys.argv[3], int(sys.argv[4]))

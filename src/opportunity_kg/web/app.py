@@ -54,7 +54,8 @@ def _store_of(store_path, store, limits):
         recover_if_free(Path(store_path))
         check_is_store(Path(store_path))
     def workers(path):
-        return QueryProcesses(path, limits["serve_memory_triples"], log.info, limits["query_processes"])
+        return QueryProcesses(path, limits["serve_memory_triples"], log.info, limits["query_processes"],
+                              limits["query_memory_mb"])
 
     handle = ReadOnlyStore(store_path, writable=bool(limits["update_token"]),
                            memory_triples=limits["serve_memory_triples"], log=log.info,
