@@ -178,3 +178,38 @@ def test_a_query_over_its_memory_ends_alone_with_an_answer_that_says_so(sample_s
         assert run.slots.status()[0] == 0
     finally:
         run.workers().close()
+
+
+def test_no_query_runs_on_after_the_server_has_gone(sample_store):
+    """A server killed while a slow query runs: its query processes (the zygote and every worker,
+    the busy one too) end with it."""
+    import signal
+
+    env = dict(os.environ, OKG_QUERY_TIMEOUT="120", OKG_CACHE_ENTRIES="0")
+    with okg_serve(sample_store[0], env=env) as (base, process):
+        ready(base)
+        def slow():
+            try:
+                requests.get(base + "/sparql", params={"query": SLOW}, timeout=60)
+            except requests.ConnectionError:
+                pass  # the server is killed under it
+
+        thread = threading.Thread(target=slow)
+        thread.start()
+        time.sleep(1.0)
+        assert requests.get(base + "/health", timeout=10).json()["query_processes"]["busy"] == 1
+        left = descendants(process.pid)
+        for pid in [process.pid] + left:  # the server's own processes die at once, nothing tidies up
+            try:
+                if pid == process.pid or "opportunity_kg.store.processes" not in Path(f"/proc/{pid}/cmdline").read_text():
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() and "Z" not in
+                                                  Path(f"/proc/{pid}/stat").read_text().split()[2] for pid in left):
+            time.sleep(0.1)
+        alive = [pid for pid in left if Path(f"/proc/{pid}").exists()
+                 and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+        assert alive == []
+        thread.join(timeout=60)

@@ -14,8 +14,10 @@ or when the client has gone; the operating system then frees its CPU and memory 
   socket, and reads the answer back in batches of rows, as from a thread (:func:`read_answer`). A
   worker that answered to the end is kept for the next query; one that was stopped is ended and
   replaced. The query's slot is given back only once its worker has gone.
-- Each store generation (an ingest swaps a new store in) has its own zygote; the old one, its idle
-  workers and, as their queries end, its busy ones are ended.
+- Each store generation (an ingest swaps a new store in) has its own zygote; the old one's idle
+  workers are ended at once, its busy ones as their queries end, and then the zygote.
+- A zygote ends when the server's end of its socket closes (the server stopped or died), and a
+  worker when its zygote ends (the system kills it), so no query runs on without a server.
 
 The cost: a query's answer crosses a socket (pickled in batches of rows, about 0.1 ms for a short
 answer), and each stopped query costs a fork (a few milliseconds).
@@ -187,10 +189,13 @@ class QueryProcesses:
             keep = whole and not self.closed
             if keep:
                 self._idle.append(worker)
+            last = self.closed and not self._busy
         if not keep:
             worker.end()
             if not self.closed:
                 threading.Thread(target=self._top_up, daemon=True, name="okg-fork").start()
+        if last:
+            self._end_zygote()
 
     def run(self, query, *, timeout, max_rows, default_graph=None, named_graphs=None, union_default=True,
             base_iri=None, on_done=None):
@@ -257,14 +262,20 @@ class QueryProcesses:
                     "failed": self.failed}
 
     def close(self):
-        """End the zygote and every worker (busy ones as their queries are stopped)."""
+        """End the zygote and every worker: the idle ones now, the busy ones, and then the zygote
+        (whose end ends them), as their queries stop."""
         with self._lock:
             self.closed = True
             idle, self._idle = self._idle, []
+            busy = bool(self._busy)
         for worker in idle:
             worker.end()
         if not self.ready.is_set():
             self._zygote.kill()  # still copying a store that has been swapped out: stop at once
+        if not busy:
+            self._end_zygote()
+
+    def _end_zygote(self):
         self._control.close()  # a ready zygote ends when it reads the end of its socket
         threading.Thread(target=self._reap, daemon=True, name="okg-zygote-end").start()
 
@@ -296,6 +307,17 @@ def serve_queries(sock, store):
             send(("error", exc))
             continue
         produce_answer(store, query, kwargs, send)
+
+
+def end_with_parent():
+    """Have the system end this process (SIGKILL) when the process that forked it ends: a worker
+    never outlives its zygote, so no query runs on after its server has gone. Linux only."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def limit_memory(memory_mb):
@@ -337,6 +359,7 @@ def zygote(control, path, memory_triples, memory_mb=0):
         pid = os.fork()
         if pid == 0:
             try:
+                end_with_parent()  # a server that dies (its socket closes) ends the zygote, and that us
                 control.close()
                 theirs.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
