@@ -121,6 +121,7 @@ def missing_columns(export, mappings_dir=None, source=None):
     here a data architect sees them all before loading (a misspelt column, an alias to add)."""
     from pathlib import Path
 
+    from ..errors import DataError
     from ..ingest.read import detect_source, export_files, files_for, mapping_files
     from ..paths import MAPPINGS_DIR
     from ..mapping.rml import load_mapping
@@ -131,10 +132,18 @@ def missing_columns(export, mappings_dir=None, source=None):
     files = export_files(export)
     notes = []
     for path in mapping_files(mappings_dir / source):
-        for tm in load_mapping(path, data_dir=Path(export)).triples_maps:
+        mapping = load_mapping(path, data_dir=Path(export))
+        for tm in mapping.triples_maps:
             for found in files_for(tm, files):
-                header = set(CsvSource(found, aliases=tm.source.header_names).header)
-                missing = sorted(c for c in tm.references - header if c not in tm.source.keys)
+                try:  # the ingest's own check: the columns read (joins included), the required ones refused
+                    missing = mapping.missing_columns(tm, CsvSource(found, aliases=tm.source.header_names),
+                                                      lenient=True)
+                except DataError as exc:
+                    notes.append(f"{path.name} ({_local(tm)}) needs the column {exc.field}, which {found.name} "
+                                 "does not have: the ingest refuses the file (add okgm:columnAlias if it has "
+                                 "another name)")
+                    continue
+                missing = [c for c in missing if c not in tm.source.keys]  # made from other columns
                 if missing:
                     notes.append(f"{path.name} ({_local(tm)}) reads {', '.join(missing)}, which {found.name} does "
                                  "not have: read as empty at ingest (a misspelt name? add okgm:columnAlias)")
