@@ -117,6 +117,7 @@ class QueryRunner:
         (:func:`questions_ahead`); how many answers were made."""
         from ..periods import quarter_label, quarter_of
 
+        self.supported()  # what each answer's OKG-Support header says, worked out once per generation
         days = [date.fromisoformat(a) for _, _, a in snapshots(self.store())] or [date.today()]
         now = quarter_of(max(days))
         labels = [quarter_label(s) for s, _ in (now, quarter_of(now[1]))]
