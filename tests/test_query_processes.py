@@ -213,3 +213,27 @@ def test_no_query_runs_on_after_the_server_has_gone(sample_store):
                  and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
         assert alive == []
         thread.join(timeout=60)
+
+
+def test_a_worker_that_died_idle_is_replaced_unseen(sample_store):
+    """Idle workers killed from outside (an operator, the system out of memory): the next queries are
+    answered as usual by new ones."""
+    import signal
+
+    from opportunity_kg.web import create_app
+
+    app = create_app(sample_store[0], config={"cache_entries": 0})
+    run = app.extensions["okg"]
+    deadline = time.monotonic() + 30
+    while (run.ready_workers() is None or run.workers().status()["idle"] < 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        for worker in list(run.workers()._idle):
+            os.kill(worker.pid, signal.SIGKILL)
+        time.sleep(0.2)
+        client = app.test_client()
+        for _ in range(3):
+            answer = client.get("/sparql", query_string={"query": CHEAP}, headers={"Accept": JSON})
+            assert answer.status_code == 200 and answer.get_json()["boolean"] is True
+    finally:
+        run.workers().close()

@@ -182,6 +182,18 @@ class QueryProcesses:
                 self._busy.add(worker)
         return worker
 
+    def _send(self, request):
+        """A worker that has taken ``request``: an idle one, else a new one. One that died while idle
+        (killed from outside, say) is ended and another tried."""
+        for _ in range(3):
+            worker = self._take()
+            try:
+                send_frame(worker.sock, request)
+                return worker
+            except OSError:
+                self._give_back(worker, False)
+        raise ProcessesEnded("no worker process takes queries")
+
     def _give_back(self, worker, whole):
         """A worker whose query ended: kept when it answered to the end, else ended and replaced."""
         with self._lock:
@@ -209,7 +221,8 @@ class QueryProcesses:
             if on_done is not None:
                 on_done()
             raise
-        worker = self._take()  # ProcessesEnded: the caller runs the query another way
+        # ProcessesEnded: the caller runs the query another way
+        worker = self._send((query, default_graph, named_graphs, union_default, base_iri))
         state = {"whole": False, "stopped": False}
 
         def stop():
@@ -246,11 +259,6 @@ class QueryProcesses:
                 return "error", (QueryError if kind == "query" else StoreFailed)(message)
             return item
 
-        try:
-            send_frame(worker.sock, (query, default_graph, named_graphs, union_default, base_iri))
-        except OSError:
-            stop()
-            raise StoreFailed("the process that was to answer the query has ended; try again") from None
         result = read_answer(take, max_rows, stop)
         weakref.finalize(result, stop)  # an answer dropped unread ends its worker
         return result
