@@ -617,11 +617,7 @@ def _run_query(store, query, timeout, default_graph, named_graphs, union_default
         except queue.Empty:
             raise timed_out(timeout) from None
 
-    result = read_answer(take, max_rows, stop.set)
-    # an answer dropped unread (an error after the query ran, a client gone) stops its producer, which
-    # then calls on_done: nothing waits on a reader that will never come
-    weakref.finalize(result, stop.set)
-    return result
+    return read_answer(take, max_rows, stop.set)
 
 
 def dataset_arguments(store, default_graph, named_graphs, union_default, base_iri):
@@ -690,7 +686,8 @@ def timed_out(timeout):
 def read_answer(take, max_rows, stop):
     """The :class:`Result` of the items :func:`produce_answer` made, as ``take()`` gives them (it
     raises :class:`QueryTimeout` past the deadline); ``stop()`` is called once the reader stops
-    reading (the last row, the row limit, an error, the timeout, or the rows dropped unread)."""
+    reading (the last row, the row limit, an error, the timeout, or the rows dropped unread: it
+    may be called more than once)."""
     try:
         kind, head = take()
         if kind == "error":
@@ -726,6 +723,9 @@ def read_answer(take, max_rows, stop):
 
     result = Result(kind, variables or [], None)
     result.rows = rows()
+    # an answer dropped unread (an error after the query ran, a client gone) stops its producer, which
+    # then gives its slot back: nothing waits on a reader that will never come
+    weakref.finalize(result, stop)
     return result
 
 

@@ -32,7 +32,6 @@ import subprocess
 import sys
 import threading
 import time
-import weakref
 
 import pyoxigraph as ox
 
@@ -259,9 +258,7 @@ class QueryProcesses:
                 return "error", (QueryError if kind == "query" else StoreFailed)(message)
             return item
 
-        result = read_answer(take, max_rows, stop)
-        weakref.finalize(result, stop)  # an answer dropped unread ends its worker
-        return result
+        return read_answer(take, max_rows, stop)  # an answer dropped unread ends its worker
 
     def status(self):
         """What ``/health`` says of the workers: ready, idle, busy, and why they failed (if they did)."""
