@@ -14,10 +14,9 @@ from ..validation.validate import droppable, from_rdflib, load_ontology, load_sh
 from .check import check_rows
 from .count import count_rows
 from .derive import count_history, derive
-from .publish import due_for_compaction
 from .load import Target, workspace
 from .mapping import load_reference, map_export
-from .publish import describe, publish
+from .publish import describe, due_for_compaction, publish
 from .read import as_of_in, plan_export
 from .report import IngestReport, unique, warnings_path, write_quarantine, write_warnings
 from .rows import Rows

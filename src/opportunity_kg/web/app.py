@@ -53,6 +53,7 @@ def _store_of(store_path, store, limits):
     else:  # without opening it for writing: several server processes may start side by side
         recover_if_free(Path(store_path))
         check_is_store(Path(store_path))
+
     def workers(path):
         return QueryProcesses(path, limits["serve_memory_triples"], log.info, limits["query_processes"],
                               limits["query_memory_mb"])

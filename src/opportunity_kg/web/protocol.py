@@ -21,14 +21,14 @@ protocol = Blueprint("protocol", __name__)
 @protocol.route("/health")
 def health():
     run = runner()
-    store_now = run.store()
+    store_now, workers = run.store(), run.workers()
     return jsonify({"status": "ok", "version": __version__,
                     "snapshots": [{"graph": g, "system": sy, "as_of": a} for g, sy, a in snapshots(store_now)],
                     "updates": bool(run.limits["update_token"]),
                     "in_memory": run.in_memory(),
                     "answered_ahead": run.answered_ahead(store_now),
                     "queries_running": run.slots.status()[0],
-                    "query_processes": run.workers().status() if run.workers() is not None else None})
+                    "query_processes": workers.status() if workers is not None else None})
 
 
 @protocol.route("/update", methods=["POST"])
