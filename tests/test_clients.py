@@ -1,9 +1,11 @@
 """The endpoint as real clients use it: SPARQLWrapper in every return format, rdflib's SPARQLStore,
 pandas reading CSV from a URL; the service description, Graph Store reads, CORS and the update URL."""
 
+import logging
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pandas
@@ -301,3 +303,31 @@ def test_a_spreadsheet_guard_leaves_numbers_alone():
 
     assert [guard_cell(v) for v in ["-500", "+1.5", "-", "@x", "=1+1", "Acme", -3.0, None]] == \
         ["-500", "+1.5", "'-", "'@x", "'=1+1", "Acme", -3.0, None]
+
+
+def test_the_query_endpoint_answers_preflight_head_and_oversized_bodies_as_other_routes(app_with, caplog):
+    """/sparql is answered off Flask's routing (web/endpoint.py): a browser's CORS preflight, a HEAD,
+    a body over the size limit, an unreadable form and the request log line still behave as on
+    every other route."""
+    base = app_with(cors_origins="https://bi.example.com", max_request_bytes=2000, max_rows=5)
+    pre = requests.options(base + "/sparql", headers={"Origin": "https://bi.example.com",
+                                                      "Access-Control-Request-Method": "POST"})
+    assert pre.status_code == 200 and pre.headers["Access-Control-Allow-Origin"] == "https://bi.example.com"
+    assert {"GET", "POST"} <= set(pre.headers["Allow"].replace(" ", "").split(","))
+    stranger = requests.get(base + "/sparql", params={"query": "ASK {}"}, headers={"Origin": "https://evil.example.com"})
+    assert stranger.status_code == 200 and "Access-Control-Allow-Origin" not in stranger.headers
+    head = requests.head(base + "/sparql", params={"query": "ASK {}"})
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Content-Type"].startswith("application/sparql-results+json")
+    big = requests.post(base + "/sparql", data={"query": "ASK { ?s ?p " + "?o " * 1000 + "}"})
+    assert big.status_code == 413 and big.json()["error"] == "too_large"
+    assert "OKG_MAX_REQUEST_BYTES" in big.json()["message"]
+    with caplog.at_level(logging.INFO, logger="opportunity_kg.web"):
+        cut = requests.get(base + "/sparql", params={"query": "SELECT ?i WHERE { VALUES ?i { 1 2 3 4 5 6 } }"})
+        assert cut.headers["OKG-Rows-Cut"] == "5"
+        for _ in range(50):  # the line is written when the answer is done, on the server's thread
+            if any("GET /sparql 200" in r.getMessage() for r in caplog.records):
+                break
+            time.sleep(0.1)
+    line = next(r.getMessage() for r in caplog.records if "GET /sparql 200" in r.getMessage())
+    assert "select query" in line and "cut at 5 rows (OKG_MAX_ROWS)" in line

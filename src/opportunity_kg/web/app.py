@@ -6,16 +6,19 @@ import threading
 import time
 from pathlib import Path
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, g, request
+from werkzeug.exceptions import HTTPException
 
 from .. import settings
-from ..errors import Busy, OkgError
+from ..errors import OkgError
 from ..store.remote import is_remote
 from ..store import ReadOnlyStore, check_is_store, open_store, recover_if_free
 from ..store.processes import QueryProcesses
 from .api import api
+from .endpoint import SparqlEndpoint
 from .pages import STATIC, pages
 from .protocol import protocol
+from .replies import cors_headers, error_response, http_error_response, log_answer, server_error_response
 from .runner import QueryRunner
 
 log = logging.getLogger("opportunity_kg.web")
@@ -33,6 +36,7 @@ def create_app(store_path=None, *, store=None, config=None):
         app.register_blueprint(blueprint)
     _add_error_handlers(app, limits)
     _add_request_hooks(app, limits)
+    app.wsgi_app = SparqlEndpoint(app.wsgi_app, run)  # /sparql on a short path, the rest through Flask
     if limits["cache_entries"] and store is None:
         threading.Thread(target=run.keep_warm, daemon=True, name="okg-warm").start()
     return app
@@ -65,38 +69,19 @@ def _store_of(store_path, store, limits):
 
 
 def _add_error_handlers(app, limits):
-    """Every error in the one JSON shape of :class:`~opportunity_kg.errors.OkgError`."""
+    """Every error in the one JSON shape of :class:`~opportunity_kg.errors.OkgError` (:mod:`.replies`)."""
 
     @app.errorhandler(OkgError)
     def okg_error(exc):
-        response = jsonify(exc.as_dict())
-        if isinstance(exc, Busy):
-            response.headers["Retry-After"] = "1"
-        return response, exc.status
+        return error_response(exc)
 
-    @app.errorhandler(413)
-    def too_large(_):
-        return jsonify({"error": "too_large", "message": f"the request body is over the "
-                        f"{limits['max_request_bytes']} byte limit (OKG_MAX_REQUEST_BYTES)"}), 413
-
-    @app.errorhandler(404)
-    def not_found(_):
-        return jsonify({"error": "not_found", "message": f"no such page: {request.path}"}), 404
-
-    @app.errorhandler(405)
-    def bad_method(exc):
-        response = jsonify({"error": "method_not_allowed",
-                            "message": f"{request.method} is not allowed on {request.path}"})
-        response.status_code = 405
-        allowed = getattr(exc, "valid_methods", None)
-        if allowed:
-            response.headers["Allow"] = ", ".join(sorted(allowed))
-        return response
+    @app.errorhandler(HTTPException)
+    def http_error(exc):  # no such page, a method not allowed, a body too large, a request werkzeug cannot read
+        return http_error_response(exc, request.method, request.path, limits["max_request_bytes"])
 
     @app.errorhandler(500)
     def server_error(exc):  # whatever failed, the answer is the one JSON error shape, not an HTML page
-        log.exception("%s %s failed", request.method, request.path, exc_info=getattr(exc, "original_exception", exc))
-        return jsonify({"error": "server_error", "message": "the server failed to answer; the log says why"}), 500
+        return server_error_response(request.method, request.path, getattr(exc, "original_exception", exc))
 
 
 def _add_request_hooks(app, limits):
@@ -111,21 +96,11 @@ def _add_request_hooks(app, limits):
     def log_request(response):
         """One log line per request, written when the (streamed) response is done, with its duration
         (and for a query, its kind and the time to its first answer)."""
-        method, path, began = request.method, request.path, g.get("started", time.monotonic())
-        query = g.get("query")
-        detail = f" ({query[0]} query, first answer in {query[1]:.1f} ms)" if query else ""
-        if g.get("cut"):
-            detail += f", cut at {g.cut:,} rows (OKG_MAX_ROWS)"
-        response.call_on_close(lambda: log.info("%s %s %s in %.1f ms%s", method, path, response.status_code,
-                                                (time.monotonic() - began) * 1000, detail))
+        method, path, began, query = request.method, request.path, g.get("started", time.monotonic()), g.get("query")
+        response.call_on_close(lambda: log_answer(method, path, response, began, query))
         return response
 
     @app.after_request
     def cors(response):
-        origin = request.headers.get("Origin")
-        if origin and ("*" in origins or origin in origins):
-            response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
-            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = "Accept, Content-Type, Authorization"
-            response.headers.add("Vary", "Origin")
+        response.headers.extend(cors_headers(request.headers.get("Origin"), origins))
         return response

@@ -5,7 +5,7 @@ import json
 import re
 
 import pyoxigraph as ox
-from flask import Response, g, request
+from flask import Response
 
 from ..errors import OkgError, QueryError
 from ..vocabulary import XSD
@@ -66,9 +66,9 @@ class NotAcceptable(OkgError):
 PROTOCOL_PARAMETERS = {"query", "default-graph-uri", "named-graph-uri", "format", "timeout"}
 
 
-def protocol_arguments():
-    """The query, default-graph-uri and named-graph-uri of a SPARQL Protocol request."""
-    if request.method == "GET":
+def protocol_arguments(request):
+    """The query, default-graph-uri and named-graph-uri of a SPARQL Protocol request (a werkzeug Request)."""
+    if request.method in ("GET", "HEAD"):
         args = request.args
         return args.getlist("query"), args.getlist("default-graph-uri"), args.getlist("named-graph-uri")
     content_type = (request.mimetype or "").lower()
@@ -98,9 +98,9 @@ def prime(rows):
 
 
 def cut_headers(result, limit):
-    """``OKG-Rows-Cut: <limit>`` when the row limit (OKG_MAX_ROWS) left rows out of the answer."""
+    """``OKG-Rows-Cut: <limit>`` when the row limit (OKG_MAX_ROWS) left rows out of the answer (the
+    request's log line says so too)."""
     if result.cut:
-        g.cut = limit
         return {"OKG-Rows-Cut": str(limit)}
     return {}
 

@@ -1,5 +1,6 @@
-"""The SPARQL side of the HTTP layer: the SPARQL 1.1 Protocol query endpoint (``/sparql``), updates
-(``/update``, with a token), the Graph Store Protocol for reading (``/rdf-graphs``), and ``/health``."""
+"""The SPARQL side of the HTTP layer besides the query endpoint (``/sparql``, :mod:`.endpoint`):
+updates (``/update``, with a token), the Graph Store Protocol for reading (``/rdf-graphs``), and
+``/health``."""
 
 import hmac
 import logging
@@ -10,8 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 from .. import __version__
 from ..errors import Forbidden, NotFound, OkgError, QueryError, Unauthorized
 from ..store.history import snapshots
-from ..store.snapshots import unread_snapshots
-from .formats import PROTOCOL_PARAMETERS, UnsupportedMedia, protocol_arguments, respond, service_description
+from .formats import UnsupportedMedia, respond
 from .runner import runner
 
 log = logging.getLogger("opportunity_kg.web")
@@ -86,37 +86,4 @@ def graph_store():
                        limit=run.limits["max_rows"])
     if request.method == "HEAD":
         response.set_data(b"")
-    return response
-
-
-@protocol.route("/sparql", methods=["GET", "POST"])
-def sparql():
-    run = runner()
-    if request.method == "GET" and "update" in request.args:
-        raise QueryError("an update is not run from a GET: POST it to /update", field="update")
-    if request.method == "GET" and "query" not in request.args:
-        unknown = sorted(set(request.args) - PROTOCOL_PARAMETERS)
-        if unknown:
-            raise QueryError(f"unknown parameter {unknown[0]!r}: send the query as 'query'", field=unknown[0])
-        return service_description(request.url_root.rstrip("/"), request.headers.get("Accept"),
-                                   request.args.get("format"))
-    queries, default_graphs, named_graphs = protocol_arguments()
-    if not queries:
-        raise QueryError("no query: send one as the 'query' parameter (GET or POST form) "
-                         "or as an application/sparql-query body")
-    if len(queries) > 1:
-        raise QueryError("more than one query in the request; send exactly one 'query'")
-    query = queries[0]
-    base = request.url_root.rstrip("/") + "/sparql"  # relative IRIs in the query resolve against the endpoint
-    if default_graphs or named_graphs:  # the protocol's dataset: exactly the graphs named, each kind
-        result = run.execute(query, default_graph=default_graphs, named_graphs=named_graphs, base_iri=base)
-    else:
-        result = run.execute(query, base_iri=base)
-    response = respond(result, request.headers.get("Accept"), request.values.get("format"),
-                       limit=run.limits["max_rows"])
-    unread = unread_snapshots(run.store(), query, (default_graphs or []) + (named_graphs or []))
-    if unread:  # a past snapshot's graph holds its description only, unless it is materialised
-        response.headers["OKG-Snapshots-As-Changes"] = ", ".join(f"<{iri}>" for iri in unread)
-        log.info("the query names past snapshots kept as changes (their graphs hold their descriptions "
-                 "only; okg snapshot DATE --materialise puts their facts there): %s", ", ".join(unread))
     return response

@@ -59,11 +59,11 @@ class QueryRunner:
         self.answers = AnswerCache(limits["cache_entries"])
         self.answered_ahead_for = None  # (store generation, canned answers made ahead for it)
 
-    def execute(self, query, timeout=None, **kwargs):
+    def execute(self, query, timeout=None, client=None, **kwargs):
         """Run ``query`` under the timeout (``query_timeout`` unless given) and the row limit, in a slot
-        of the client's."""
-        # the thread answering ahead has no request, and no client to count against
-        client = request.remote_addr if has_request_context() else "(answering ahead)"
+        of the ``client``'s (by default the Flask request's address)."""
+        if client is None:  # the thread answering ahead has no request, and no client to count against
+            client = request.remote_addr if has_request_context() else "(answering ahead)"
         give_back = self.slots.take(client, self.limits["query_timeout"])  # given back when the work stops
         started = time.monotonic()
         limits = {"timeout": timeout or self.limits["query_timeout"], "max_rows": self.limits["max_rows"],
