@@ -1,6 +1,7 @@
 """Benchmark: opportunity-kg's SPARQL endpoint against the native Oxigraph server on the same data.
 
 Usage: python benchmarks/endpoint.py --store PATH [--seconds 10] [--slow-seconds 60] [--connections 8] [--only ASK]
+       [--servers granian granian:2 granian:1:4]
 
 Serves the store with `okg serve` (granian, and waitress to compare) and, from a copy of the same
 quads, with `oxigraph serve`, both on 127.0.0.1; then, for each query (a
@@ -46,6 +47,23 @@ def wait(port, path):
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"nothing answers on port {port}")
+
+
+def settled(port, timeout=1800):
+    """Wait until okg serve has its query workers ready, its in-memory copy made and its canned answers
+    made ahead: measured before, the load would race the server's own start-up work."""
+    import json
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("GET", "/health")
+        health = json.loads(connection.getresponse().read())
+        workers = health.get("query_processes")
+        if (workers is None or workers.get("ready")) and health.get("answered_ahead") is not None:
+            return
+        time.sleep(1)
+    raise SystemExit(f"okg serve on port {port} did not settle in {timeout} s")
 
 
 def load(port, path, seconds, connections):
@@ -114,8 +132,8 @@ def main():
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=8, help="okg serve's threads")
     parser.add_argument("--servers", nargs="+", default=["granian", "waitress"],
-                        help="the HTTP servers okg serve is measured with: granian, waitress, or granian:N for N "
-                             "worker processes (default: granian and waitress)")
+                        help="the HTTP servers okg serve is measured with: granian, waitress, granian:N for N "
+                             "worker processes, or granian:N:T for N of T threads each (default: granian and waitress)")
     args = parser.parse_args()
     from opportunity_kg.analytics.queries import get_query
 
@@ -132,17 +150,19 @@ def main():
         subprocess.run([str(bin_dir / "oxigraph"), "load", "--location", str(native_dir), "--file", str(dump)],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ours = {server: free_port() for server in args.servers}
-        servers = [subprocess.Popen([str(bin_dir / "okg"), "serve", "--store", args.store, "--port", str(port),
-                                     "--threads", str(args.threads), "--server", server.split(":")[0]]
-                                    + (["--workers", server.split(":")[1]] if ":" in server else []),
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                   for server, port in ours.items()]
+        servers = []
+        for server, port in ours.items():
+            name, workers, threads = (server.split(":") + ["1", str(args.threads)])[:3]
+            servers.append(subprocess.Popen([str(bin_dir / "okg"), "serve", "--store", args.store, "--port", str(port),
+                                             "--threads", threads, "--server", name, "--workers", workers],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         servers.append(subprocess.Popen([str(bin_dir / "oxigraph"), "serve-read-only", "--location", str(native_dir),
                                          "--bind", f"127.0.0.1:{native_port}", "--union-default-graph"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         try:
             for port in ours.values():
                 wait(port, "/health")
+                settled(port)
             wait(native_port, "/query?query=ASK%7B%7D")
             print(f"load generator: {'wrk' if shutil.which('wrk') else 'Python threads'}, "
                   f"{args.connections} connections, {args.seconds:g} s per query and server; "

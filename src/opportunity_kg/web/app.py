@@ -97,7 +97,8 @@ def _add_request_hooks(app, limits):
         """One log line per request, written when the (streamed) response is done, with its duration
         (and for a query, its kind and the time to its first answer)."""
         method, path, began, query = request.method, request.path, g.get("started", time.monotonic()), g.get("query")
-        response.call_on_close(lambda: log_answer(method, path, response, began, query))
+        response.call_on_close(lambda: log_answer(method, path, response.status_code, began, query,
+                                                  response.headers.get("OKG-Rows-Cut")))
         return response
 
     @app.after_request

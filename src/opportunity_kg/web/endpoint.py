@@ -12,11 +12,12 @@ import logging
 import time
 
 from werkzeug.exceptions import HTTPException
+from werkzeug.utils import get_content_type
 from werkzeug.wrappers import Request, Response
 
 from ..errors import OkgError, QueryError
 from ..store.snapshots import unread_snapshots
-from .formats import PROTOCOL_PARAMETERS, protocol_arguments, respond, service_description
+from .formats import PROTOCOL_PARAMETERS, answer_parts, protocol_arguments, service_description
 from .replies import cors_headers, error_response, http_error_response, log_answer, server_error_response
 
 log = logging.getLogger("opportunity_kg.web")
@@ -47,21 +48,73 @@ class SparqlEndpoint:
         request = self.request_class(environ)
         seen = {}
         try:
-            response = answer(self.run, request, seen)
+            answered = answer(self.run, request, seen)
         except OkgError as exc:
-            response = error_response(exc)
+            answered = error_response(exc)
         except HTTPException as exc:  # a body over the size limit, a form that cannot be read
-            response = http_error_response(exc, request.method, PATH, self.run.limits["max_request_bytes"])
+            answered = http_error_response(exc, request.method, PATH, self.run.limits["max_request_bytes"])
         except Exception as exc:  # noqa: BLE001 -- whatever failed, the answer is the JSON error shape
-            response = server_error_response(request.method, PATH, exc)
-        response.headers.extend(cors_headers(environ.get("HTTP_ORIGIN"), self.origins))
-        response.call_on_close(lambda: log_answer(request.method, PATH, response, began, seen.get("query")))
-        return response(environ, start_response)
+            answered = server_error_response(request.method, PATH, exc)
+        if isinstance(answered, Response):  # the rarer answers: a service description, an error, a preflight
+            body, status, headers = answered.get_wsgi_response(environ)
+            headers = list(headers)
+        else:  # a query's answer: written here, without a Response object
+            text, media, extra = answered
+            status, headers = "200 OK", [("Content-Type", get_content_type(media, "utf-8")), *extra.items()]
+            if isinstance(text, str):  # a whole answer (an ASK's, say): its length is known
+                data = text.encode("utf-8")
+                headers.append(("Content-Length", str(len(data))))
+                body = [data]
+            else:
+                body = _pieces(text)
+            if request.method == "HEAD":
+                body = []
+        headers += cors_headers(environ.get("HTTP_ORIGIN"), self.origins)
+        start_response(status, headers)
+        return _Logged(body, request.method, status, headers, began, seen.get("query"))
+
+
+class _Logged:
+    """A response body that writes the request's log line when the server closes it (the answer is done)."""
+
+    def __init__(self, body, method, status, headers, began, query):
+        self.body, self.method, self.status, self.headers = body, method, status, headers
+        self.began, self.query = began, query
+
+    def __iter__(self):
+        return iter(self.body)
+
+    def close(self):
+        try:
+            if hasattr(self.body, "close"):
+                self.body.close()
+        finally:
+            cut = next((v for k, v in self.headers if k == "OKG-Rows-Cut"), None)
+            log_answer(self.method, PATH, int(self.status[:3]), self.began, self.query, cut)
+
+
+#: bytes gathered before a piece of a long answer is handed to the server
+CHUNK_BYTES = 64 * 1024
+
+
+def _pieces(text):
+    """An answer's text (an iterable of strings) as UTF-8 bytes in pieces of about :data:`CHUNK_BYTES`."""
+    gathered, size = [], 0
+    for chunk in text:
+        gathered.append(chunk)
+        size += len(chunk)
+        if size >= CHUNK_BYTES:
+            yield "".join(gathered).encode("utf-8")
+            gathered, size = [], 0
+    if gathered:
+        yield "".join(gathered).encode("utf-8")
 
 
 def answer(run, request, seen):
-    """The answer to one ``/sparql`` request (a werkzeug Response); ``seen["query"]`` is set to
-    (the query's kind, ms to its answer) when a query ran. Raises OkgError for the error shape."""
+    """The answer to one ``/sparql`` request: a query's (body, media type, headers), see
+    :func:`~opportunity_kg.web.formats.answer_parts`, or a werkzeug Response (a service description,
+    a preflight); ``seen["query"]`` is set to (the query's kind, ms to its answer) when a query ran.
+    Raises OkgError for the error shape."""
     method = request.method
     if method not in METHODS:
         raise MethodNotAllowed(method)
@@ -89,14 +142,14 @@ def answer(run, request, seen):
     started = time.monotonic()
     result = run.execute(query, client=request.remote_addr, base_iri=base, **dataset)
     seen["query"] = (result.kind, (time.monotonic() - started) * 1000)
-    response = respond(result, request.headers.get("Accept"), request.values.get("format"),
-                       limit=run.limits["max_rows"])
+    body, media, headers = answer_parts(result, request.headers.get("Accept"), request.values.get("format"),
+                                        limit=run.limits["max_rows"])
     unread = unread_snapshots(run.store(), query, (default_graphs or []) + (named_graphs or []))
     if unread:  # a past snapshot's graph holds its description only, unless it is materialised
-        response.headers["OKG-Snapshots-As-Changes"] = ", ".join(f"<{iri}>" for iri in unread)
+        headers["OKG-Snapshots-As-Changes"] = ", ".join(f"<{iri}>" for iri in unread)
         log.info("the query names past snapshots kept as changes (their graphs hold their descriptions "
                  "only; okg snapshot DATE --materialise puts their facts there): %s", ", ".join(unread))
-    return response
+    return body, media, headers
 
 
 class MethodNotAllowed(OkgError):

@@ -131,17 +131,24 @@ def service_description(endpoint, accept, fmt_param):
 
 
 def respond(result, accept, fmt_param, default="ntriples", limit=None):
+    """The answer to a query as a Response (see :func:`answer_parts`)."""
+    body, media, headers = answer_parts(result, accept, fmt_param, default, limit)
+    return Response(body, mimetype=media, headers=headers)
+
+
+def answer_parts(result, accept, fmt_param, default="ntriples", limit=None):
+    """(body, media type, extra headers) of a query's answer in the format the request asks for:
+    SELECT and ASK results by ``FORMAT_ALIASES``, graphs by ``GRAPH_ALIASES`` (``default`` when
+    nothing is asked). The body is text, or an iterable of text for a graph."""
     if result.kind == "graph":
         fmt = negotiate(accept, fmt_param, GRAPH_ALIASES, default)
         rows = prime(result.rows)
-        body = write_triples(rows, fmt, 10**12)
-        return Response(body, mimetype=GRAPH_FORMATS[fmt], headers=cut_headers(result, limit))
+        return write_triples(rows, fmt, 10**12), GRAPH_FORMATS[fmt], cut_headers(result, limit)
     fmt = negotiate(accept, fmt_param, FORMAT_ALIASES, "json")
     if result.kind == "ask":
-        return Response(write_boolean(result.rows, fmt), mimetype=SELECT_FORMATS[fmt])
+        return write_boolean(result.rows, fmt), SELECT_FORMATS[fmt], {}
     rows = prime(result.rows)
-    body = write_solutions(result.variables, rows, fmt, 10**12)
-    return Response(body, mimetype=SELECT_FORMATS[fmt], headers=cut_headers(result, limit))
+    return write_solutions(result.variables, rows, fmt, 10**12), SELECT_FORMATS[fmt], cut_headers(result, limit)
 
 
 def _json_value(term):

@@ -64,11 +64,12 @@ def cors_headers(origin, origins):
             ("Vary", "Origin")]
 
 
-def log_answer(method, path, response, began, query=None):
+def log_answer(method, path, status, began, query=None, cut=None):
     """The request's log line, once its answer is written: status, duration, and for a query its
-    kind, the time to its first answer and whether the row limit cut it."""
+    kind, the time to its first answer and where the row limit cut it (``OKG-Rows-Cut``)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
     detail = f" ({query[0]} query, first answer in {query[1]:.1f} ms)" if query else ""
-    cut = response.headers.get("OKG-Rows-Cut")
     if cut:
         detail += f", cut at {int(cut):,} rows (OKG_MAX_ROWS)"
-    log.info("%s %s %s in %.1f ms%s", method, path, response.status_code, (time.monotonic() - began) * 1000, detail)
+    log.info("%s %s %s in %.1f ms%s", method, path, status, (time.monotonic() - began) * 1000, detail)
