@@ -130,7 +130,8 @@ def main():
                         help="seconds per server for the aggregate, which takes seconds per request on big stores")
     parser.add_argument("--only", nargs="+", help="measure only these queries (names as in the table)")
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=8, help="okg serve's threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="okg serve's threads (default: okg serve's own, the query slots and 8 more)")
     parser.add_argument("--servers", nargs="+", default=["granian", "waitress"],
                         help="the HTTP servers okg serve is measured with: granian, waitress, granian:N for N "
                              "worker processes, or granian:N:T for N of T threads each (default: granian and waitress)")
@@ -152,9 +153,10 @@ def main():
         ours = {server: free_port() for server in args.servers}
         servers = []
         for server, port in ours.items():
-            name, workers, threads = (server.split(":") + ["1", str(args.threads)])[:3]
+            name, workers, threads = (server.split(":") + ["1", str(args.threads or "")])[:3]
             servers.append(subprocess.Popen([str(bin_dir / "okg"), "serve", "--store", args.store, "--port", str(port),
-                                             "--threads", threads, "--server", name, "--workers", workers],
+                                             "--server", name, "--workers", workers]
+                                            + (["--threads", threads] if threads else []),
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         servers.append(subprocess.Popen([str(bin_dir / "oxigraph"), "serve-read-only", "--location", str(native_dir),
                                          "--bind", f"127.0.0.1:{native_port}", "--union-default-graph"],
@@ -166,7 +168,7 @@ def main():
             wait(native_port, "/query?query=ASK%7B%7D")
             print(f"load generator: {'wrk' if shutil.which('wrk') else 'Python threads'}, "
                   f"{args.connections} connections, {args.seconds:g} s per query and server; "
-                  f"okg serve with {args.threads} threads\n")
+                  f"okg serve with {args.threads or 'its default number of'} threads\n")
             print("| query | okg serve with | req/s | p50 ms | p99 ms | native Oxigraph req/s | p50 ms | p99 ms | "
                   "ratio |")
             print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
