@@ -11,6 +11,8 @@ functions the Flask side uses (:mod:`opportunity_kg.web.app`)."""
 import logging
 import time
 
+import pyoxigraph as ox
+
 from werkzeug.exceptions import HTTPException
 from werkzeug.utils import get_content_type
 from werkzeug.wrappers import Request, Response
@@ -136,7 +138,7 @@ def answer(run, request, seen):
     if len(queries) > 1:
         raise QueryError("more than one query in the request; send exactly one 'query'")
     query = queries[0]
-    base = root + PATH  # relative IRIs in the query resolve against the endpoint
+    base = _iri_or_none(root + PATH)  # relative IRIs in the query resolve against the endpoint
     dataset = {"default_graph": default_graphs, "named_graphs": named_graphs} \
         if default_graphs or named_graphs else {}  # the protocol's dataset: exactly the graphs named, each kind
     started = time.monotonic()
@@ -165,6 +167,16 @@ def _root(environ):
     """The server's root URL as the client named it (scheme, Host and the app's mount point)."""
     host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
     return f"{environ['wsgi.url_scheme']}://{host}{environ.get('SCRIPT_NAME', '').rstrip('/')}"
+
+
+def _iri_or_none(text):
+    """``text`` if it is an IRI, else None: a Host header that makes no IRI gives the query no base
+    (a query with a relative IRI then says it needs one) rather than failing every query."""
+    try:
+        ox.NamedNode(text)
+        return text
+    except ValueError:
+        return None
 
 
 def _bare(status, headers):
