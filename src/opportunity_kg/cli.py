@@ -399,6 +399,9 @@ def cmd_serve(args):
 
     multiprocessing.set_start_method("spawn", force=True)  # a fresh worker process: nothing of ours is forked
 
+    # the threads are many on purpose (a thread whose query runs in a worker process only waits), which
+    # granian warns about at start: not a problem the user has to act on (README, "HTTP")
+    logging.getLogger("_granian").addFilter(lambda record: "seems quite high" not in record.getMessage())
     # each worker process opens the store (and makes its own in-memory copy); its threads run the app
     server = Server(str(args.store), address=args.host, port=args.port, interface=Interfaces.WSGI,
                     workers=args.workers, blocking_threads=args.threads, log_level=LogLevels.warning)
