@@ -269,6 +269,20 @@ def test_canned_answers_are_kept_per_store_generation(app_with, sample_export, t
     assert requests.get(base + "/api/queries/days-in-stage.csv?by=territory").headers["OKG-Cache"] == "hit"
 
 
+def test_a_kept_answer_sends_the_same_bytes_in_each_format_as_one_written_afresh(app_with):
+    """A kept canned answer keeps its CSV and JSON as written (made ahead for the dashboards' first
+    calls): each format's bytes are those a server keeping nothing writes for the same question."""
+    kept, fresh = app_with(), app_with(cache_entries=0)
+    for path in ("weighted-pipeline.csv?period=2026-Q4", "weighted-pipeline.json?period=2026-Q4",
+                 "shared-contacts.csv", "shared-contacts.json", "win-rate.csv?by=team"):
+        first, again = requests.get(f"{kept}/api/queries/{path}"), requests.get(f"{kept}/api/queries/{path}")
+        plain = requests.get(f"{fresh}/api/queries/{path}")
+        assert again.headers["OKG-Cache"] == "hit" and plain.headers["OKG-Cache"] == "miss", path
+        assert first.content == again.content == plain.content, path
+        assert first.headers["Content-Type"] == plain.headers["Content-Type"], path
+        assert int(again.headers["Content-Length"]) == len(plain.content), path
+
+
 def test_canned_csv_is_safe_in_a_spreadsheet_and_sparql_is_untouched(tmp_path):
     """An account named like a formula (CSV injection): the canned-query CSV, over HTTP and from
     `okg query`, starts that cell with ' (numbers, negative ones too, stay numbers); /sparql and the

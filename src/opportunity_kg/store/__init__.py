@@ -520,6 +520,7 @@ class Result:
     variables: list
     rows: object  # iterator of tuples (select) or triples (graph), or a bool (ask)
     cut: bool = False
+    bodies: dict = None  # a kept answer's tables as written, by format (the web layer's)
 
 
 #: rows handed from the query thread to the response at a time

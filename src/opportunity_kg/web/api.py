@@ -6,13 +6,11 @@ from flask import Blueprint, Response, jsonify, request
 from .. import __version__
 from ..errors import OkgError
 from ..analytics.queries import get_query, load_queries
-from ..analytics.results import write_solutions, write_table
-from .formats import cut_headers, negotiate, openapi_document, records
+from ..analytics.results import write_table
+from .formats import TABLE_FORMATS, cut_headers, negotiate, openapi_document, table_body
 from .runner import runner
 
 api = Blueprint("api", __name__)
-#: the formats of a table, by suffix, Accept or format=
-TABLE_FORMATS = {"csv": "csv", "text/csv": "csv", "json": "json", "application/json": "json"}
 
 
 @api.route("/api/queries")
@@ -44,12 +42,11 @@ def canned(name):
     support = run.supported().get(name, {})
     headers = {"OKG-Support": support.get("level", "full"),  # "partial" or "none": /api/queries says why
                "OKG-Cache": "hit" if hit else "miss", **cut_headers(result, run.limits["max_rows"])}
+    body = table_body(result, fmt, run.limits)  # written once per kept answer and format
     if fmt == "csv":
-        body = write_solutions(result.variables, result.rows, "csv", run.limits["max_rows"],
-                               guard=run.limits["csv_formula_guard"])
         return Response(body, mimetype="text/csv",
                         headers={"Content-Disposition": f'inline; filename="{name}.csv"', **headers})
-    return Response(records(result.variables, result.rows), mimetype="application/json", headers=headers)
+    return Response(body, mimetype="application/json", headers=headers)
 
 
 @api.route("/api/forecast")

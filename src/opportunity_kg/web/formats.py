@@ -24,6 +24,8 @@ GRAPH_ALIASES = {
     "application/rdf+xml": "rdfxml", "rdfxml": "rdfxml", "xml": "rdfxml", "rdf": "rdfxml", "rdf+xml": "rdfxml",
     "application/ld+json": "jsonld", "jsonld": "jsonld", "json-ld": "jsonld", "json": "jsonld",
 }
+#: the formats of a canned query's table, by suffix, Accept or format=
+TABLE_FORMATS = {"csv": "csv", "text/csv": "csv", "json": "json", "application/json": "json"}
 NUMERIC = {XSD + t for t in
            ("integer", "decimal", "double", "float", "long", "int", "short", "nonNegativeInteger")}
 _JSON_NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?$")
@@ -149,6 +151,26 @@ def answer_parts(result, accept, fmt_param, default="ntriples", limit=None):
         return write_boolean(result.rows, fmt), SELECT_FORMATS[fmt], {}
     rows = prime(result.rows)
     return write_solutions(result.variables, rows, fmt, 10**12), SELECT_FORMATS[fmt], cut_headers(result, limit)
+
+
+def table_body(result, fmt, limits):
+    """A canned query's whole answer as a table, UTF-8 bytes: CSV (guarded against spreadsheet
+    formulas when ``csv_formula_guard`` is on) or JSON records. A kept answer (one with ``bodies``,
+    :meth:`~opportunity_kg.web.runner.QueryRunner.answer`) keeps what was written, so a repeat
+    costs no writing."""
+    key = (fmt, limits["csv_formula_guard"])
+    bodies = getattr(result, "bodies", None)
+    if bodies is not None and key in bodies:
+        return bodies[key]
+    if fmt == "csv":
+        text = write_solutions(result.variables, result.rows, "csv", limits["max_rows"],
+                               guard=limits["csv_formula_guard"])
+    else:
+        text = records(result.variables, result.rows)
+    data = "".join(text).encode("utf-8")
+    if bodies is not None:
+        bodies[key] = data
+    return data
 
 
 def _json_value(term):
