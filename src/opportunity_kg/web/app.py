@@ -18,7 +18,8 @@ from .api import api
 from .endpoint import SparqlEndpoint
 from .pages import STATIC, pages
 from .protocol import protocol
-from .replies import cors_headers, error_response, http_error_response, log_answer, server_error_response
+from .replies import (allowed_origins, cors_headers, error_response, http_error_response, log_answer,
+                      server_error_response)
 from .runner import QueryRunner
 
 log = logging.getLogger("opportunity_kg.web")
@@ -86,7 +87,7 @@ def _add_error_handlers(app, limits):
 
 def _add_request_hooks(app, limits):
     """The request log (one line per request, when its answer is done) and CORS."""
-    origins = [o.strip() for o in limits["cors_origins"].split(",") if o.strip()]
+    origins = allowed_origins(limits["cors_origins"])
 
     @app.before_request
     def started():

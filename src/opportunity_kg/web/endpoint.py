@@ -19,7 +19,8 @@ from werkzeug.wrappers import Request, Response
 from ..errors import OkgError, QueryError
 from ..store.snapshots import unread_snapshots
 from .formats import PROTOCOL_PARAMETERS, answer_parts, protocol_arguments, service_description
-from .replies import cors_headers, error_response, http_error_response, log_answer, server_error_response
+from .replies import (allowed_origins, cors_headers, error_response, http_error_response, log_answer,
+                      server_error_response)
 
 log = logging.getLogger("opportunity_kg.web")
 
@@ -35,7 +36,7 @@ class SparqlEndpoint:
     def __init__(self, inner, run):
         self.inner, self.run = inner, run
         limits = run.limits
-        self.origins = [o.strip() for o in limits["cors_origins"].split(",") if o.strip()]
+        self.origins = allowed_origins(limits["cors_origins"])
 
         class Limited(Request):  # a form body past OKG_MAX_REQUEST_BYTES is refused, as on Flask's routes
             max_content_length = limits["max_request_bytes"]

@@ -159,7 +159,7 @@ def table_body(result, fmt, limits):
     :meth:`~opportunity_kg.web.runner.QueryRunner.answer`) keeps what was written, so a repeat
     costs no writing."""
     key = (fmt, limits["csv_formula_guard"])
-    bodies = getattr(result, "bodies", None)
+    bodies = result.bodies
     if bodies is not None and key in bodies:
         return bodies[key]
     if fmt == "csv":

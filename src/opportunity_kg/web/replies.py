@@ -54,8 +54,13 @@ def server_error_response(method, path, exc):
     return json_response({"error": "server_error", "message": "the server failed to answer; the log says why"}, 500)
 
 
+def allowed_origins(setting):
+    """The origins the setting ``cors_origins`` (OKG_CORS_ORIGINS, comma-separated) names."""
+    return [o.strip() for o in setting.split(",") if o.strip()]
+
+
 def cors_headers(origin, origins):
-    """The CORS headers for a request from ``origin`` when it is one of ``origins`` (OKG_CORS_ORIGINS)."""
+    """The CORS headers for a request from ``origin`` when it is one of ``origins`` (:func:`allowed_origins`)."""
     if not origin or not ("*" in origins or origin in origins):
         return []
     return [("Access-Control-Allow-Origin", "*" if "*" in origins else origin),

@@ -96,9 +96,8 @@ class QueryRunner:
         if kept is not None:
             return kept, True
         result = self.execute(text, timeout=timeout)
-        kept = Result(result.kind, result.variables, prime(result.rows))
-        kept.cut = result.cut
-        kept.bodies = {}  # the tables written from it, by format (:func:`~.formats.table_body`)
+        # with the tables written from it, by format (:func:`~.formats.table_body`)
+        kept = Result(result.kind, result.variables, prime(result.rows), result.cut, bodies={})
         self.answers.put(key, kept)
         return kept, False
 
