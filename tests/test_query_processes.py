@@ -94,7 +94,9 @@ def test_a_query_past_its_timeout_stops_and_frees_its_slot_and_cpu(sample_store,
         time.sleep(1.0)
         assert cpu_seconds(pids) - burnt < 0.3  # nothing runs on: the slow queries' workers are gone
         assert len(during - set(pids)) == 3  # the three workers are gone
-        assert len(set(pids) - during) == 2  # and two spare ones forked again
+        # and the spares forked again: two, or three when the cheap query took a spare while the
+        # top-up still ran (the top-up forks another, and the cheap query's worker is kept too)
+        assert len(set(pids) - during) in (2, 3)
         assert health["query_processes"]["idle"] + health["query_processes"]["busy"] <= 3
 
 
