@@ -232,9 +232,18 @@ def test_slipped_deals(sample_export, open_sample_store, least):
     assert expected and {k: (int(v["pushes"]), int(v["days_pushed"])) for k, v in got.items()} == expected
 
 
-@pytest.mark.parametrize("by", ["owner", "team", "territory", "industry", "size_band", "lead_source", "product",
-                                "competitor", "stage_reached"])
-def test_win_rate(sample_export, open_sample_store, by):
+def closes_in(period):
+    """Whether a deal row's close date falls in ``period`` (always, with none)."""
+    if period is None:
+        return lambda row: True
+    start, end = period_range(period)
+    return lambda row: bool(row["CloseDate"]) and start <= date.fromisoformat(row["CloseDate"]) < end
+
+
+@pytest.mark.parametrize("by,period", [(by, None) for by in ("owner", "team", "territory", "industry", "size_band",
+                                                              "lead_source", "product", "competitor", "stage_reached")]
+                         + [("owner", "2026-Q1"), ("product", "2026-H1"), ("competitor", "2026-Q1")])
+def test_win_rate(sample_export, open_sample_store, by, period):
     users = {r["Id"]: r for r in table(sample_export, "User.csv")}
     roles = {r["Id"]: r["Name"] for r in table(sample_export, "UserRole.csv")}
     territories = {r["Id"]: r["Name"] for r in table(sample_export, "Territory2.csv")}
@@ -272,8 +281,9 @@ def test_win_rate(sample_export, open_sample_store, by):
         "stage_reached": lambda r: furthest.get(r["Id"], (0, "(none)"))[1],
     }.get(by)
     expected = defaultdict(lambda: [0, 0, Decimal(0), Decimal(0)])
+    in_period = closes_in(period)
     for row in table(sample_export, "Opportunity.csv"):
-        if row["IsClosed"] != "true":
+        if row["IsClosed"] != "true" or not in_period(row):
             continue
         won = row["IsWon"] == "true"
         amount = Decimal(row["Amount"] or 0)
@@ -284,7 +294,7 @@ def test_win_rate(sample_export, open_sample_store, by):
             entry[1] += won
             entry[2] += amount
             entry[3] += amount if won else 0
-    got = answer(open_sample_store, "win-rate", {"by": by}, "group")
+    got = answer(open_sample_store, "win-rate", {"by": by, **({"period": period} if period else {})}, "group")
     assert len(expected) >= 2
     assert {k: figures(v, "closed", "won", "amount_closed", "amount_won") for k, v in got.items()} == \
         {k: (Decimal(c), Decimal(w), a, aw) for k, (c, w, a, aw) in expected.items()}
@@ -596,13 +606,16 @@ def wilson(won, n, z=1.96):
     return centre - half, centre + half
 
 
-def test_win_patterns(sample_export, sample_store, open_sample_store):
+@pytest.mark.parametrize("period", [None, "2026-H1"])
+def test_win_patterns(sample_export, sample_store, open_sample_store, period):
     import statistics
 
     today = date.fromisoformat(sample_store[1].as_of)
     deals = {r["Id"]: r for r in table(sample_export, "Opportunity.csv")}
     accounts = {r["Id"]: r for r in table(sample_export, "Account.csv")}
     closed = {k: r for k, r in deals.items() if r["IsClosed"] == "true"}
+    in_period = {k: r for k, r in closed.items() if closes_in(period)(r)}
+    assert period is None or 30 < len(in_period) < len(closed)  # the period leaves some deals out, not all
     roles = roles_by_deal(sample_export)
     pushed = {r["OpportunityId"] for r in table(sample_export, "OpportunityFieldHistory.csv")
               if r["Field"] == "CloseDate" and r["NewValue"] > r["OldValue"]}
@@ -636,12 +649,12 @@ def test_win_patterns(sample_export, sample_store, open_sample_store):
         "close date pushed": lambda d: d["Id"] in pushed,
         "most stage stays above the median": slow,
     }
-    got = answer(open_sample_store, "win-patterns", {}, "pattern")
+    got = answer(open_sample_store, "win-patterns", {"period": period} if period else {}, "pattern")
     assert set(got) == set(patterns)
-    base = sum(d["IsWon"] == "true" for d in closed.values()) / len(closed)
+    base = sum(d["IsWon"] == "true" for d in in_period.values()) / len(in_period)
     for name, test in patterns.items():
-        with_it = [d for d in closed.values() if test(d)]
-        without = [d for d in closed.values() if not test(d)]
+        with_it = [d for d in in_period.values() if test(d)]
+        without = [d for d in in_period.values() if not test(d)]
         won_with = sum(d["IsWon"] == "true" for d in with_it)
         won_without = sum(d["IsWon"] == "true" for d in without)
         row = got[name]
