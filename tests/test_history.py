@@ -286,3 +286,58 @@ def test_an_entity_without_a_gleif_parent_is_its_own_ultimate_parent(moved_paren
         assert rows[account_id]["gleif_ultimate_parent"] == name
     unlinked = [r for r in rows.values() if r["account_id"] not in linked and r["gleif_ultimate_parent"] is None]
     assert unlinked  # about one company in ten is not in GLEIF
+
+
+def test_close_date_pushed_is_derived_from_the_export_history_and_the_snapshots(two_snapshots):
+    """okg:closeDatePushed follows "now": the later export has no field history table, so the first
+    export's history rows (its snapshot's) no longer count, and the one deal true is the one whose
+    close date the later export moved later (a change of our own history); every deal has the fact.
+    (A deal pushed in an export's own history table: test_win_patterns, over the sample.)"""
+    store, _, moved, rows = two_snapshots
+    close_id, old_close, new_close = moved["close"]
+    assert old_close < new_close
+    first = store.parent / "first"
+    with open(first / "OpportunityFieldHistory.csv", encoding="utf-8", newline="") as handle:
+        pushed = {r["OpportunityId"] for r in csv.DictReader(handle) if r["Field"] == "CloseDate"
+                  and r["NewValue"] > r["OldValue"]}
+    got = dict(map(tuple, select(store, """SELECT ?id ?pushed WHERE { ?d a okg:Opportunity ; okg:sourceId ?id ;
+        okg:closeDatePushed ?pushed }""")))
+    assert set(got) == {r["Id"] for r in rows}
+    assert {k for k, v in got.items() if v == "true"} == {close_id}
+    assert pushed - {close_id}  # which the first snapshot alone holds
+
+
+def test_related_account_won_before_reads_parents_siblings_and_dates():
+    """okg:relatedAccountWonBefore on a hand-made hierarchy: a parent P with children A and B."""
+    import pyoxigraph as ox
+
+    from opportunity_kg.store.history import deal_patterns
+
+    okg = "https://w3id.org/opportunity-kg/ontology#"
+    graph = ox.NamedNode("urn:test:facts")
+    node = {name: ox.NamedNode(f"urn:test:{name}") for name in ("P", "A", "B", "C", "won-on-B", "won-on-P",
+                                                                "after", "before", "on-P", "on-C", "no-created")}
+
+    def date_(text, kind="date"):
+        return ox.Literal(text, datatype=ox.NamedNode(f"http://www.w3.org/2001/XMLSchema#{kind}"))
+
+    triples = [("A", "parentAccount", node["P"]), ("B", "parentAccount", node["P"]),
+               ("won-on-B", "account", node["B"]), ("won-on-B", "closeDate", date_("2026-01-10")),
+               ("won-on-P", "account", node["P"]), ("won-on-P", "closeDate", date_("2026-04-01")),
+               ("after", "account", node["A"]), ("after", "createdAt", date_("2026-02-01T09:00:00Z", "dateTime")),
+               ("before", "account", node["A"]), ("before", "createdAt", date_("2026-01-10T09:00:00Z", "dateTime")),
+               ("on-P", "account", node["P"]), ("on-P", "createdAt", date_("2026-06-01T09:00:00Z", "dateTime")),
+               ("on-C", "account", node["C"]), ("on-C", "createdAt", date_("2026-06-01T09:00:00Z", "dateTime")),
+               ("no-created", "account", node["A"])]
+    store = ox.Store()
+    store.extend([ox.Quad(node[s], ox.NamedNode(okg + p), o, graph) for s, p, o in triples])
+    deals = {node[n] for n in ("won-on-B", "won-on-P", "after", "before", "on-P", "on-C", "no-created")}
+    facts = {(s.value.rsplit(":", 1)[1], p.value.rsplit("#", 1)[1]): o.value
+             for s, p, o in deal_patterns([(store, graph)], deals, {node["won-on-B"], node["won-on-P"]})}
+    related = {deal for (deal, name), value in facts.items() if name == "relatedAccountWonBefore" and value == "true"}
+    # "after": sibling B won on 2026-01-10, before A's deal was created on 02-01; "before": created that
+    # same day, so not before; "won-on-B": the parent's win (04-01) came after it; "on-P": P has no parent;
+    # "on-C": C has none; "no-created": no created date to compare
+    assert related == {"after"}
+    assert {name for (_, name) in facts} == {"relatedAccountWonBefore", "closeDatePushed"}
+    assert len(facts) == 2 * len(deals)

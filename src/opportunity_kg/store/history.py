@@ -25,6 +25,7 @@ so the funnel and the loss analysis need not search the history either.
 """
 
 import re
+from decimal import Decimal
 from datetime import date
 from urllib.parse import quote, unquote
 
@@ -295,8 +296,11 @@ def stage_intervals(store, system, facts=None):
     base = intervals_graph(system)
     xsd_datetime, xsd_integer = ox.NamedNode(XSD + "dateTime"), ox.NamedNode(XSD + "integer")
     yield from infer_stages(deals, changes, by_deal, orders, closed, won, probabilities, defined, flagged)
-    yield from _flags_from_stage(deals, changes, closed, won, defined | set(orders), flagged, won_told)
-    del probabilities, won
+    flags = list(_flags_from_stage(deals, changes, closed, won, defined | set(orders), flagged, won_told))
+    yield from flags
+    won_now = {s for s, p, o in flags if p.value == OKG + "isWon" and o.value == "true"} | won
+    yield from deal_patterns(sources, deals, won_now)
+    del probabilities, won, won_now
     yield from _stage_summary(deals, changes, by_deal, orders, closed)
     del deals
     stays = {}  # (closed deal, open stage) -> days of its finished stays there
@@ -321,6 +325,63 @@ def stage_intervals(store, system, facts=None):
                 if deal in closed and stage not in closed:  # as win-patterns counted it: any stage not closed
                     stays[(deal, stage)] = stays.get((deal, stage), 0) + days
     yield from _slow_deals(stays)
+
+
+NUMERIC = {XSD + name for name in ("integer", "decimal", "double", "float", "long", "int", "short", "byte",
+                                    "nonNegativeInteger", "positiveInteger", "unsignedLong", "unsignedInt")}
+
+
+def _later(new, old):
+    """Whether literal ``new`` is greater than ``old`` as SPARQL's ``>`` says: numbers by value,
+    other literals of one datatype (ISO dates and plain text) by their text; False where SPARQL's
+    comparison is an error (two datatypes it cannot compare)."""
+    if not isinstance(new, ox.Literal) or not isinstance(old, ox.Literal):
+        return False
+    kinds = new.datatype.value, old.datatype.value
+    if kinds[0] in NUMERIC and kinds[1] in NUMERIC:
+        try:
+            return Decimal(new.value) > Decimal(old.value)
+        except ArithmeticError:
+            return False
+    return kinds[0] == kinds[1] and new.value > old.value
+
+
+def deal_patterns(sources, deals, won):
+    """For each deal of a system, two facts win-patterns asks of every closed deal, kept at ingest
+    because a query that joins them for each deal takes seconds at 100,000 deals:
+    ``okg:closeDatePushed`` (a field change moved its close date later at least once) and
+    ``okg:relatedAccountWonBefore`` (a parent or sibling of its account had won a deal that closed
+    before this one was created). ``sources``: the (store, graph) pairs of the latest facts and the
+    history; ``won``: the deals won (as exported or as :func:`_flags_from_stage` says)."""
+    wanted = {OKG + name: name for name in ("account", "createdAt", "closeDate", "parentAccount", "fieldChangeOf",
+                                            "fieldName", "oldValue", "newValue")}
+    facts = {name: {} for name in wanted.values()}
+    for where, graph in sources:
+        for q in _quads(where, graph, [(ox.NamedNode(p), None) for p in wanted]):
+            facts[wanted[q.predicate.value]].setdefault(q.subject, q.object)
+    pushed = {deal for change, deal in facts["fieldChangeOf"].items()
+              if getattr(facts["fieldName"].get(change), "value", None) == "CloseDate"
+              and _later(facts["newValue"].get(change), facts["oldValue"].get(change))}
+    parent_of = facts["parentAccount"]
+    children = {}
+    for account, parent in parent_of.items():
+        children.setdefault(parent, set()).add(account)
+    first_win = {}  # account -> the earliest close date (text) of a deal won there
+    for deal in won:
+        account, close = facts["account"].get(deal), facts["closeDate"].get(deal)
+        if account is not None and isinstance(close, ox.Literal) and close.datatype.value == XSD + "date":
+            first_win[account] = min(first_win.get(account, close.value), close.value)
+    boolean = ox.NamedNode(XSD + "boolean")
+    for deal in sorted(deals, key=lambda n: n.value):
+        account, created = facts["account"].get(deal), facts["createdAt"].get(deal)
+        related = False
+        if account in parent_of and isinstance(created, ox.Literal):
+            parent = parent_of[account]
+            day = created.value[:10]
+            related = any(first_win.get(r, day) < day for r in (children.get(parent, set()) | {parent}) - {account})
+        yield (deal, ox.NamedNode(OKG + "closeDatePushed"), ox.Literal(str(deal in pushed).lower(), datatype=boolean))
+        yield (deal, ox.NamedNode(OKG + "relatedAccountWonBefore"),
+               ox.Literal(str(related).lower(), datatype=boolean))
 
 
 #: stage names that say a stage is closed, and won, where no deal at the stage says so
