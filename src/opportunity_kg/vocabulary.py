@@ -13,3 +13,7 @@ RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 RDFS = "http://www.w3.org/2000/01/rdf-schema#"
 
 RDF_TYPE = ox.NamedNode(RDF + "type")
+#: the XSD datatypes whose literals are numbers
+NUMERIC_DATATYPES = frozenset(XSD + name for name in (
+    "integer", "decimal", "double", "float", "long", "int", "short", "byte", "nonNegativeInteger", "positiveInteger",
+    "negativeInteger", "nonPositiveInteger", "unsignedLong", "unsignedInt", "unsignedShort", "unsignedByte"))

@@ -11,7 +11,7 @@ import re
 from xml.sax.saxutils import escape
 
 import pyoxigraph as ox
-from ..vocabulary import XSD
+from ..vocabulary import NUMERIC_DATATYPES, XSD
 
 SELECT_FORMATS = {
     "json": "application/sparql-results+json",
@@ -89,15 +89,11 @@ def _xml_term(term):
 
 #: what a spreadsheet runs as a formula when a cell starts with it (the CSV injection OWASP describes)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-#: datatypes whose literals are numbers: never neutralised, so "-5" stays a number
-_NUMBERS = {XSD + n for n in ("integer", "decimal", "double", "float", "long", "int", "short", "byte",
-                               "nonNegativeInteger", "positiveInteger", "negativeInteger", "nonPositiveInteger",
-                               "unsignedLong", "unsignedInt", "unsignedShort", "unsignedByte")}
 
 
 def _is_number(term):
     datatype = getattr(term, "datatype", None)
-    return datatype is not None and datatype.value in _NUMBERS
+    return datatype is not None and datatype.value in NUMERIC_DATATYPES  # "-5" stays a number
 
 
 def guard_cell(value):

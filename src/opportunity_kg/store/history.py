@@ -30,7 +30,7 @@ from datetime import date
 from urllib.parse import quote, unquote
 
 import pyoxigraph as ox
-from ..vocabulary import OKG, PROV, XSD, RDF_TYPE
+from ..vocabulary import NUMERIC_DATATYPES, OKG, PROV, XSD, RDF_TYPE
 
 GRAPH_BASE = "https://w3id.org/opportunity-kg/graph/"
 RDFS_LABEL = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#label")
@@ -327,10 +327,6 @@ def stage_intervals(store, system, facts=None):
     yield from _slow_deals(stays)
 
 
-NUMERIC = {XSD + name for name in ("integer", "decimal", "double", "float", "long", "int", "short", "byte",
-                                    "nonNegativeInteger", "positiveInteger", "unsignedLong", "unsignedInt")}
-
-
 def _later(new, old):
     """Whether literal ``new`` is greater than ``old`` as SPARQL's ``>`` says: numbers by value,
     other literals of one datatype (ISO dates and plain text) by their text; False where SPARQL's
@@ -338,7 +334,7 @@ def _later(new, old):
     if not isinstance(new, ox.Literal) or not isinstance(old, ox.Literal):
         return False
     kinds = new.datatype.value, old.datatype.value
-    if kinds[0] in NUMERIC and kinds[1] in NUMERIC:
+    if kinds[0] in NUMERIC_DATATYPES and kinds[1] in NUMERIC_DATATYPES:
         try:
             return Decimal(new.value) > Decimal(old.value)
         except ArithmeticError:
