@@ -10,7 +10,7 @@ A parameter line is ``#+ param: NAME (TYPE[, required | , default=VALUE]) DESCRI
 Types: ``string``, ``integer``, ``number``, ``boolean``, ``date``, ``iri``,
 ``enum=a|b|c`` and ``period`` (``2026``, ``2026-H2``, ``2026-Q4`` or
 ``2026-11``; it binds ``?NAME_start`` and ``?NAME_end``, a half-open range of
-``xsd:date``). Every value is checked against its type and turned into an RDF
+``xsd:date``); a ``date`` also binds ``?NAME_month``, its ``xsd:gYearMonth``. Every value is checked against its type and turned into an RDF
 term, then bound through a ``VALUES`` block placed at the start of the
 query's ``WHERE`` group and of each subquery's (a subquery does not see the
 outer bindings): the user's text never becomes query text.
@@ -72,7 +72,9 @@ class Param:
                 value = date.fromisoformat(text)
             except ValueError:
                 raise bad("a date (YYYY-MM-DD)") from None
-            return [(self.name, _typed(value.isoformat(), "date"))]
+            # its month too, for a query that finds what held then by month (okg:stateMonth)
+            return [(self.name, _typed(value.isoformat(), "date")),
+                    (self.name + "_month", _typed(value.isoformat()[:7], "gYearMonth"))]
         if self.type == "integer":
             if not re.fullmatch(r"[-+]?\d{1,18}", text):
                 raise bad("a whole number")
@@ -103,7 +105,9 @@ class Param:
         return [(self.name, ox.Literal(raw))]
 
     def variables(self):
-        return [self.name + "_start", self.name + "_end"] if self.type == "period" else [self.name]
+        if self.type == "period":
+            return [self.name + "_start", self.name + "_end"]
+        return [self.name, self.name + "_month"] if self.type == "date" else [self.name]
 
 
 def _typed(text, kind):

@@ -97,6 +97,10 @@ FACTS = {f.name: f for f in [
           "open/closed flags are estimates"),
     _held("stage history", "?x okg:changeOf ?deal", "no stage history",
           "each deal counts only at its stage now"),
+    _held("stage history days", "?x okg:stateFrom ?day",
+          "no record of when each stage change was its deal's latest (okg:stateFrom; a store ingested by an "
+          "earlier version lacks it: ingest the export again)",
+          "no past day's pipeline can be rebuilt; ingest the export again"),
     _held("close date history", '?x okg:fieldChangeOf ?deal ; okg:fieldName "CloseDate"',
           "no close date history (field history)", "no slips can be seen"),
     _held("line items", "?x okg:lineItemOf ?deal", "no line items", 'every deal shown as "(no line items)"'),
