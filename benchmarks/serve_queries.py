@@ -8,7 +8,9 @@ copy, canned answers kept and answered ahead) on 127.0.0.1, or measures a server
 waits until the answers made ahead are ready, then asks each canned query over HTTP (CSV): its
 first call with the parameters a dashboard asks first (the defaults, the current quarter), a repeat
 of it, and first calls with parameters that were not answered ahead: a period a year back, and each
-other choice of a choice parameter (`by=team`, ...), one at a time. Prints a Markdown table with each
+other choice of a choice parameter (`by=team`, ...), one at a time. A query that asks for days
+(`pipeline-as-of`, `pipeline-movement`) is asked for days before the store's newest as-of date
+(a month; a quarter and a week), then for the same days a year back. Prints a Markdown table with each
 time and whether the answer came from the kept ones (`OKG-Cache`), and a line for the slowest call
 with other parameters of each query.
 """
@@ -79,15 +81,19 @@ def main():
         slowest = []
         for name, query in sorted(load_queries().items()):
             required = [p for p in query.params if p.required and p.default is None]
-            if any(p.type != "period" for p in required):
-                continue  # a question about one record or day: no dashboard default
-            params = {p.name: period for p in required}
+            if any(p.type not in ("period", "date") for p in required):
+                continue  # a question about one record: no dashboard default
+            params = {p.name: period for p in required if p.type == "period"}
+            params.update(days_back(newest, [p.name for p in required if p.type == "date"], 0))
             url = f"{base}/api/queries/{name}.csv"
             first, a = timed(url, params)
             repeat, b = timed(url, params)
             row = f"| {name} | {first:.3f} | {a.headers.get('OKG-Cache', a.status_code)} | {repeat:.3f} | " \
                   f"{b.headers.get('OKG-Cache', b.status_code)} |"
             others = [{p.name: other} for p in query.params if p.type == "period"][:1]
+            dates = [p.name for p in required if p.type == "date"]
+            if dates:  # the same days a year back
+                others.append(days_back(newest, dates, 365))
             others += [{p.name: choice} for p in query.params if p.choices for choice in p.choices
                        if choice != p.default]
             calls = []
@@ -109,6 +115,17 @@ def main():
         if server is not None:
             server.terminate()
             server.wait(timeout=60)
+
+
+def days_back(newest, names, shift):
+    """Days for a query's date parameters, ``shift`` days before the usual ones: with one, a month
+    before the store's newest as-of date; with two (a from and a to), a quarter before it and a week
+    before it."""
+    from datetime import date, timedelta
+
+    end = date.fromisoformat(newest) - timedelta(days=shift)
+    offsets = [30] if len(names) == 1 else [91] + [7] * (len(names) - 1)
+    return {name: (end - timedelta(days=days)).isoformat() for name, days in zip(names, offsets)}
 
 
 if __name__ == "__main__":

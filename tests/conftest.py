@@ -87,6 +87,13 @@ def sample_store(sample_export, tmp_path_factory):
     return path, report
 
 
+def copy_store(store, target):
+    """A copy of an open on-disk store at ``target`` (a folder not there yet), made by RocksDB's own
+    checkpoint: copying the folder of a store open in this process may catch a file mid-write."""
+    store.backup(str(target))
+    return target
+
+
 @pytest.fixture(scope="session")
 def open_sample_store(sample_store):
     from opportunity_kg.store import open_store

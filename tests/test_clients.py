@@ -15,7 +15,7 @@ import requests
 from rdflib.plugins.stores.sparqlstore import SPARQLStore
 from SPARQLWrapper import CSV, JSON, N3, RDFXML, TSV, TURTLE, XML, SPARQLWrapper
 
-from .conftest import free_port, wait_for
+from .conftest import copy_store, free_port, wait_for
 
 OKG = "https://w3id.org/opportunity-kg/ontology#"
 STAGES = f"PREFIX okg: <{OKG}> SELECT ?stage (COUNT(?o) AS ?n) WHERE {{ ?o a okg:Opportunity ; okg:stage ?stage }} " \
@@ -114,7 +114,7 @@ def test_updates_are_off_without_a_token(server):
 
 
 @pytest.fixture
-def app_with(sample_store, tmp_path):
+def app_with(open_sample_store, tmp_path):
     """A real server over a copy of the sample store with the given settings; yields its URL."""
     from waitress.server import create_server
 
@@ -124,7 +124,7 @@ def app_with(sample_store, tmp_path):
 
     def start(**config):
         copy = tmp_path / f"store-{len(servers)}"
-        shutil.copytree(sample_store[0], copy)
+        copy_store(open_sample_store, copy)
         srv = create_server(create_app(copy, config=config), host="127.0.0.1", port=free_port(), threads=2)
         threading.Thread(target=srv.run, daemon=True).start()
         base = f"http://127.0.0.1:{srv.effective_port}"

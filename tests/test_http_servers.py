@@ -4,7 +4,6 @@ waitress): the SPARQL protocol's answers, headers and errors, checked over real 
 import csv
 import io
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -12,17 +11,17 @@ import time
 import pytest
 import requests
 
-from .conftest import free_port, okg, okg_serve, wait_for
+from .conftest import copy_store, free_port, okg, okg_serve, wait_for
 
 TOKEN = "s3cret-token"
 JSON = "application/sparql-results+json"
 
 
 @pytest.fixture(scope="module", params=["granian", "waitress"])
-def served(request, sample_store, tmp_path_factory):
+def served(request, open_sample_store, tmp_path_factory):
     """`okg serve --server NAME` over a copy of the sample store, with an update token and a short timeout."""
     store = tmp_path_factory.mktemp(request.param) / "store"
-    shutil.copytree(sample_store[0], store)
+    copy_store(open_sample_store, store)
     env = dict(os.environ, OKG_UPDATE_TOKEN=TOKEN, OKG_QUERY_TIMEOUT="3")
     with okg_serve(store, env=env, log=True, server=request.param) as (base, process):
         yield request.param, base
@@ -80,11 +79,11 @@ def test_the_page_and_the_canned_queries_are_served(served):
     assert answer.status_code == 200 and answer.text.splitlines()[0].startswith("owner,"), answer.text[:200]
 
 
-def test_several_workers_serve_the_same_answers_and_refuse_updates(sample_store, tmp_path):
+def test_several_workers_serve_the_same_answers_and_refuse_updates(open_sample_store, tmp_path):
     """--workers 2: two granian processes, each with the store open, give the same answers; with updates
     on, one process only may hold the store for writing, so the command refuses before serving."""
     store = tmp_path / "store"
-    shutil.copytree(sample_store[0], store)
+    copy_store(open_sample_store, store)
     query = {"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"}
     counts = set()
     port = free_port()

@@ -3,14 +3,13 @@ its slot given back), the answers are those of a query run on a thread, and a cu
 ends its worker. Over a real `okg serve` on 127.0.0.1 and apps over real stores."""
 
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
 
 import requests
 
-from .conftest import okg_serve
+from .conftest import copy_store, okg_serve
 
 JSON = "application/sparql-results+json"
 #: a query no store of the tests answers within a second: three unrelated patterns joined
@@ -131,11 +130,11 @@ def test_the_answers_are_those_of_a_query_on_a_thread(sample_store):
             app.extensions["okg"].workers().close()
 
 
-def test_a_cut_or_abandoned_answer_ends_its_worker(sample_store, tmp_path):
+def test_a_cut_or_abandoned_answer_ends_its_worker(open_sample_store, tmp_path):
     """An answer cut at the row limit says so and its worker (with rows still to give) is ended and
     replaced; a client that hangs up mid-answer does the same; the next query is answered."""
     store = tmp_path / "store"
-    shutil.copytree(sample_store[0], store)
+    copy_store(open_sample_store, store)
     env = dict(os.environ, OKG_MAX_ROWS="5", OKG_CACHE_ENTRIES="0")
     with okg_serve(store, env=env) as (base, process):
         ready(base)

@@ -7,7 +7,7 @@ import requests
 
 from opportunity_kg.samples.sample import write_sample
 
-from .conftest import okg, okg_serve
+from .conftest import copy_store, okg, okg_serve
 
 COUNT = "PREFIX okg: <https://w3id.org/opportunity-kg/ontology#> SELECT (COUNT(*) AS ?n) WHERE { ?o a okg:Opportunity }"
 
@@ -37,15 +37,13 @@ def test_queries_during_an_ingest_see_the_old_store_or_the_new_one(tmp_path):
         assert seen[0] == 50 and seen[-1] == 400
 
 
-def test_a_server_starts_while_another_process_holds_the_store_for_writing(sample_store, tmp_path):
+def test_a_server_starts_while_another_process_holds_the_store_for_writing(open_sample_store, tmp_path):
     """Each `okg serve --workers N` process opens the store read-only: none may need the write lock,
     so servers start side by side, and beside a writer (here a process holding the store open)."""
-    import shutil
-
     from opportunity_kg.web import create_app
 
     store = tmp_path / "store"
-    shutil.copytree(sample_store[0], store)
+    copy_store(open_sample_store, store)
     holder = subprocess.Popen([sys.executable, "-c", "import sys, pyoxigraph; s = pyoxigraph.Store(sys.argv[1]); "
                                "print('open', flush=True); sys.stdin.read()", str(store)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
