@@ -157,3 +157,7 @@ def test_a_store_without_them_says_to_ingest_again(tmp_path):
         assert result[name]["level"] == "none"
         assert any("ingest the export again" in note for note in result[name]["notes"]), result[name]
     assert result["days-in-stage"]["level"] != "none"
+    # with no stage history at all, that alone is said: ingesting again would not help
+    store.update(f"DELETE WHERE {{ GRAPH ?g {{ ?c <{OKG}changeOf> ?deal }} }}")
+    notes = support(store, cache=False)["pipeline-as-of"]["notes"]
+    assert any("no stage history" in note for note in notes) and not any("again" in note for note in notes), notes

@@ -97,7 +97,8 @@ FACTS = {f.name: f for f in [
           "open/closed flags are estimates"),
     _held("stage history", "?x okg:changeOf ?deal", "no stage history",
           "each deal counts only at its stage now"),
-    _held("stage history days", "?x okg:stateFrom ?day",
+    # held, or not missed: a store with no stage history at all is told so by "stage history" alone
+    _held("stage history days", "{ ?x okg:stateFrom ?day } UNION { BIND (1 AS ?x) FILTER NOT EXISTS { ?c okg:changeOf ?deal } }",
           "no record of when each stage change was its deal's latest (okg:stateFrom; a store ingested by an "
           "earlier version lacks it: ingest the export again)",
           "no past day's pipeline can be rebuilt; ingest the export again"),
