@@ -116,4 +116,15 @@ def server(open_sample_store):
     base = f"http://127.0.0.1:{port}"
     wait_for(base + "/api/queries")
     yield base
-    srv.close()
+    stop_waitress(srv, thread)
+
+
+def stop_waitress(srv, thread):
+    """Stop a waitress server running in ``thread``: its own loop closes its sockets (closed from here
+    while the loop waits in select, they raise "Bad file descriptor" in that thread), then its task
+    threads end."""
+    from waitress import wasyncore
+
+    srv.trigger.pull_trigger(lambda: wasyncore.close_all(srv._map))
+    thread.join(timeout=10)
+    srv.task_dispatcher.shutdown()

@@ -15,7 +15,7 @@ import requests
 from rdflib.plugins.stores.sparqlstore import SPARQLStore
 from SPARQLWrapper import CSV, JSON, N3, RDFXML, TSV, TURTLE, XML, SPARQLWrapper
 
-from .conftest import copy_store, free_port, wait_for
+from .conftest import copy_store, free_port, stop_waitress, wait_for
 
 OKG = "https://w3id.org/opportunity-kg/ontology#"
 STAGES = f"PREFIX okg: <{OKG}> SELECT ?stage (COUNT(?o) AS ?n) WHERE {{ ?o a okg:Opportunity ; okg:stage ?stage }} " \
@@ -126,15 +126,16 @@ def app_with(open_sample_store, tmp_path):
         copy = tmp_path / f"store-{len(servers)}"
         copy_store(open_sample_store, copy)
         srv = create_server(create_app(copy, config=config), host="127.0.0.1", port=free_port(), threads=2)
-        threading.Thread(target=srv.run, daemon=True).start()
+        thread = threading.Thread(target=srv.run, daemon=True)
+        thread.start()
         base = f"http://127.0.0.1:{srv.effective_port}"
         wait_for(base + "/health")
-        servers.append(srv)
+        servers.append((srv, thread))
         return base
 
     yield start
-    for srv in servers:
-        srv.close()
+    for srv, thread in servers:
+        stop_waitress(srv, thread)
 
 
 def test_update_needs_the_bearer_token(app_with):
