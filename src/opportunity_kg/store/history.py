@@ -30,6 +30,7 @@ from datetime import date, timedelta
 from urllib.parse import quote, unquote
 
 import pyoxigraph as ox
+from ..periods import months_later
 from ..vocabulary import NUMERIC_DATATYPES, OKG, PROV, XSD, RDF_TYPE
 
 GRAPH_BASE = "https://w3id.org/opportunity-kg/graph/"
@@ -369,11 +370,10 @@ def state_spans(changes, closed):
             if end is None:
                 yield change, ongoing, still
                 continue
-            last = (date.fromisoformat(end) - timedelta(days=1)).isoformat()[:7]
-            year, mon = int(start[:4]), int(start[5:7])
-            while f"{year:04d}-{mon:02d}" <= last:
-                yield change, in_month, ox.Literal(f"{year:04d}-{mon:02d}", datatype=month)
-                year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
+            first, last = date.fromisoformat(start).replace(day=1), date.fromisoformat(end) - timedelta(days=1)
+            while first <= last:
+                yield change, in_month, ox.Literal(first.isoformat()[:7], datatype=month)
+                first = months_later(first, 1)
 
 
 def _later(new, old):
