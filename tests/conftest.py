@@ -128,3 +128,37 @@ def stop_waitress(srv, thread):
     srv.trigger.pull_trigger(lambda: wasyncore.close_all(srv._map))
     thread.join(timeout=10)
     srv.task_dispatcher.shutdown()
+
+
+def hubspot_weeks(tmp_path, dates, opportunities=120, seed=8, moves=2):
+    """HubSpot exports of one org, one folder per date in ``dates`` (returned in order): after the
+    first, each moves a random quarter of the deals to a random stage and changes half of their
+    amounts. HubSpot exports have no stage history: it comes from comparing them."""
+    import csv
+    import random
+    import shutil
+
+    from opportunity_kg.samples.sample_systems import write_system_sample
+
+    export = tmp_path / "hubspot"
+    write_system_sample("hubspot", export, opportunities=opportunities, seed=seed)
+    deals = next(p for p in export.iterdir() if "deals" in p.name)
+    with open(deals, encoding="utf-8", newline="") as handle:
+        records = list(csv.DictReader(handle))
+    stages = sorted({r["Deal Stage"] for r in records})
+    rng = random.Random(moves)
+    folders = []
+    for week, as_of in enumerate(dates):
+        folder = tmp_path / as_of
+        shutil.copytree(export, folder)
+        if week:
+            for record in rng.sample(records, len(records) // 4):
+                record["Deal Stage"] = rng.choice(stages)
+                if rng.random() < 0.5:
+                    record["Amount"] = f"{float(record['Amount'] or 0) * 1.1:.2f}"
+        with open(folder / deals.name, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
+        folders.append(folder)
+    return folders

@@ -4,9 +4,7 @@ them: each must answer exactly what the same query reading every change answers
 (tests/reference_queries), on the sample, on a hand-written Data Loader export and on history made
 by comparing snapshots of another system."""
 
-import csv
 import random
-import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,10 +13,11 @@ import pytest
 
 from opportunity_kg.analytics.queries import get_query, parse_query_file
 from opportunity_kg.ingest import ingest
-from opportunity_kg.samples.sample_systems import write_system_sample
 from opportunity_kg.store import open_store, select_records
 from opportunity_kg.store.history import state_spans
 from opportunity_kg.vocabulary import OKG, XSD
+
+from .conftest import hubspot_weeks
 
 CORPUS = Path(__file__).parent / "corpus"
 REFERENCE = Path(__file__).parent / "reference_queries"
@@ -113,25 +112,8 @@ def test_the_same_on_a_hand_written_data_loader_export(tmp_path):
 
 def test_the_same_on_history_made_by_comparing_hubspot_snapshots(tmp_path):
     """A HubSpot export has no stage history: the history is what changed between weekly exports."""
-    export = tmp_path / "hubspot"
-    write_system_sample("hubspot", export, opportunities=120, seed=8)
-    deals = next(p for p in export.iterdir() if "deals" in p.name)
-    with open(deals, encoding="utf-8", newline="") as handle:
-        records = list(csv.DictReader(handle))
-    stages = sorted({r["Deal Stage"] for r in records})
-    rng = random.Random(2)
-    for week, as_of in enumerate(["2026-11-16", "2026-11-23", "2026-12-07", "2027-01-04"]):
-        folder = tmp_path / as_of
-        shutil.copytree(export, folder)
-        if week:
-            for record in rng.sample(records, len(records) // 4):
-                record["Deal Stage"] = rng.choice(stages)
-                if rng.random() < 0.5:
-                    record["Amount"] = f"{float(record['Amount'] or 0) * 1.1:.2f}"
-        with open(folder / deals.name, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, list(records[0]))
-            writer.writeheader()
-            writer.writerows(records)
+    dates = ["2026-11-16", "2026-11-23", "2026-12-07", "2027-01-04"]
+    for folder, as_of in zip(hubspot_weeks(tmp_path, dates), dates):
         ingest(folder, tmp_path / "store", as_of=as_of)
     assert same_answers(open_store(tmp_path / "store", read_only=True)) > 5
 

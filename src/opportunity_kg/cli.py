@@ -95,6 +95,9 @@ def cmd_ingest(args):
     if report.changed and report.previous_snapshot:
         print(f"{report.facts_added:,} facts added and {report.facts_removed:,} removed since <{report.previous_snapshot}>, "
               "kept as changes" + ("; the store was compacted (OKG_COMPACT_SHARE)" if report.compacted else ""))
+        if report.stage_facts_remade is not None:
+            print(f"stage intervals made again for the {report.stage_facts_remade:,} deals whose stage history "
+                  "changed (the others' are as they were)")
     state = "loaded into" if report.changed else "already in (nothing changed)"
     print(f"snapshot {report.source} as of {report.as_of} {state} store {report.store}: described in "
           f"<{report.graph}>, the system's latest facts in <{report.current_graph}>")

@@ -3,7 +3,7 @@
 
 import pyoxigraph as ox
 
-from ..store.history import derived_facts, history_graph, intervals_graph
+from ..store.history import DeriveScope, derived_facts, history_graph, intervals_graph
 from ..store.snapshots import snapshots_graph
 from ..store import ONTOLOGY_GRAPH, graph_changes, write_changes
 from ..vocabulary import OKG, PROV, RDF_TYPE
@@ -23,10 +23,37 @@ def derive(report, target, changes, progress):
     # folded in there: read from memory, several times faster than the disk
     facts = (target.check, target.graph) if target.check is not None and (
         target.starts_chain or target.in_memory_fold) else None
+    scope = derive_scope(target.folded, facts, changes) if facts is not None else None
     derived_changed = replace_graph(store, intervals_graph(report.source),
-                                    derived_facts(store, report.source, facts),
-                                    digests_in=snapshots_graph(report.graph))
+                                    lambda within: derived_facts(store, report.source, facts, within),
+                                    digests_in=snapshots_graph(report.graph), scope=scope)
+    report.stage_facts_remade = scope.remade if scope is not None else None
     return bool(new_history or derived_changed)
+
+
+def derive_scope(folded, facts, changes):
+    """The :class:`~opportunity_kg.store.history.DeriveScope` of a snapshot folded in memory
+    (``folded``: the facts it added and removed; ``facts``: (store, graph) of its facts; ``changes``:
+    the history's new facts): the deals whose stage changes were added, changed or removed there.
+    None (every deal) when it was not folded in memory, or when a sales stage itself changed."""
+    if folded is None:
+        return None
+    added, removed = folded
+    memory, graph = facts
+    change_of, stage = ox.NamedNode(OKG + "changeOf"), ox.NamedNode(OKG + "SalesStage")
+    deals, touched = set(), set()
+    for facts_of in (added, removed, changes):
+        for s, p, o in facts_of:
+            if p == change_of:
+                deals.add(o)
+            elif p == RDF_TYPE and o == stage:
+                return None  # a stage came or went: every deal's intervals and states may differ
+            touched.add(s)
+    for subject in touched:
+        if any(True for _ in memory.quads_for_pattern(subject, RDF_TYPE, stage, graph)):
+            return None  # a stage's order, or whether it is closed or won, changed
+        deals.update(q.object for q in memory.quads_for_pattern(subject, change_of, None, graph))
+    return DeriveScope(deals)
 
 
 def _derive_remotely(report, target, changes, progress):

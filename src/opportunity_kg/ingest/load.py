@@ -66,6 +66,7 @@ class Target:
         # changes are written to disk (:func:`~opportunity_kg.store.snapshots.fold_in_memory`)
         self.in_memory_fold = (self.check is not None and not self.starts_chain and not self.replaced
                                and not remote and fits_in_memory(store, source, graph_iri, as_of))
+        self.folded = None  # (facts added, facts removed) when folded in memory: what derive reads anew
         self.loader = Loader(([(self.check, self.graph)] if self.check is not None else [])
                              + ([] if self.in_memory_fold else [(store, self.graph)]))
 
@@ -122,18 +123,25 @@ def stored_digest(store, graph):
     return None
 
 
-def replace_graph(store, graph, triples, digests_in=None):
+def replace_graph(store, graph, triples, digests_in=None, scope=None):
     """Make a named graph of an on-disk store hold exactly ``triples`` (an iterable, bulk-loaded as
     it comes, so it need not be in memory); whether it changed, told by the digest of its triples.
 
     With ``digests_in`` (a graph), each subject's digest is kept there, and a later call rewrites
-    only the subjects whose triples changed, reading no other off disk (:func:`update_subjects`)."""
+    only the subjects whose triples changed, reading no other off disk (:func:`update_subjects`).
+    ``triples`` may then be a function of a scope (``scope``, an object whose ``untouched(subject)``
+    says a subject the triples leave out is kept as it is): it is called with ``scope`` where
+    digests are kept, and with None (every triple) where they are not."""
     name = ox.NamedNode(graph)
     if digests_in and store.contains_named_graph(name):
         kept = {q.subject: q.object.value for q in store.quads_for_pattern(
             None, DERIVED_DIGEST, None, ox.NamedNode(digests_in))}
         if kept:
-            return update_subjects(store, name, triples, kept, ox.NamedNode(digests_in))
+            made = triples(scope) if callable(triples) else triples
+            return update_subjects(store, name, made, kept, ox.NamedNode(digests_in),
+                                   scope.untouched if callable(triples) and scope is not None else None)
+    if callable(triples):
+        triples = triples(None)
     before = None
     if store.contains_named_graph(name):
         before = Tally({}, {}, [], runs=False)  # its digest only
@@ -157,10 +165,11 @@ def replace_graph(store, graph, triples, digests_in=None):
     return (before.digest, before.lines) != (digest, seen) if before is not None else seen > 0
 
 
-def update_subjects(store, name, triples, kept, digests):
+def update_subjects(store, name, triples, kept, digests, untouched=None):
     """:func:`replace_graph` by subject: the new triples go to an in-memory store, each subject's
     digest is compared with the one ``kept``, and only the subjects that changed, came or went are
-    read off disk and rewritten. Whether anything changed."""
+    read off disk and rewritten; a kept subject the triples leave out is gone unless ``untouched``
+    says it was left as it is. Whether anything changed."""
     fresh, subjects = ox.Store(), {}
     loader = Loader([(fresh, name)])
     for triple in triples:
@@ -170,7 +179,7 @@ def update_subjects(store, name, triples, kept, digests):
     loader.close()
     new = {s: f"{d % 2 ** 128:032x}" for s, d in subjects.items()}
     changed = [s for s, d in new.items() if kept.get(s) != d]
-    gone = [s for s in kept if s not in new]
+    gone = [s for s in kept if s not in new and not (untouched and untouched(s))]
     if not changed and not gone:
         return False
     delete_quads(store, [q for s in changed + gone for q in store.quads_for_pattern(s, None, None, name)])

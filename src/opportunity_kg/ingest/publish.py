@@ -60,7 +60,8 @@ def publish(report, target, records, progress):
             copy_graph(target.check, store, target.graph.value)  # the current graph beside it would not fit: on disk
             target.in_memory_fold = False
         if target.in_memory_fold:
-            fold_in_memory(store, target.check, source, graph_iri, target.graph.value, compare, records)
+            target.folded = fold_in_memory(store, target.check, source, graph_iri, target.graph.value, compare,
+                                           records)
         else:
             fold(holder, source, graph_iri, report.as_of, target.graph.value, target.replaced, compare)
             if not target.remote:

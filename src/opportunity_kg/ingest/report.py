@@ -38,6 +38,8 @@ class IngestReport:
     parent_changes: int = 0
     changed: bool = True
     compacted: bool = False  # whether this ingest compacted the store (the ``compact_share`` setting)
+    # the deals whose stage intervals and states were made again (None: every deal's, see DeriveScope)
+    stage_facts_remade: int | None = None
     digest: str = ""
     warnings_file: str = ""
     #: row warnings by kind ("value dropped", "warning") and the notes about whole files ("note")
@@ -69,6 +71,7 @@ class IngestReport:
             "facts_added": self.facts_added, "facts_removed": self.facts_removed, "current_graph": self.current_graph,
             "history_changes": self.history_changes, "parent_changes": self.parent_changes,
             "changed": self.changed, "compacted": self.compacted, "digest": self.digest,
+            "stage_facts_remade": self.stage_facts_remade,
         }
 
 

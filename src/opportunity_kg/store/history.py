@@ -252,13 +252,14 @@ def _latest_facts(store, system, facts):
     return store, ox.NamedNode(_facts_graph(store, system, max(latest)[1]))
 
 
-def stage_intervals(store, system, facts=None):
+def stage_intervals(store, system, facts=None, scope=None):
     """The stage-interval triples of ``system``'s deals, from the stage changes in its latest snapshot
     and its history graph: consecutive changes at the same stage make one interval, which ends when
     the next change is at another stage (the last one of a deal has no end). With them, each deal's
     ``okg:furthestOpenStage`` and ``okg:lastOpenStage`` (see :func:`_stage_summary`). A generator:
     the triples are made one deal at a time, so they need not all be in memory at once.
-    ``facts``: (store, graph) where the latest facts are, if not in ``store`` (see :func:`derived_facts`)."""
+    ``facts``: (store, graph) where the latest facts are, if not in ``store`` (see :func:`derived_facts`);
+    ``scope``: a :class:`DeriveScope`, to make the intervals and states of its deals only."""
     latest = _latest_facts(store, system, facts)
     if latest is None:
         return
@@ -296,7 +297,11 @@ def stage_intervals(store, system, facts=None):
             by_deal.setdefault(deal, set()).add((at.value, stage))
     base = intervals_graph(system)
     xsd_datetime, xsd_integer = ox.NamedNode(XSD + "dateTime"), ox.NamedNode(XSD + "integer")
-    yield from infer_stages(deals, changes, by_deal, orders, closed, won, probabilities, defined, flagged)
+    inferred = list(infer_stages(deals, changes, by_deal, orders, closed, won, probabilities, defined, flagged))
+    if scope is not None:
+        scope.start(base, changes, everything=bool(inferred))  # an inferred stage depends on every deal
+    yield from inferred
+    del inferred
     flags = list(_flags_from_stage(deals, changes, closed, won, defined | set(orders), flagged, won_told))
     yield from flags
     won_now = {s for s, p, o in flags if p.value == OKG + "isWon" and o.value == "true"} | won
@@ -304,29 +309,79 @@ def stage_intervals(store, system, facts=None):
     del probabilities, won, won_now
     yield from _stage_summary(deals, changes, by_deal, orders, closed)
     del deals
-    yield from state_spans(changes, closed)
-    stays = {}  # (closed deal, open stage) -> days of its finished stays there
+    wanted_deal = scope.wanted if scope is not None else (lambda deal: True)
+    yield from state_spans({c: v for c, v in changes.items() if wanted_deal(v[0])} if scope is not None else changes,
+                           closed)
+    stays = {}  # (closed deal, open stage) -> days of its finished stays there (of every deal: for the medians)
     for deal in sorted(by_deal, key=lambda n: n.value):
         runs = []
         for at, stage in sorted(by_deal[deal], key=lambda item: (item[0], item[1].value)):
             if not runs or runs[-1][1] != stage:
                 runs.append((at, stage))
         local = quote(deal.value.rsplit("/", 1)[-1], safe="")
+        made = wanted_deal(deal)
         for n, (start, stage) in enumerate(runs):
             interval = ox.NamedNode(f"{base}/{local}/{n + 1}")
-            yield from [(interval, RDF_TYPE, ox.NamedNode(OKG + "StageInterval")),
-                        (interval, ox.NamedNode(OKG + "intervalOf"), deal),
-                        (interval, ox.NamedNode(OKG + "intervalStage"), stage),
-                        (interval, ox.NamedNode(OKG + "startedAt"), ox.Literal(start, datatype=xsd_datetime))]
+            if made:
+                yield from [(interval, RDF_TYPE, ox.NamedNode(OKG + "StageInterval")),
+                            (interval, ox.NamedNode(OKG + "intervalOf"), deal),
+                            (interval, ox.NamedNode(OKG + "intervalStage"), stage),
+                            (interval, ox.NamedNode(OKG + "startedAt"), ox.Literal(start, datatype=xsd_datetime))]
             if n + 1 < len(runs):
                 end = runs[n + 1][0]
                 days = (date.fromisoformat(end[:10]) - date.fromisoformat(start[:10])).days
-                yield from [(interval, ox.NamedNode(OKG + "endedAt"), ox.Literal(end, datatype=xsd_datetime)),
-                            (interval, ox.NamedNode(OKG + "durationDays"),
-                             ox.Literal(str(days), datatype=xsd_integer))]
+                if made:
+                    yield from [(interval, ox.NamedNode(OKG + "endedAt"), ox.Literal(end, datatype=xsd_datetime)),
+                                (interval, ox.NamedNode(OKG + "durationDays"),
+                                 ox.Literal(str(days), datatype=xsd_integer))]
                 if deal in closed and stage not in closed:  # as win-patterns counted it: any stage not closed
                     stays[(deal, stage)] = stays.get((deal, stage), 0) + days
     yield from _slow_deals(stays)
+
+
+class DeriveScope:
+    """Which deals a re-ingest makes the bulky derived facts of: their stage intervals and the
+    states of their stage changes (:func:`state_spans`), which are most of the derived graph. The
+    facts of each deal itself (its flags, patterns, furthest and last stage, slower than median),
+    of inferred stages and of hierarchy spells depend on other deals or accounts too, and are made
+    for all of them each time (they are few). ``deals``: the deals whose stage changes were added,
+    changed or removed (the others' intervals and states are as before), or None for every deal.
+    After the facts are made, :meth:`untouched` tells which derived subjects were left as they are."""
+
+    def __init__(self, deals):
+        self.deals = deals
+        self.locals, self.base, self.left = set(), None, set()
+
+    def start(self, base, changes, everything=False):
+        """Called by :func:`stage_intervals` once it has read the stage changes (``changes``: subject
+        -> [deal, stage, time]): ``everything`` when a fact every deal depends on changed."""
+        if everything:
+            self.deals = None
+        self.base = base
+        if self.deals is None:
+            return
+        self.locals = {quote(deal.value.rsplit("/", 1)[-1], safe="") for deal in self.deals}
+        self.left = {change for change, (deal, _, _) in changes.items() if deal is not None and deal not in self.deals}
+
+    @property
+    def remade(self):
+        """How many deals' intervals and states were made, when the facts were made in this scope
+        (None: they were made for every deal)."""
+        return len(self.deals) if self.deals is not None and self.base is not None else None
+
+    def wanted(self, deal):
+        return self.deals is None or deal in self.deals
+
+    def untouched(self, subject):
+        """Whether a derived subject the facts did not name was left as it is (an interval or a stage
+        change of a deal out of scope), rather than gone."""
+        if self.deals is None or self.base is None:
+            return False
+        if subject in self.left:
+            return True
+        text = subject.value
+        prefix = self.base + "/"
+        return text.startswith(prefix) and text[len(prefix):].rsplit("/", 1)[0] not in self.locals
 
 
 def _day(at):
@@ -398,22 +453,20 @@ def deal_patterns(sources, deals, won):
     ``okg:relatedAccountWonBefore`` (a parent or sibling of its account had won a deal that closed
     before this one was created). ``sources``: the (store, graph) pairs of the latest facts and the
     history; ``won``: the deals won (as exported or as :func:`_flags_from_stage` says)."""
-    wanted = {OKG + name: name for name in ("account", "createdAt", "closeDate", "parentAccount", "fieldChangeOf",
-                                            "fieldName", "oldValue", "newValue")}
+    wanted = {OKG + name: name for name in ("account", "createdAt", "parentAccount")}
     facts = {name: {} for name in wanted.values()}
     for where, graph in sources:
         for q in _quads(where, graph, [(ox.NamedNode(p), None) for p in wanted]):
             facts[wanted[q.predicate.value]].setdefault(q.subject, q.object)
-    pushed = {deal for change, deal in facts["fieldChangeOf"].items()
-              if getattr(facts["fieldName"].get(change), "value", None) == "CloseDate"
-              and _later(facts["newValue"].get(change), facts["oldValue"].get(change))}
+    pushed = _close_date_pushed(sources)
     parent_of = facts["parentAccount"]
     children = {}
     for account, parent in parent_of.items():
         children.setdefault(parent, set()).add(account)
     first_win = {}  # account -> the earliest close date (text) of a deal won there
+    close_dates = _first_objects(sources, won, ox.NamedNode(OKG + "closeDate"))
     for deal in won:
-        account, close = facts["account"].get(deal), facts["closeDate"].get(deal)
+        account, close = facts["account"].get(deal), close_dates.get(deal)
         if account is not None and isinstance(close, ox.Literal) and close.datatype.value == XSD + "date":
             first_win[account] = min(first_win.get(account, close.value), close.value)
     boolean = ox.NamedNode(XSD + "boolean")
@@ -427,6 +480,46 @@ def deal_patterns(sources, deals, won):
         yield (deal, ox.NamedNode(OKG + "closeDatePushed"), ox.Literal(str(deal in pushed).lower(), datatype=boolean))
         yield (deal, ox.NamedNode(OKG + "relatedAccountWonBefore"),
                ox.Literal(str(related).lower(), datatype=boolean))
+
+
+def _close_date_pushed(sources):
+    """The deals a field change moved the close date of to a later one, in ``sources`` ((store,
+    graph) pairs). The changes of the CloseDate field are found by their name and read one by one
+    (a SPARQL server, which answers no such pattern, gives its whole graph, filtered here)."""
+    field_name, change_of = ox.NamedNode(OKG + "fieldName"), ox.NamedNode(OKG + "fieldChangeOf")
+    old_value, new_value = ox.NamedNode(OKG + "oldValue"), ox.NamedNode(OKG + "newValue")
+    close_date = ox.Literal("CloseDate")
+    pushed = set()
+    for where, graph in sources:
+        changes = {}
+        try:
+            for named in where.quads_for_pattern(None, field_name, close_date, graph):
+                for q in where.quads_for_pattern(named.subject, None, None, graph):
+                    changes.setdefault(q.subject, {}).setdefault(q.predicate, q.object)
+        except NotImplementedError:
+            for q in _quads(where, graph, [(p, None) for p in (field_name, change_of, old_value, new_value)]):
+                changes.setdefault(q.subject, {}).setdefault(q.predicate, q.object)
+        for facts in changes.values():
+            if facts.get(field_name) == close_date and change_of in facts \
+                    and _later(facts.get(new_value), facts.get(old_value)):
+                pushed.add(facts[change_of])
+    return pushed
+
+
+def _first_objects(sources, subjects, predicate):
+    """subject -> its first ``predicate`` value in ``sources``, for ``subjects``: read subject by
+    subject, or from a SPARQL server by the predicate over its whole graph."""
+    out = {}
+    for where, graph in sources:
+        try:
+            for subject in subjects:
+                for q in where.quads_for_pattern(subject, predicate, None, graph):
+                    out.setdefault(subject, q.object)
+        except NotImplementedError:
+            for q in _quads(where, graph, [(predicate, None)]):
+                if q.subject in subjects:
+                    out.setdefault(q.subject, q.object)
+    return out
 
 
 #: stage names that say a stage is closed, and won, where no deal at the stage says so
@@ -572,11 +665,13 @@ def _stage_summary(deals, changes, by_deal, orders, closed):
     return out
 
 
-def derived_facts(store, system, facts=None):
+def derived_facts(store, system, facts=None, scope=None):
     """Everything the system's intervals graph holds: its stage intervals (:func:`stage_intervals`)
     and its accounts' hierarchy spells (:func:`hierarchy_spells`). ``facts`` is (store, graph) where
-    the system's latest facts are when not in ``store``: an ingest's in-memory copy of them."""
-    yield from stage_intervals(store, system, facts)
+    the system's latest facts are when not in ``store``: an ingest's in-memory copy of them;
+    ``scope`` (a :class:`DeriveScope`): the deals whose intervals and states are made, the others'
+    are left out."""
+    yield from stage_intervals(store, system, facts, scope)
     yield from hierarchy_spells(store, system, facts)
 
 

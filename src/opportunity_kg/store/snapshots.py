@@ -193,7 +193,8 @@ def fold_in_memory(disk, memory, system, snapshot, incoming, previous_state=None
     With ``records`` (subject in N-Triples -> the digest of its facts, as the ingest's count made
     them) and the digests the last ingest kept (:func:`write_digests`), the records are compared
     by digest and only the changed ones are read off disk; otherwise the whole current graph is
-    copied into memory and compared there. Returns (facts added, facts removed)."""
+    copied into memory and compared there. Returns (the facts added, the facts removed): sets of
+    (s, p, o) terms."""
     current = current_graph(system)
     previous = [iri for _, iri in chain(disk, system) if iri != snapshot][-1]
     kept = read_digests(disk, system) if records is not None else None
@@ -229,7 +230,7 @@ def fold_in_memory(disk, memory, system, snapshot, incoming, previous_state=None
         disk.extend(ox.Quad(ox.NamedNode(iri), digest, ox.Literal(f"{new[iri]:032x}"), graph) for iri in changed)
     elif records is not None:
         write_digests(disk, system, records)
-    return len(added), len(removed)
+    return added, removed
 
 
 def _diff_records(before, after):
