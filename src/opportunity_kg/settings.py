@@ -50,10 +50,13 @@ SETTINGS = {s.name: s for s in [
     Setting("remote_timeout", 300.0,
             "Seconds one request to a SPARQL server used as the store (`--store http://...`) may take "
             "before it is given up."),
-    Setting("ingest_memory_triples", 5_000_000,
-            "Most triples `okg ingest` also keeps in an in-memory copy of the snapshot, where validation runs "
-            "about five times faster than in the on-disk store (about 100 bytes a triple). A larger export is "
-            "validated in the on-disk staged store instead, so the ingest's memory stays flat as exports grow."),
+    Setting("ingest_memory_triples", "auto",
+            "Most triples `okg ingest` also keeps in an in-memory copy of the snapshot, where validation, "
+            "counting and the comparison with the previous snapshot run about five times faster than in the "
+            "on-disk store. `auto` (the default): as many as fit in 60% of the memory available when the "
+            "ingest starts, at 450 bytes a triple (5,000,000 when it cannot be read). A larger export is "
+            "validated in the on-disk staged store instead, with memory flat as exports grow; a number sets "
+            "the cap, 0 always validates on disk."),
     Setting("compact_share", 0.1,
             "A re-ingest compacts the on-disk store (RocksDB's compaction, after which reads are as fast as in "
             "a fresh store; about 1 s per 200,000 triples here) once the facts re-ingests have removed since "

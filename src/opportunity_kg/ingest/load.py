@@ -14,7 +14,7 @@ from .. import settings
 from ..store.history import snapshots
 from ..store.remote import is_remote
 from ..store.snapshots import chain, copy_graph, current_graph, fits_in_memory, forget_description, incoming_graph, upgrade
-from ..store import ONTOLOGY_GRAPH, Loader, Staging, delete_quads, staged
+from ..store import INGEST_MEMORY_SHARE, ONTOLOGY_GRAPH, Loader, Staging, delete_quads, memory_quads, staged
 from ..validation.validate import ALL_GRAPHS
 from ..vocabulary import OKG
 from .count import Tally, line_digest
@@ -58,7 +58,8 @@ class Target:
         self.graph = ox.NamedNode(current_graph(source) if self.starts_chain else incoming_graph(graph_iri))
         self.ontology_triples = ontology_triples
         self.ontology_changed = replace_graph(store, ONTOLOGY_GRAPH, ontology_triples)
-        self.in_memory = settings.get("ingest_memory_triples")
+        self.in_memory, self.in_memory_why = memory_quads(settings.get("ingest_memory_triples"),
+                                                          "ingest_memory_triples", INGEST_MEMORY_SHARE)
         self.check = ox.Store() if self.in_memory > 0 else None
         if self.check is not None:  # the data in the snapshot's graph, the ontology in its own
             self.check.extend(ox.Quad(*t, ox.NamedNode(ONTOLOGY_GRAPH)) for t in ontology_triples)
@@ -67,6 +68,7 @@ class Target:
         self.in_memory_fold = (self.check is not None and not self.starts_chain and not self.replaced
                                and not remote and fits_in_memory(store, source, graph_iri, as_of))
         self.folded = None  # (facts added, facts removed) when folded in memory: what derive reads anew
+        self.spilled = False  # whether the export outgrew ``in_memory`` and was validated on disk
         self.loader = Loader(([(self.check, self.graph)] if self.check is not None else [])
                              + ([] if self.in_memory_fold else [(store, self.graph)]))
 
@@ -83,6 +85,7 @@ class Target:
         if self.check is None or self.loader.count <= self.in_memory:
             return
         progress.phase("validating on disk: the export is larger than ingest_memory_triples")
+        self.spilled = True
         self.loader.drop(self.check)
         if self.in_memory_fold:  # what the in-memory store holds goes to disk, and the rest after it
             copy_graph(self.check, self.store, self.graph.value)

@@ -10,7 +10,7 @@ import pyoxigraph as ox
 from .. import __version__, settings
 from ..store.history import changes_since, tracked_values
 from ..store.snapshots import (copy_graph, count_changes, current_graph, fold, fold_in_memory, forget_description,
-                         forget_digests, settle, snapshots_graph, write_digests)
+                         forget_digests, has_digests, settle, snapshots_graph, write_digests)
 from ..vocabulary import OKG, PROV, RDF_TYPE, RDFS, XSD
 from .count import triple_digest
 from .rows import file_iri
@@ -56,8 +56,9 @@ def publish(report, target, records, progress):
         upload(store, target.remote, graph_iri, target.graph)
     if changed and not target.starts_chain:
         progress.phase("storing what changed since the previous snapshot")
-        if target.in_memory_fold and 2 * target.count > settings.get("ingest_memory_triples"):
-            copy_graph(target.check, store, target.graph.value)  # the current graph beside it would not fit: on disk
+        if target.in_memory_fold and 2 * target.count > target.in_memory and not has_digests(store, source):
+            # without the records' digests the whole current graph is compared in memory, and would not fit
+            copy_graph(target.check, store, target.graph.value)
             target.in_memory_fold = False
         if target.in_memory_fold:
             target.folded = fold_in_memory(store, target.check, source, graph_iri, target.graph.value, compare,

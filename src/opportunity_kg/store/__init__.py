@@ -217,21 +217,25 @@ _COPYING = threading.Lock()
 MEMORY_BYTES_PER_QUAD = 450
 #: the share of the available memory an in-memory copy may take with ``serve_memory_triples=auto``
 MEMORY_SHARE = 0.5
+#: the share ``okg ingest`` may take with ``ingest_memory_triples=auto``: an ingest is a batch job that
+#: reads the available memory when it starts, after what a server beside it already holds
+INGEST_MEMORY_SHARE = 0.6
 
 
-def memory_quads(setting):
-    """(most quads to copy into memory, the words that say why) for ``serve_memory_triples``: a
-    number as it is; ``auto`` as many as fit in :data:`MEMORY_SHARE` of the memory available now, at
-    :data:`MEMORY_BYTES_PER_QUAD` each (5 million when the available memory cannot be read)."""
+def memory_quads(setting, name="serve_memory_triples", share=MEMORY_SHARE):
+    """(most quads to copy into memory, the words that say why) for the setting ``name`` (whose value
+    is ``setting``): a number as it is; ``auto`` as many as fit in ``share`` of the memory available
+    now, at :data:`MEMORY_BYTES_PER_QUAD` each (5 million when the available memory cannot be read)."""
     if str(setting).strip().lower() != "auto":
         cap = int(setting)
-        return cap, f"serve_memory_triples ({cap:,})"
+        return cap, f"{name} ({cap:,})"
     available = available_memory()
     if available is None:
-        return 5_000_000, "5,000,000 (serve_memory_triples=auto, and the available memory cannot be read)"
-    cap = int(available * MEMORY_SHARE / MEMORY_BYTES_PER_QUAD)
-    return cap, (f"{cap:,}, what half the {available / 2 ** 20:,.0f} MB of memory available holds at "
-                 f"{MEMORY_BYTES_PER_QUAD} bytes a quad (serve_memory_triples=auto)")
+        return 5_000_000, f"5,000,000 ({name}=auto, and the available memory cannot be read)"
+    cap = int(available * share / MEMORY_BYTES_PER_QUAD)
+    part = "half" if share == 0.5 else f"{share:.0%} of"
+    return cap, (f"{cap:,}, what {part} the {available / 2 ** 20:,.0f} MB of memory available holds at "
+                 f"{MEMORY_BYTES_PER_QUAD} bytes a quad ({name}=auto)")
 
 
 def available_memory():

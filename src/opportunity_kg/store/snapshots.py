@@ -257,6 +257,12 @@ def read_digests(store, system):
         if isinstance(q.subject, ox.NamedNode)}
 
 
+def has_digests(store, system):
+    """Whether the last ingest of ``system`` kept its records' digests (:func:`write_digests`)."""
+    return next(iter(store.quads_for_pattern(None, ox.NamedNode(RECORD_DIGEST), None,
+                                             ox.NamedNode(snapshots_graph_of(system)))), None) is not None
+
+
 def write_digests(store, system, records):
     """Keep each record's digest (``records``: subject in N-Triples -> digest) in ``system``'s
     snapshots graph, in place of the ones kept before."""
