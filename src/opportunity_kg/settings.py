@@ -53,7 +53,7 @@ SETTINGS = {s.name: s for s in [
     Setting("ingest_memory_triples", "auto",
             "Most triples `okg ingest` also keeps in an in-memory copy of the snapshot, where validation, "
             "counting and the comparison with the previous snapshot run about five times faster than in the "
-            "on-disk store. `auto` (the default): as many as fit in 60% of the memory available when the "
+            "on-disk store. `auto` (the default): as many as fit in 75% of the memory available when the "
             "ingest starts, at 450 bytes a triple (5,000,000 when it cannot be read). A larger export is "
             "validated in the on-disk staged store instead, with memory flat as exports grow; a number sets "
             "the cap, 0 always validates on disk."),

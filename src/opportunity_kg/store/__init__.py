@@ -219,7 +219,7 @@ MEMORY_BYTES_PER_QUAD = 450
 MEMORY_SHARE = 0.5
 #: the share ``okg ingest`` may take with ``ingest_memory_triples=auto``: an ingest is a batch job that
 #: reads the available memory when it starts, after what a server beside it already holds
-INGEST_MEMORY_SHARE = 0.6
+INGEST_MEMORY_SHARE = 0.75
 
 
 def memory_quads(setting, name="serve_memory_triples", share=MEMORY_SHARE):
