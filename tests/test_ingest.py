@@ -214,7 +214,7 @@ def _data_triples(store, graph):
             if not str(t[0]).startswith(f"<{graph}") and not str(t[1]).endswith("#wasDerivedFrom>")}
 
 
-@pytest.mark.parametrize("in_memory", ["5000000", "0", "1000"])
+@pytest.mark.parametrize("in_memory", ["auto", "5000000", "0", "1000"])
 def test_rejected_rows_leave_what_an_export_without_them_gives(broken_export, tmp_path, monkeypatch, in_memory):
     """Validation in memory, on disk from the start (setting 0), or on disk after the in-memory copy
     outgrew the setting: the snapshot holds exactly what the export without the rejected rows
@@ -236,6 +236,9 @@ def test_rejected_rows_leave_what_an_export_without_them_gives(broken_export, tm
     rejected = {(r["source_file"], int(r["line"])) for r in quarantine_rows(report)}
     assert {(OPP, line) for line in bad} <= rejected
     assert report.totals.rows_read == report.totals.rows_loaded + report.totals.rows_quarantined
+    # an export that outgrew the in-memory copy says so (0 is on disk by choice, from the start)
+    spilled = [w for w in report.warnings if "ingest_memory_triples" in w]
+    assert len(spilled) == (in_memory == "1000")
 
     monkeypatch.delenv("OKG_INGEST_MEMORY_TRIPLES")
     clean = tmp_path / "clean-0"

@@ -145,7 +145,7 @@ def test_a_copy_stops_when_its_store_is_swapped_out(sample_store):
 def test_auto_sizes_the_copy_by_the_memory_available():
     """serve_memory_triples=auto: as many quads as fit in half the memory the machine has available now
     (read from /proc/meminfo and the cgroup's limit), at 450 bytes each; a number is a fixed cap."""
-    from opportunity_kg.store import MEMORY_BYTES_PER_QUAD, available_memory, memory_quads
+    from opportunity_kg.store import INGEST_MEMORY_SHARE, MEMORY_BYTES_PER_QUAD, available_memory, memory_quads
 
     available = available_memory()
     assert available and available > 50 * 2 ** 20  # this machine (Linux) tells
@@ -155,6 +155,10 @@ def test_auto_sizes_the_copy_by_the_memory_available():
     assert "serve_memory_triples=auto" in why and "MB of memory available" in why
     assert memory_quads("1000") == (1000, "serve_memory_triples (1,000)")
     assert memory_quads(0)[0] == 0
+    # okg ingest's copy (ingest_memory_triples=auto) may take three quarters: a batch job
+    cap, why = memory_quads("auto", "ingest_memory_triples", INGEST_MEMORY_SHARE)
+    assert INGEST_MEMORY_SHARE == 0.75 and abs(cap - expected * 1.5) <= 0.05 * expected * 1.5
+    assert why.startswith(f"{cap:,}, what 75% of the ") and "ingest_memory_triples=auto" in why
 
 
 def test_auto_serves_a_small_store_from_memory(sample_store):
