@@ -137,8 +137,8 @@ def replace_graph(store, graph, triples, digests_in=None, scope=None):
     digests are kept, and with None (every triple) where they are not."""
     name = ox.NamedNode(graph)
     if digests_in and store.contains_named_graph(name):
-        kept = {q.subject: q.object.value for q in store.quads_for_pattern(
-            None, DERIVED_DIGEST, None, ox.NamedNode(digests_in))}
+        kept = {row[0]: row[1].value for row in store.query(
+            f"SELECT ?s ?d WHERE {{ GRAPH <{digests_in}> {{ ?s {DERIVED_DIGEST} ?d }} }}")}
         if kept:
             made = triples(scope) if callable(triples) else triples
             return update_subjects(store, name, made, kept, ox.NamedNode(digests_in),
