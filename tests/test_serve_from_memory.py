@@ -145,6 +145,7 @@ def test_a_copy_stops_when_its_store_is_swapped_out(sample_store):
 def test_auto_sizes_the_copy_by_the_memory_available():
     """serve_memory_triples=auto: as many quads as fit in half the memory the machine has available now
     (read from /proc/meminfo and the cgroup's limit), at 450 bytes each; a number is a fixed cap."""
+    from opportunity_kg.errors import OkgError
     from opportunity_kg.store import INGEST_MEMORY_SHARE, MEMORY_BYTES_PER_QUAD, available_memory, memory_quads
 
     available = available_memory()
@@ -159,6 +160,9 @@ def test_auto_sizes_the_copy_by_the_memory_available():
     cap, why = memory_quads("auto", "ingest_memory_triples", INGEST_MEMORY_SHARE)
     assert INGEST_MEMORY_SHARE == 0.75 and abs(cap - expected * 1.5) <= 0.05 * expected * 1.5
     assert why.startswith(f"{cap:,}, what 75% of the ") and "ingest_memory_triples=auto" in why
+    with pytest.raises(OkgError, match="OKG_INGEST_MEMORY_TRIPLES is 'lots': give a number of triples"):
+        memory_quads("lots", "ingest_memory_triples", INGEST_MEMORY_SHARE)
+    assert memory_quads("20_000_000", "ingest_memory_triples")[0] == 20_000_000
 
 
 def test_auto_serves_a_small_store_from_memory(sample_store):

@@ -227,7 +227,10 @@ def memory_quads(setting, name="serve_memory_triples", share=MEMORY_SHARE):
     is ``setting``): a number as it is; ``auto`` as many as fit in ``share`` of the memory available
     now, at :data:`MEMORY_BYTES_PER_QUAD` each (5 million when the available memory cannot be read)."""
     if str(setting).strip().lower() != "auto":
-        cap = int(setting)
+        try:
+            cap = int(str(setting).strip().replace("_", "").replace(",", ""))
+        except ValueError:
+            raise OkgError(f"OKG_{name.upper()} is {setting!r}: give a number of triples (0 for none) or auto") from None
         return cap, f"{name} ({cap:,})"
     available = available_memory()
     if available is None:
