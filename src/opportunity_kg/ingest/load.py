@@ -132,9 +132,9 @@ def replace_graph(store, graph, triples, digests_in=None, scope=None):
 
     With ``digests_in`` (a graph), each subject's digest is kept there, and a later call rewrites
     only the subjects whose triples changed, reading no other off disk (:func:`update_subjects`).
-    ``triples`` may then be a function of a scope (``scope``, an object whose ``untouched(subject)``
-    says a subject the triples leave out is kept as it is): it is called with ``scope`` where
-    digests are kept, and with None (every triple) where they are not."""
+    ``triples`` may then be a function of a scope, given with ``scope`` (an object whose
+    ``untouched(subject)`` says a subject the triples leave out is kept as it is): it is called with
+    ``scope`` where digests are kept, and with None (every triple) where they are not."""
     name = ox.NamedNode(graph)
     if digests_in and store.contains_named_graph(name):
         kept = {row[0]: row[1].value for row in store.query(
@@ -142,7 +142,7 @@ def replace_graph(store, graph, triples, digests_in=None, scope=None):
         if kept:
             made = triples(scope) if callable(triples) else triples
             return update_subjects(store, name, made, kept, ox.NamedNode(digests_in),
-                                   scope.untouched if callable(triples) and scope is not None else None)
+                                   scope.untouched if scope is not None else None)
     if callable(triples):
         triples = triples(None)
     before = None
