@@ -348,3 +348,17 @@ def test_the_query_endpoint_answers_preflight_head_and_oversized_bodies_as_other
             time.sleep(0.1)
     line = next(r.getMessage() for r in caplog.records if "GET /sparql 200" in r.getMessage())
     assert "select query" in line and "cut at 5 rows (OKG_MAX_ROWS)" in line
+
+
+def test_an_answer_made_ahead_that_fails_is_logged_with_its_query_and_parameters(open_sample_store, caplog):
+    """A canned answer the server could not make ahead is not silently skipped: the log names the
+    query, its parameters and the error, so an operator sees why a dashboard's first call is slow."""
+    from opportunity_kg.web.app import create_app
+
+    app = create_app(store=open_sample_store, config={"warm_timeout": 0.000001, "cache_entries": 256})
+    with caplog.at_level(logging.WARNING, logger="opportunity_kg.web"):
+        answered = app.extensions["okg"].warm()
+    failed = [r.getMessage() for r in caplog.records if "ahead" in r.getMessage()]
+    assert failed and answered < len(failed)
+    assert any(m.startswith("answering days-in-stage ahead (by=owner) failed: ") for m in failed), failed
+    assert all("answers made ahead run under OKG_WARM_TIMEOUT, 1e-06 s" in m for m in failed), failed[:3]

@@ -9,7 +9,7 @@ from datetime import date
 
 from flask import current_app, g, has_request_context, request
 
-from ..errors import OkgError
+from ..errors import OkgError, QueryTimeout
 from ..store.history import snapshots
 from ..analytics.queries import load_queries
 from ..store import Result, run_query
@@ -130,8 +130,11 @@ class QueryRunner:
                 for fmt in sorted(set(TABLE_FORMATS.values())):  # a dashboard's first call is then only bytes to send
                     table_body(kept, fmt, self.limits)
                 answered += 1
-            except OkgError:
-                continue
+            except OkgError as exc:  # the user who asks it will meet the same error, or its answer late
+                hint = f" (answers made ahead run under OKG_WARM_TIMEOUT, {self.limits['warm_timeout']:g} s)" \
+                    if isinstance(exc, QueryTimeout) else ""
+                log.warning("answering %s ahead (%s) failed: %s%s", query.name,
+                            ", ".join(f"{k}={v}" for k, v in values.items()) or "its defaults", exc, hint)
         return answered
 
     def keep_warm(self):
