@@ -14,7 +14,8 @@ from .. import settings
 from ..store.history import snapshots
 from ..store.remote import is_remote
 from ..store.snapshots import chain, copy_graph, current_graph, fits_in_memory, forget_description, incoming_graph, upgrade
-from ..store import INGEST_MEMORY_SHARE, ONTOLOGY_GRAPH, Loader, Staging, delete_quads, memory_quads, staged
+from ..store import (INGEST_MEMORY_SHARE, ONTOLOGY_GRAPH, Loader, Staging, delete_quads, facts_in_graph, memory_quads,
+                     staged)
 from ..validation.validate import ALL_GRAPHS
 from ..vocabulary import OKG
 from .count import Tally, line_digest
@@ -137,8 +138,7 @@ def replace_graph(store, graph, triples, digests_in=None, scope=None):
     ``scope`` where digests are kept, and with None (every triple) where they are not."""
     name = ox.NamedNode(graph)
     if digests_in and store.contains_named_graph(name):
-        kept = {row[0]: row[1].value for row in store.query(
-            f"SELECT ?s ?d WHERE {{ GRAPH <{digests_in}> {{ ?s {DERIVED_DIGEST} ?d }} }}")}
+        kept = {subject: digest.value for subject, digest in facts_in_graph(store, digests_in, DERIVED_DIGEST.value)}
         if kept:
             made = triples(scope) if callable(triples) else triples
             return update_subjects(store, name, made, kept, ox.NamedNode(digests_in),

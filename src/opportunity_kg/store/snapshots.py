@@ -43,7 +43,7 @@ import pyoxigraph as ox
 from ..errors import OkgError
 from .history import GRAPH_BASE, OKG, PROV, current_graph, snapshots, snapshots_graph_of
 from .remote import RemoteStore, is_remote
-from . import Loader, delete_quads, open_store, staged
+from . import Loader, delete_quads, facts_in_graph, open_store, staged
 
 DERIVED = f"<{PROV}wasDerivedFrom>"
 
@@ -251,10 +251,9 @@ RECORD_DIGEST = OKG + "recordDigest"
 
 
 def read_digests(store, system):
-    """Subject IRI -> the digest of its facts in ``system``'s current graph, as the last ingest kept
-    them (read with SPARQL: a third faster than pattern by pattern, 200,000 at 10,000 opportunities)."""
-    return {row[0].value: int(row[1].value, 16) for row in store.query(
-        f"SELECT ?s ?d WHERE {{ GRAPH <{snapshots_graph_of(system)}> {{ ?s <{RECORD_DIGEST}> ?d FILTER(isIRI(?s)) }} }}")}
+    """Subject IRI -> the digest of its facts in ``system``'s current graph, as the last ingest kept them."""
+    return {subject.value: int(digest.value, 16) for subject, digest in
+            facts_in_graph(store, snapshots_graph_of(system), RECORD_DIGEST) if isinstance(subject, ox.NamedNode)}
 
 
 def has_digests(store, system):
