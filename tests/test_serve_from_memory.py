@@ -170,3 +170,23 @@ def test_auto_serves_a_small_store_from_memory(sample_store):
     handle = ReadOnlyStore(sample_store[0], memory_triples="auto", log=messages.append)
     in_memory_soon(handle)
     assert handle.in_memory and any("served from memory" in m for m in messages), messages
+
+
+def test_a_setting_of_the_wrong_kind_is_one_line_naming_the_variable(sample_store):
+    """OKG_QUERY_TIMEOUT=abc or OKG_SERVE_MEMORY_TRIPLES=lots: `okg query` and `okg serve` stop with
+    one line naming the variable and what it takes (a ValueError traceback before, and from `okg
+    serve` only in granian's worker, after the server was announced)."""
+    from .conftest import free_port, okg
+
+    cases = [({"OKG_QUERY_TIMEOUT": "abc"}, "OKG_QUERY_TIMEOUT is 'abc': give a number (default 30.0)"),
+             ({"OKG_MAX_ROWS": "1.5"}, "OKG_MAX_ROWS is '1.5': give a whole number"),
+             ({"OKG_SERVE_MEMORY_TRIPLES": "lots"}, "OKG_SERVE_MEMORY_TRIPLES is 'lots': give a number of triples")]
+    for variables, message in cases:
+        env = {**os.environ, **variables}
+        for args in (["query", "--store", sample_store[0], "data-quality"],
+                     ["serve", "--store", sample_store[0], "--port", free_port()]):
+            if args[0] == "query" and "OKG_SERVE_MEMORY_TRIPLES" in variables:
+                continue  # only okg serve reads it
+            result = okg(*args, check=False, env=env, timeout=60)
+            assert result.returncode != 0 and message in result.stderr, (args, result.stderr)
+            assert "Traceback" not in result.stderr, result.stderr

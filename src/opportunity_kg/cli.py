@@ -362,18 +362,20 @@ def cmd_serve(args):
     import logging
 
     from . import settings
-    from .store import check_is_store
+    from .store import check_is_store, memory_quads
     from .store.remote import is_remote
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    limits = settings.all_settings()  # a bad setting is one clear line here, not a worker's traceback
+    memory_quads(limits["serve_memory_triples"])
     if args.workers < 1 or args.server == "waitress" and args.workers != 1:
         raise OkgError("--workers takes 1 or more, and only with granian (waitress serves from one process)",
                        field="workers")
-    if args.workers > 1 and settings.get("update_token"):
+    if args.workers > 1 and limits["update_token"]:
         raise OkgError("--workers 1 only when updates are on (OKG_UPDATE_TOKEN): one process may hold the store "
                        "open for writing", field="workers")
     if args.threads is None:  # they mostly wait, on a query's worker process or for a slot
-        args.threads = settings.get("max_concurrent_queries") + EXTRA_THREADS
+        args.threads = limits["max_concurrent_queries"] + EXTRA_THREADS
     check_port_free(args.host, args.port)
     if args.server == "waitress":
         from waitress import serve

@@ -8,6 +8,8 @@ the README lists them all (a test checks that it does).
 import os
 from dataclasses import dataclass
 
+from .errors import OkgError
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -92,19 +94,30 @@ SETTINGS = {s.name: s for s in [
 
 
 def get(name, overrides=None):
-    """The value of setting ``name``: an override, else ``OKG_<NAME>`` from the environment, else the default."""
+    """The value of setting ``name``: an override, else ``OKG_<NAME>`` from the environment, else the
+    default. A value that is not of the setting's kind is an :class:`~opportunity_kg.errors.OkgError`
+    naming the variable."""
     setting = SETTINGS[name]
     if overrides and name in overrides:
         value = overrides[name]
         if isinstance(setting.default, bool) and isinstance(value, str):
             return value.strip().lower() not in ("0", "false", "no", "off")
-        return type(setting.default)(value)
+        return _typed(name, setting, value)
     raw = os.environ.get("OKG_" + name.upper())
     if raw is not None and raw != "":
         if isinstance(setting.default, bool):
             return raw.strip().lower() not in ("0", "false", "no", "off")
-        return type(setting.default)(raw)
+        return _typed(name, setting, raw)
     return setting.default
+
+
+def _typed(name, setting, value):
+    kind = type(setting.default)
+    try:
+        return kind(value)
+    except ValueError:
+        wanted = {int: "a whole number", float: "a number"}.get(kind, "a value of its kind")
+        raise OkgError(f"OKG_{name.upper()} is {value!r}: give {wanted} (default {setting.default})") from None
 
 
 def all_settings(overrides=None):
