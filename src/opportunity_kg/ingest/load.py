@@ -163,8 +163,9 @@ def replace_graph(store, graph, triples, digests_in=None, scope=None):
     loader.close()
     if digests_in:
         store.update(f"DELETE WHERE {{ GRAPH <{digests_in}> {{ ?s {DERIVED_DIGEST} ?d }} }}")
-        store.extend(ox.Quad(s, DERIVED_DIGEST, ox.Literal(f"{d % 2 ** 128:032x}"), ox.NamedNode(digests_in))
-                     for s, d in subjects.items())
+        kept = Loader([(store, ox.NamedNode(digests_in))])  # one per subject: a bulk load, not a transaction
+        kept.add([(s, DERIVED_DIGEST, ox.Literal(f"{d % 2 ** 128:032x}")) for s, d in subjects.items()])
+        kept.close()
     return (before.digest, before.lines) != (digest, seen) if before is not None else seen > 0
 
 
