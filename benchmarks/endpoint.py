@@ -133,8 +133,9 @@ def main():
     parser.add_argument("--threads", type=int, default=None,
                         help="okg serve's threads (default: okg serve's own, the query slots and 8 more)")
     parser.add_argument("--servers", nargs="+", default=["granian", "waitress"],
-                        help="the HTTP servers okg serve is measured with: granian, waitress, granian:N for N "
-                             "worker processes, or granian:N:T for N of T threads each (default: granian and waitress)")
+                        help="the HTTP servers okg serve is measured with: granian (with okg serve's own number of "
+                             "worker processes), waitress, granian:N for N worker processes, or granian:N:T for N of T "
+                             "threads each (default: granian and waitress)")
     args = parser.parse_args()
     from opportunity_kg.analytics.queries import get_query
 
@@ -153,9 +154,10 @@ def main():
         ours = {server: free_port() for server in args.servers}
         servers = []
         for server, port in ours.items():
-            name, workers, threads = (server.split(":") + ["1", str(args.threads or "")])[:3]
+            # a bare name: okg serve's own number of worker processes (granian: one per core, at most 2)
+            name, workers, threads = (server.split(":") + ["", str(args.threads or "")])[:3]
             servers.append(subprocess.Popen([str(bin_dir / "okg"), "serve", "--store", args.store, "--port", str(port),
-                                             "--server", name, "--workers", workers]
+                                             "--server", name] + (["--workers", workers] if workers else [])
                                             + (["--threads", threads] if threads else []),
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         servers.append(subprocess.Popen([str(bin_dir / "oxigraph"), "serve-read-only", "--location", str(native_dir),

@@ -49,15 +49,18 @@ def wait_for(url, process=None, timeout=30):
 
 
 @contextlib.contextmanager
-def okg_serve(store, *, wait="/api/queries", env=None, log=False, server=None):
+def okg_serve(store, *, wait="/api/queries", env=None, log=False, server=None, args=()):
     """`okg serve --store STORE` in a subprocess on a free port of 127.0.0.1, stopped at the end of
     the block; yields (base URL, process). With ``log`` its output is kept, as ``process.log``;
-    ``server`` picks the HTTP server (``--server``; default: okg serve's own)."""
+    ``server`` picks the HTTP server (``--server``; default: okg serve's own); ``args`` are more
+    of its options. One granian worker process unless ``args`` says otherwise: /health and the
+    query slots are then the server's own (each process has its own)."""
     port = free_port()
+    args = list(args) if "--workers" in args or server == "waitress" else ["--workers", "1", *args]
     stream = subprocess.PIPE if log else subprocess.DEVNULL
     process = subprocess.Popen([sys.executable, "-m", "opportunity_kg.cli", "serve", "--store", str(store),
                                 "--host", "127.0.0.1", "--port", str(port)]
-                               + (["--server", server] if server else []), env=env, text=True,
+                               + (["--server", server] if server else []) + list(args), env=env, text=True,
                                stdout=stream, stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

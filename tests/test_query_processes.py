@@ -238,3 +238,70 @@ def test_a_worker_that_died_idle_is_replaced_unseen(sample_store):
             assert answer.status_code == 200 and answer.get_json()["boolean"] is True
     finally:
         run.workers().close()
+
+
+def zygotes(pids):
+    """Of ``pids``, the zygotes: query processes whose parent is not one (workers are the zygote's children)."""
+    def is_query_process(pid):
+        try:
+            return "opportunity_kg.store.processes" in Path(f"/proc/{pid}/cmdline").read_text()
+        except OSError:
+            return False
+
+    def parent(pid):
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+    return [pid for pid in pids if is_query_process(pid) and not is_query_process(parent(pid))]
+
+
+def test_the_server_processes_share_one_zygote_and_its_in_memory_copy(sample_store):
+    """`okg serve --workers 2`: granian's two processes each run their queries in worker processes,
+    forked from one zygote (one in-memory copy of the store, not two); every answer is the same;
+    when the server stops, the zygote and its workers are gone."""
+    env = dict(os.environ, OKG_CACHE_ENTRIES="0")
+    with okg_serve(sample_store[0], env=env, log=True, args=["--workers", "2"]) as (base, process):
+        ready(base)
+        deadline = time.monotonic() + 30  # the second granian process may connect a moment later
+        while len(zygotes(descendants(process.pid))) != 1 or sum(
+                1 for pid in descendants(process.pid) if "opportunity_kg.store.processes"
+                in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")) < 5:
+            assert time.monotonic() < deadline, "one zygote with the spare workers of both processes"
+            time.sleep(0.1)
+        shared = zygotes(descendants(process.pid))
+        assert len(shared) == 1
+        answers = set()
+        for _ in range(8):  # a new connection each time: granian hands them to either process
+            answer = requests.get(base + "/sparql", params={"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"},
+                                  headers={"Accept": JSON, "Connection": "close"}, timeout=30)
+            assert answer.status_code == 200
+            answers.add(answer.json()["results"]["bindings"][0]["n"]["value"])
+        assert len(answers) == 1 and int(answers.pop()) > 0
+    assert process.log.count("queries run in worker processes") == 2, process.log
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{shared[0]}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{shared[0]}").exists() or \
+        Path(f"/proc/{shared[0]}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_the_server_processes_make_each_answer_ahead_once_for_all(sample_store):
+    """`okg serve --workers 2`: the canned answers made ahead are made once, by one process or the
+    other, and both keep all of them (each logs how many it made and how many it took)."""
+    import re
+
+    with okg_serve(sample_store[0], log=True, args=["--workers", "2"]) as (base, process):
+        ready(base)
+        deadline, done = time.monotonic() + 120, 0
+        while done < 20:  # /health of either process (new connections go to one or the other) says it is done
+            assert time.monotonic() < deadline, "both processes answer ahead"
+            health = requests.get(base + "/health", headers={"Connection": "close"}, timeout=10).json()
+            done = done + 1 if health["answered_ahead"] is not None else 0
+            time.sleep(0.05)
+        time.sleep(1)
+    lines = re.findall(r"canned answers made ahead: (\d+) here, (\d+) by the other server processes, (\d+) failed",
+                       process.log)
+    assert len(lines) == 2, process.log
+    (here1, other1, failed1), (here2, other2, failed2) = [tuple(map(int, line)) for line in lines]
+    assert (failed1, failed2) == (0, 0)
+    assert here1 + here2 == here1 + other1 == here2 + other2 > 0  # each made once, each kept by both
+

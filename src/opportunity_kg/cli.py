@@ -7,6 +7,7 @@ an :class:`~opportunity_kg.errors.OkgError` (its message is printed to stderr),
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -368,6 +369,8 @@ def cmd_serve(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     limits = settings.all_settings()  # a bad setting is one clear line here, not a worker's traceback
     memory_quads(limits["serve_memory_triples"])
+    if args.workers is None:
+        args.workers = default_workers(args.server, limits)
     if args.workers < 1 or args.server == "waitress" and args.workers != 1:
         raise OkgError("--workers takes 1 or more, and only with granian (waitress serves from one process)",
                        field="workers")
@@ -403,6 +406,9 @@ def cmd_serve(args):
     from granian.server import Server
 
     multiprocessing.set_start_method("spawn", force=True)  # a fresh worker process: nothing of ours is forked
+    from .store.processes import SERVER_ID
+
+    os.environ[SERVER_ID] = str(os.getpid())  # granian's workers share one zygote (and in-memory copy) a store generation
 
     # the threads are many on purpose (a thread whose query runs in a worker process only waits), which
     # granian warns about at start: not a problem the user has to act on (README, "HTTP")
@@ -415,6 +421,17 @@ def cmd_serve(args):
 
 #: threads `okg serve` runs beyond the query slots: a page, /health or a kept answer is never stuck behind them
 EXTRA_THREADS = 8
+#: the most granian worker processes `okg serve` runs by default (one per core up to it): one Python
+#: process spends its time handing the GIL between threads, two answer twice the requests
+DEFAULT_WORKERS_MAX = 2
+
+
+def default_workers(server, limits):
+    """granian worker processes by default: one per core up to :data:`DEFAULT_WORKERS_MAX`; one with
+    waitress, or with updates on (one process may hold the store open for writing)."""
+    if server == "waitress" or limits["update_token"]:
+        return 1
+    return max(1, min(os.cpu_count() or 1, DEFAULT_WORKERS_MAX))
 
 
 def granian_app(store):
@@ -553,9 +570,9 @@ def build_parser():
                         "more, for requests that wait for a slot or need none)")
     p.add_argument("--server", choices=["granian", "waitress"], default="granian",
                    help="the HTTP server: granian (Rust, the default) or waitress (pure Python)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="granian worker processes (default 1); each opens the store and keeps its own in-memory "
-                        "copy, so N workers take N times the memory")
+    p.add_argument("--workers", type=int, default=None,
+                   help=f"granian worker processes (default: one per core, at most {DEFAULT_WORKERS_MAX}; 1 with "
+                        "updates on or waitress); they share one in-memory copy of the store")
     p.set_defaults(func=cmd_serve)
     return parser
 

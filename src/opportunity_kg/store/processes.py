@@ -18,20 +18,31 @@ or when the client has gone; the operating system then frees its CPU and memory 
   workers are ended at once, its busy ones as their queries end, and then the zygote.
 - A zygote ends when the server's end of its socket closes (the server stopped or died), and a
   worker when its zygote ends (the system kills it), so no query runs on without a server.
+- The worker processes of one ``okg serve`` (granian's ``--workers``) share one zygote per store
+  generation, and so one in-memory copy: ``okg serve`` names itself in :data:`SERVER_ID`, and the
+  first of its processes to need a generation's zygote starts it listening on a Unix socket named by
+  the server, the store generation and the settings (:func:`shared_socket`); the others connect to
+  it. Such a zygote ends when the last of its servers' sockets closes.
 
 The cost: a query's answer crosses a socket (pickled in batches of rows, about 0.1 ms for a short
 answer), and each stopped query costs a fork (a few milliseconds).
 """
 
+import collections
+import fcntl
+import hashlib
 import os
 import pickle
+import select
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pyoxigraph as ox
 
@@ -42,6 +53,12 @@ from . import dataset_arguments, produce_answer, read_answer, timed_out
 SPARE = 2
 #: how long to wait for an ended worker to be gone before giving its slot back anyway (seconds)
 END_WAIT = 2.0
+#: how often a server process tries again to reach a shared zygote that ended as it connected
+RECONNECTS = 2
+
+#: the environment variable ``okg serve`` names itself in for its worker processes, which then share
+#: one zygote per store generation (see the module's description)
+SERVER_ID = "_OKG_SERVE_ID"
 
 _FRAME = struct.Struct("!Q")
 
@@ -104,25 +121,43 @@ class QueryProcesses:
     ``ready`` is set once the zygote has opened (and perhaps copied) the store; until then, and if it
     failed, ``failed`` says why and the server answers on threads of its own."""
 
-    def __init__(self, path, memory_triples, log=None, spare=SPARE, memory_mb=0):
+    def __init__(self, path, memory_triples, log=None, spare=SPARE, memory_mb=0, server=None):
         self.path, self.spare, self.memory_mb = str(path), spare, memory_mb
         self._log = log or (lambda message: None)
         self.ready, self.in_memory, self.failed, self.closed = threading.Event(), False, None, False
         self._idle, self._busy, self._lock, self._fork_lock = [], set(), threading.Lock(), threading.Lock()
         self._top_up_lock = threading.Lock()
-        self._control, theirs = socket.socketpair()
-        self._zygote = subprocess.Popen(
-            [sys.executable, "-m", "opportunity_kg.store.processes", str(theirs.fileno()), self.path,
-             str(memory_triples), str(memory_mb)], pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
-        theirs.close()
+        self._zygote, self.shared = None, None
+        self._start = (memory_triples, memory_mb)
+        server = server if server is not None else os.environ.get(SERVER_ID)
+        if server:
+            self.shared = shared_socket(server, self.path, memory_triples, memory_mb)
+        self._connect()
         threading.Thread(target=self._wait_ready, daemon=True, name="okg-zygote").start()
+
+    def _connect(self):
+        """Start this generation's zygote, or (shared) connect to the one this server's processes share."""
+        if self.shared is not None:
+            try:
+                self._control, self._zygote = connect_or_start(self.shared, self.path, *self._start)
+                return
+            except OSError as exc:  # no socket could be made there: a zygote of its own
+                self._log(f"the server's processes do not share their query workers: {exc}")
+                self.shared = None
+        self._control, theirs = socket.socketpair()
+        self._zygote = start_zygote(theirs, self.path, *self._start)
 
     def _wait_ready(self):
         started = time.monotonic()
-        try:
-            message = recv_frame(self._control)
-        except OSError as exc:
-            message = ("failed", str(exc))
+        for attempt in range(RECONNECTS + 1):
+            try:
+                message = recv_frame(self._control)
+            except OSError as exc:
+                message = ("failed", str(exc))
+            if message is not None or self.shared is None or self.closed or attempt == RECONNECTS:
+                break
+            self._control.close()  # a shared zygote that ended as this process came: start or find another
+            self._connect()
         if self.closed:
             return  # swapped out before it was ready
         if message is None or message[0] != "ready":
@@ -149,6 +184,30 @@ class QueryProcesses:
             self._log(f"queries run on threads from now on, and a query past its timeout runs on: {self.failed}")
             raise ProcessesEnded(self.failed)
         return Worker(_FRAME.unpack(data)[0], socket.socket(fileno=fds[0]))
+
+    def kept(self, key):
+        """The answer (pickled) a server process sharing this zygote kept under ``key``, or None."""
+        return self._ask(("get", key), None)
+
+    def keep(self, key, answer, most):
+        """Keep ``answer`` (pickled) under ``key`` for the server processes sharing this zygote, the
+        least recently used dropped past ``most``."""
+        self._ask(("put", key, answer, most), None, reply=False)
+
+    def claim(self, key):
+        """Whether this process is the first sharing the zygote to say it makes the answer ``key``
+        (so that answers made ahead are made once for all); True without a shared zygote."""
+        return self._ask(("claim", key), True)
+
+    def _ask(self, request, otherwise, reply=True):
+        if self.shared is None or not self.ready.is_set():
+            return otherwise
+        with self._fork_lock:
+            try:
+                send_frame(self._control, request)
+                return recv_frame(self._control) if reply else otherwise
+            except OSError:
+                return otherwise
 
     def _top_up(self):
         """Fork workers until :attr:`spare` are idle (one top-up at a time, so never more)."""
@@ -261,10 +320,11 @@ class QueryProcesses:
         return read_answer(take, max_rows, stop)  # an answer dropped unread ends its worker
 
     def status(self):
-        """What ``/health`` says of the workers: ready, idle, busy, and why they failed (if they did)."""
+        """What ``/health`` says of the workers: ready, idle, busy, why they failed (if they did), and
+        whether they are shared with the server's other processes."""
         with self._lock:
             return {"ready": self.ready.is_set(), "idle": len(self._idle), "busy": len(self._busy),
-                    "failed": self.failed}
+                    "failed": self.failed, "shared": self.shared is not None}
 
     def close(self):
         """End the zygote and every worker: the idle ones now, the busy ones, and then the zygote
@@ -275,16 +335,22 @@ class QueryProcesses:
             busy = bool(self._busy)
         for worker in idle:
             worker.end()
-        if not self.ready.is_set():
-            self._zygote.kill()  # still copying a store that has been swapped out: stop at once
+        if not self.ready.is_set() and self._zygote is not None:
+            # still copying a store that has been swapped out: stop at once (a shared zygote's other
+            # servers see the same swap)
+            self._zygote.kill()
         if not busy:
             self._end_zygote()
 
     def _end_zygote(self):
-        self._control.close()  # a ready zygote ends when it reads the end of its socket
-        threading.Thread(target=self._reap, daemon=True, name="okg-zygote-end").start()
+        self._control.close()  # a ready zygote ends when it reads the end of its socket (the last one, if shared)
+        if self._zygote is not None:
+            threading.Thread(target=self._reap, daemon=True, name="okg-zygote-end").start()
 
     def _reap(self):
+        if self.shared is not None:  # other servers may still use it: it ends when they close theirs
+            self._zygote.wait()
+            return
         try:
             self._zygote.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -338,12 +404,71 @@ def limit_memory(memory_mb):
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def start_zygote(sock, path, memory_triples, memory_mb):
+    """Start a zygote process on ``sock`` (the other end of a server's control socket, or a listening
+    socket for a shared zygote), which is closed here; its :class:`subprocess.Popen`."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "opportunity_kg.store.processes", str(sock.fileno()), path,
+         str(memory_triples), str(memory_mb)], pass_fds=[sock.fileno()], stdin=subprocess.DEVNULL)
+    sock.close()
+    return process
+
+
+#: the file a server process locks while it looks for a shared zygote, or starts one
+START_LOCK = "start.lock"
+#: the longest path a Unix socket may have (108 bytes with its final NUL on Linux)
+SOCKET_PATH_MAX = 107
+
+
+def shared_socket(server, path, memory_triples, memory_mb):
+    """Where the zygote ``server``'s processes share for the store generation at ``path`` listens: a
+    socket in a folder of this user's only, named by the server, the store directory's identity
+    (an ingest swaps in a new one) and the settings the zygote runs with; None where there is no
+    such place (the processes then have a zygote each)."""
+    try:
+        info = os.stat(path)
+        folder = Path(tempfile.gettempdir()) / f"okg-{os.getuid()}"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
+            return None  # not ours alone: another user could ask for workers on our store
+    except OSError:
+        return None
+    key = f"{server}|{os.path.realpath(path)}|{info.st_dev}|{info.st_ino}|{memory_triples}|{memory_mb}"
+    name = folder / f"z-{hashlib.blake2b(key.encode('utf-8'), digest_size=10).hexdigest()}.sock"
+    return name if len(os.fsencode(name)) <= SOCKET_PATH_MAX else None
+
+
+def connect_or_start(name, path, memory_triples, memory_mb):
+    """(a control socket connected to the shared zygote listening at ``name``, the zygote's
+    :class:`subprocess.Popen` if this process started it, else None). The first server process to
+    come starts it, under a lock, so that there is one."""
+    with open(name.with_name(START_LOCK), "a+b") as lock:  # one for every zygote of the user: held for moments
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            control.connect(str(name))
+            return control, None
+        except OSError:  # none yet, or one that has ended without tidying up
+            pass
+        try:
+            os.unlink(name)
+        except FileNotFoundError:
+            pass
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(name))
+        listener.listen(64)
+        control.connect(str(name))  # waits in the listener's queue until the store is open
+        return control, start_zygote(listener, path, memory_triples, memory_mb)
+
+
 def zygote(control, path, memory_triples, memory_mb=0):
     """The zygote's life (see the module's description): open the store, copy it into memory when it
-    fits, say so, then fork a worker for each request until the server closes ``control``."""
+    fits, say so, then fork a worker for each request until the server closes ``control`` (or, for
+    a listening socket, until the last server connected to it has closed its own)."""
     from . import copy_to_memory, memory_quads
     from .history import current_dataset
 
+    listening = control.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
     try:
         disk = ox.Store.read_only(path)
         size = len(disk)
@@ -355,28 +480,120 @@ def zygote(control, path, memory_triples, memory_mb=0):
         del disk
         why = "" if store is not None else f"{size:,} quads is more than {why}"
     except (OSError, RuntimeError, ValueError) as exc:
-        send_frame(control, ("failed", f"the store could not be opened: {exc}"))
+        failed = ("failed", f"the store could not be opened: {exc}")
+        for server in _waiting_servers(control) if listening else [control]:
+            send_frame(server, failed)
         return
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # ended workers are reaped by the system
-    send_frame(control, ("ready", store is not None, size, why))
-    while recv_frame(control) == "fork":
-        mine, theirs = socket.socketpair()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                end_with_parent()  # a server that dies (its socket closes) ends the zygote, and that us
-                control.close()
-                theirs.close()
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the server, which ends us
-                worker_store = store if store is not None else ox.Store.read_only(path)
-                limit_memory(memory_mb)
-                serve_queries(mine, worker_store)
-            finally:
-                os._exit(0)
-        mine.close()
-        socket.send_fds(control, [_FRAME.pack(pid)], [theirs.fileno()])
-        theirs.close()
+    ready = ("ready", store is not None, size, why)
+    servers = [] if listening else [control]
+    answers = (collections.OrderedDict(), set())  # answers kept for the servers, and those claimed
+    if not listening:
+        send_frame(control, ready)
+    while True:
+        if listening:  # new servers' sockets, and the requests of those connected
+            waiting, _, _ = select.select([control] + servers, [], [], None if servers else 10)
+            if not waiting:  # the server that started it has gone before it connected
+                break
+        else:
+            waiting = servers
+        if control in waiting and listening:
+            server, _ = control.accept()
+            send_frame(server, ready)
+            servers.append(server)
+            continue
+        sock = waiting[0]
+        try:
+            request = recv_frame(sock)
+        except OSError:  # that server has gone
+            request = None
+        if isinstance(request, tuple):
+            _keep_answers(sock, request, answers)
+            continue
+        if request != "fork":
+            servers.remove(sock)
+            sock.close()
+            if servers:
+                continue
+            break
+        _fork_worker(sock, [control] + servers, store, path, memory_mb)
+    if listening:
+        name = control.getsockname()
+        try:
+            os.unlink(name)  # before the socket closes: a server coming now starts a new zygote
+        except OSError:
+            pass
+        control.close()
+
+
+def _keep_answers(sock, request, answers):
+    """Answer a server's request about the answers kept for the servers sharing this zygote: ``get``
+    one, ``put`` one (the least recently used dropped past the number given), or ``claim`` the
+    making of one (whether no other server has)."""
+    kept, claimed = answers
+    try:
+        if request[0] == "get":
+            found = kept.get(request[1])
+            if found is not None:
+                kept.move_to_end(request[1])
+            send_frame(sock, found)
+        elif request[0] == "put":
+            _, key, answer, most = request
+            kept[key] = answer
+            kept.move_to_end(key)
+            while len(kept) > most:
+                kept.popitem(last=False)
+        elif request[0] == "claim":
+            send_frame(sock, request[1] not in claimed and request[1] not in kept)
+            claimed.add(request[1])
+    except OSError:
+        pass  # that server has gone: the loop finds its socket closed
+
+
+def _waiting_servers(listener):
+    """The servers' sockets waiting in ``listener``'s queue now, accepted (and then the listener unlinked
+    and closed: a server that comes later starts another zygote)."""
+    listener.setblocking(False)
+    found = []
+    while True:
+        try:
+            found.append(listener.accept()[0])
+        except OSError:
+            break
+    try:
+        os.unlink(listener.getsockname())
+    except OSError:
+        pass
+    listener.close()
+    for server in found:
+        server.setblocking(True)
+    return found
+
+
+def _fork_worker(sock, others, store, path, memory_mb):
+    """Fork one worker and hand its socket to the server on ``sock`` (``others``: every socket of
+    the zygote, which the worker closes)."""
+    mine, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            end_with_parent()  # a server that dies (its socket closes) ends the zygote, and that us
+            for each in others:
+                each.close()
+            theirs.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the server, which ends us
+            worker_store = store if store is not None else ox.Store.read_only(path)
+            limit_memory(memory_mb)
+            serve_queries(mine, worker_store)
+        finally:
+            os._exit(0)
+    mine.close()
+    try:
+        socket.send_fds(sock, [_FRAME.pack(pid)], [theirs.fileno()])
+    except OSError:  # that server has gone: so does the worker
+        os.kill(pid, signal.SIGKILL)
+    theirs.close()
 
 
 if __name__ == "__main__":

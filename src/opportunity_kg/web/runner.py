@@ -2,9 +2,10 @@
 slots, the timeout and the row limit, the kept canned answers and the answers made ahead."""
 
 import logging
+import pickle
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from datetime import date
 
 from flask import current_app, g, has_request_context, request
@@ -22,6 +23,9 @@ log = logging.getLogger("opportunity_kg.web")
 
 #: how often the server looks whether an ingest made a new store generation (to answer ahead again)
 WARM_CHECK_SECONDS = 5
+#: how often a server process looks whether another, sharing its query workers, has made an answer
+#: ahead that it said it would make
+SHARED_WAIT_SECONDS = 0.2
 
 
 class AnswerCache:
@@ -90,15 +94,25 @@ class QueryRunner:
         return workers is not None and not workers.ready.is_set() and workers.failed is None
 
     def answer(self, text, timeout=None):
-        """A canned query's whole answer, from the kept ones when the store's generation has it: (result, hit)."""
+        """A canned query's whole answer, from the kept ones when the store's generation has it (this
+        process's, else those kept by the server processes sharing its query workers): (result, hit)."""
         key = (text, generation(self.store()))
         kept = self.answers.get(key)
         if kept is not None:
+            return kept, True
+        shared = self.ready_workers()
+        found = shared.kept(text) if shared is not None and self.limits["cache_entries"] else None
+        if found is not None:
+            kept = pickle.loads(found)
+            self.answers.put(key, kept)
             return kept, True
         result = self.execute(text, timeout=timeout)
         # with the tables written from it, by format (:func:`~.formats.table_body`)
         kept = Result(result.kind, result.variables, prime(result.rows), result.cut, bodies={})
         self.answers.put(key, kept)
+        if shared is not None and self.limits["cache_entries"]:  # for the other server processes too
+            shared.keep(text, pickle.dumps(Result(kept.kind, kept.variables, kept.rows, kept.cut, bodies={}),
+                                           protocol=pickle.HIGHEST_PROTOCOL), self.limits["cache_entries"])
         return kept, False
 
     def supported(self):
@@ -121,21 +135,38 @@ class QueryRunner:
         days = [date.fromisoformat(a) for _, _, a in snapshots(self.store())] or [date.today()]
         now = quarter_of(max(days))
         labels = [quarter_label(s) for s, _ in (now, quarter_of(now[1]))]
-        answered = 0
-        for query, values in questions_ahead(load_queries().values(), labels):
-            if answered >= self.limits["cache_entries"]:
-                break  # more would push the first ones out of the kept answers
-            try:
-                kept, _ = self.answer(query.bind(values), timeout=self.limits["warm_timeout"])
-                for fmt in sorted(set(TABLE_FORMATS.values())):  # a dashboard's first call is then only bytes to send
-                    table_body(kept, fmt, self.limits)
-                answered += 1
-            except OkgError as exc:  # the user who asks it will meet the same error, or its answer late
-                hint = f" (answers made ahead run under OKG_WARM_TIMEOUT, {self.limits['warm_timeout']:g} s)" \
-                    if isinstance(exc, QueryTimeout) else ""
-                log.warning("answering %s ahead (%s) failed: %s%s", query.name,
-                            ", ".join(f"{k}={v}" for k, v in values.items()) or "its defaults", exc, hint)
-        return answered
+        made, later = Counter(), []
+        questions = list(questions_ahead(load_queries().values(), labels))[:self.limits["cache_entries"]]
+        for query, values in questions:  # (more would push the first ones out of the kept answers)
+            workers = self.ready_workers()
+            if workers is not None and not workers.claim(query.bind(values)):
+                later.append((query, values))  # another server process makes it: taken from it below
+                continue
+            made[self._answer_ahead(query, values)] += 1
+        deadline = time.monotonic() + self.limits["warm_timeout"]
+        for query, values in later:
+            workers = self.ready_workers()
+            while workers is not None and workers.kept(query.bind(values)) is None and time.monotonic() < deadline:
+                time.sleep(SHARED_WAIT_SECONDS)
+            made[self._answer_ahead(query, values)] += 1
+        log.info("canned answers made ahead: %d here, %d by the other server processes, %d failed", made["made"],
+                 made["shared"], made["failed"])
+        return made["made"] + made["shared"]
+
+    def _answer_ahead(self, query, values):
+        """Make one canned answer ahead, with its tables in each format: "made" (here), "shared" (taken
+        from another server process) or "failed" (logged)."""
+        try:
+            kept, hit = self.answer(query.bind(values), timeout=self.limits["warm_timeout"])
+            for fmt in sorted(set(TABLE_FORMATS.values())):  # a dashboard's first call is then only bytes to send
+                table_body(kept, fmt, self.limits)
+            return "shared" if hit else "made"
+        except OkgError as exc:  # the user who asks it will meet the same error, or its answer late
+            hint = f" (answers made ahead run under OKG_WARM_TIMEOUT, {self.limits['warm_timeout']:g} s)" \
+                if isinstance(exc, QueryTimeout) else ""
+            log.warning("answering %s ahead (%s) failed: %s%s", query.name,
+                        ", ".join(f"{k}={v}" for k, v in values.items()) or "its defaults", exc, hint)
+            return "failed"
 
     def keep_warm(self):
         """Answer ahead again whenever an ingest has made a new store generation (on a thread of its own)."""
