@@ -1,5 +1,5 @@
 """When each stage change was its deal's latest (okg:stateFrom, okg:stateUntil, okg:stateMonth,
-okg:stateOngoing, kept at ingest), and the two queries about a past day that find their deals by
+okg:stateOngoing, okg:closedStateFrom, kept at ingest), and the two queries about a past day that find their deals by
 them: each must answer exactly what the same query reading every change answers
 (tests/reference_queries), on the sample, on a hand-written Data Loader export and on history made
 by comparing snapshots of another system."""
@@ -58,7 +58,8 @@ def test_each_change_holds_from_its_day_to_the_next_changes_day():
                          "stateMonth": ["2025-01", "2025-02", "2025-03"]}
     # it ended on April 1st: the last day it held was March 31st
     assert got["a3"] == {"stateFrom": ["2025-03-05"], "stateUntil": ["2025-04-01"], "stateMonth": ["2025-03"]}
-    assert got["a4"] == {"stateFrom": ["2025-04-01"]}  # closed: no month, not ongoing
+    # closed: no month, not ongoing; found among the closed by the day it took effect
+    assert got["a4"] == {"stateFrom": ["2025-04-01"], "closedStateFrom": ["2025-04-01"]}
     assert got["b1"]["stateMonth"] == ["2025-12", "2026-01"]
     assert got["b2"] == {"stateFrom": ["2026-02-01"], "stateOngoing": ["true"]}
     assert got["c2"] == {"stateFrom": ["2025-05-01"], "stateOngoing": ["true"]}
@@ -143,3 +144,18 @@ def test_a_store_without_them_says_to_ingest_again(tmp_path):
     store.update(f"DELETE WHERE {{ GRAPH ?g {{ ?c <{OKG}changeOf> ?deal }} }}")
     notes = support(store, cache=False)["pipeline-as-of"]["notes"]
     assert any("no stage history" in note for note in notes) and not any("again" in note for note in notes), notes
+
+
+def test_a_store_without_the_closed_days_says_so_for_movement(tmp_path):
+    """A store ingested before okg:closedStateFrom: pipeline-movement would miss the deals won and lost
+    between its days, so it says to ingest again; pipeline-as-of does not need it."""
+    from opportunity_kg.analytics.support import support
+
+    ingest(CORPUS / "dataloader", tmp_path / "store")
+    store = open_store(tmp_path / "store")
+    assert support(store, cache=False)["pipeline-movement"]["level"] != "none"
+    store.update(f"DELETE WHERE {{ GRAPH ?g {{ ?c <{OKG}closedStateFrom> ?day }} }}")
+    result = support(store, cache=False)
+    assert result["pipeline-movement"]["level"] == "none"
+    assert "okg:closedStateFrom" in result["pipeline-movement"]["notes"][0]
+    assert result["pipeline-as-of"]["level"] != "none"

@@ -102,6 +102,11 @@ FACTS = {f.name: f for f in [
           "no record of when each stage change was its deal's latest (okg:stateFrom; a store ingested by an "
           "earlier version lacks it: ingest the export again)",
           "no past day's pipeline can be rebuilt; ingest the export again"),
+    _held("closed stage days", "{ ?x okg:closedStateFrom ?day } UNION { BIND (1 AS ?x) FILTER NOT EXISTS { "
+          "?c okg:changeOf ?deal ; okg:stage ?s . ?s okg:isClosed true } }",
+          "no record of when each stage change to a closed stage took effect (okg:closedStateFrom; a store "
+          "ingested by an earlier version lacks it: ingest the export again)",
+          "no deal can be seen to close between two days; ingest the export again"),
     _held("close date history", '?x okg:fieldChangeOf ?deal ; okg:fieldName "CloseDate"',
           "no close date history (field history)", "no slips can be seen"),
     _held("line items", "?x okg:lineItemOf ?deal", "no line items", 'every deal shown as "(no line items)"'),

@@ -400,8 +400,10 @@ def state_spans(changes, closed):
     deal's next change did (the changes in the order those queries pick the latest: by time, then
     IRI); a change replaced on its own day gets neither. The states at a stage not known to be
     closed also say where to find them: ``okg:stateMonth`` for each month they held at the end of
-    some day, ``okg:stateOngoing`` for the latest, which holds still. ``changes``: subject ->
-    [deal, stage, time] as :func:`stage_intervals` reads them; ``closed``: the closed stages."""
+    some day, ``okg:stateOngoing`` for the latest, which holds still; those at a closed stage say
+    ``okg:closedStateFrom`` (their ``okg:stateFrom`` again), which ``pipeline-movement`` scans for
+    the deals that closed between its two days. ``changes``: subject -> [deal, stage, time] as
+    :func:`stage_intervals` reads them; ``closed``: the closed stages."""
     by_deal = {}
     for change, (deal, stage, at) in changes.items():
         if deal is not None and stage is not None and at is not None and _day(at):
@@ -409,6 +411,7 @@ def state_spans(changes, closed):
     xsd_date, month = ox.NamedNode(XSD + "date"), ox.NamedNode(XSD + "gYearMonth")
     held_from, held_until = ox.NamedNode(OKG + "stateFrom"), ox.NamedNode(OKG + "stateUntil")
     in_month, ongoing = ox.NamedNode(OKG + "stateMonth"), ox.NamedNode(OKG + "stateOngoing")
+    closed_from = ox.NamedNode(OKG + "closedStateFrom")
     still = ox.Literal("true", datatype=ox.NamedNode(XSD + "boolean"))
     for deal in sorted(by_deal, key=lambda n: n.value):
         states = sorted(by_deal[deal], key=lambda item: item[0])
@@ -421,6 +424,7 @@ def state_spans(changes, closed):
             if end is not None:
                 yield change, held_until, ox.Literal(end, datatype=xsd_date)
             if stage in closed:
+                yield change, closed_from, ox.Literal(start, datatype=xsd_date)
                 continue
             if end is None:
                 yield change, ongoing, still
