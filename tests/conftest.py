@@ -165,3 +165,36 @@ def hubspot_weeks(tmp_path, dates, opportunities=120, seed=8, moves=2):
             writer.writerows(records)
         folders.append(folder)
     return folders
+
+
+def descendants(pid):
+    """The process ids under ``pid`` (children, their children...), from /proc."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def zygotes(pids):
+    """Of ``pids``, the zygotes: query processes whose parent is not one (workers are the zygote's children)."""
+    def is_query_process(pid):
+        try:
+            return "opportunity_kg.store.processes" in Path(f"/proc/{pid}/cmdline").read_text()
+        except OSError:
+            return False
+
+    def parent(pid):
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+    return [pid for pid in pids if is_query_process(pid) and not is_query_process(parent(pid))]

@@ -9,31 +9,12 @@ from pathlib import Path
 
 import requests
 
-from .conftest import copy_store, okg_serve
+from .conftest import copy_store, descendants, okg_serve, zygotes
 
 JSON = "application/sparql-results+json"
 #: a query no store of the tests answers within a second: three unrelated patterns joined
 SLOW = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"
 CHEAP = "ASK { ?s ?p ?o }"
-
-
-def descendants(pid):
-    """The process ids under ``pid`` (children, their children...), from /proc."""
-    children = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def cpu_seconds(pids):
@@ -240,20 +221,6 @@ def test_a_worker_that_died_idle_is_replaced_unseen(sample_store):
         run.workers().close()
 
 
-def zygotes(pids):
-    """Of ``pids``, the zygotes: query processes whose parent is not one (workers are the zygote's children)."""
-    def is_query_process(pid):
-        try:
-            return "opportunity_kg.store.processes" in Path(f"/proc/{pid}/cmdline").read_text()
-        except OSError:
-            return False
-
-    def parent(pid):
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-    return [pid for pid in pids if is_query_process(pid) and not is_query_process(parent(pid))]
-
-
 def test_the_server_processes_share_one_zygote_and_its_in_memory_copy(sample_store):
     """`okg serve --workers 2`: granian's two processes each run their queries in worker processes,
     forked from one zygote (one in-memory copy of the store, not two); every answer is the same;
@@ -269,6 +236,10 @@ def test_the_server_processes_share_one_zygote_and_its_in_memory_copy(sample_sto
             time.sleep(0.1)
         shared = zygotes(descendants(process.pid))
         assert len(shared) == 1
+        # when memory runs out the system ends a query's worker, never the zygote holding the copy for all
+        workers = [pid for pid in descendants(shared[0])]
+        assert workers and all(Path(f"/proc/{pid}/oom_score_adj").read_text().strip() == "800" for pid in workers)
+        assert int(Path(f"/proc/{shared[0]}/oom_score_adj").read_text()) < 800
         answers = set()
         for _ in range(8):  # a new connection each time: granian hands them to either process
             answer = requests.get(base + "/sparql", params={"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"},
@@ -304,4 +275,19 @@ def test_the_server_processes_make_each_answer_ahead_once_for_all(sample_store):
     (here1, other1, failed1), (here2, other2, failed2) = [tuple(map(int, line)) for line in lines]
     assert (failed1, failed2) == (0, 0)
     assert here1 + here2 == here1 + other1 == here2 + other2 > 0  # each made once, each kept by both
+
+
+def test_the_server_processes_share_out_the_query_slots(sample_store, monkeypatch):
+    """With N server processes (okg serve --workers N) each runs its Nth of OKG_MAX_CONCURRENT_QUERIES and
+    of OKG_MAX_QUERIES_PER_CLIENT (at least one), so the server as a whole runs no more queries at once."""
+    from opportunity_kg.store.processes import SERVER_PROCESSES
+    from opportunity_kg.web import create_app
+
+    monkeypatch.setenv(SERVER_PROCESSES, "2")
+    config = {"cache_entries": 0, "query_processes": 0, "max_concurrent_queries": 8, "max_queries_per_client": 1}
+    slots = create_app(sample_store[0], config=config).extensions["okg"].slots
+    assert (slots.total, slots.per_client) == (4, 1)
+    monkeypatch.setenv(SERVER_PROCESSES, "1")
+    slots = create_app(sample_store[0], config=config).extensions["okg"].slots
+    assert (slots.total, slots.per_client) == (8, 1)
 

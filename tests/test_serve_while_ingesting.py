@@ -2,23 +2,28 @@
 
 import subprocess
 import sys
+import time
 
+import pytest
 import requests
 
 from opportunity_kg.samples.sample import write_sample
 
-from .conftest import copy_store, okg, okg_serve
+from .conftest import copy_store, descendants, okg, okg_serve, zygotes
 
 COUNT = "PREFIX okg: <https://w3id.org/opportunity-kg/ontology#> SELECT (COUNT(*) AS ?n) WHERE { ?o a okg:Opportunity }"
 
 
-def test_queries_during_an_ingest_see_the_old_store_or_the_new_one(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_queries_during_an_ingest_see_the_old_store_or_the_new_one(tmp_path, workers):
+    """With one granian process or two (which share one zygote per store generation): after the
+    swap the old generation's zygote ends, and one zygote serves the new one."""
     first, later = tmp_path / "first", tmp_path / "later"
     write_sample(first, opportunities=50, seed=1)
     write_sample(later, opportunities=400, seed=2)
     store = tmp_path / "store"
     okg("ingest", first, "--store", store, "--as-of", "2026-11-01")
-    with okg_serve(store) as (base, _):
+    with okg_serve(store, args=["--workers", workers]) as (base, process):
         def count():
             response = requests.get(base + "/sparql", params={"query": COUNT, "format": "csv"}, timeout=30)
             assert response.status_code == 200, response.text
@@ -35,6 +40,10 @@ def test_queries_during_an_ingest_see_the_old_store_or_the_new_one(tmp_path):
         seen.append(count())
         assert len(seen) > 5 and set(seen) <= {50, 400}, seen
         assert seen[0] == 50 and seen[-1] == 400
+        deadline = time.monotonic() + 30  # the old generation's zygote ends once no process uses it
+        while len(zygotes(descendants(process.pid))) != 1:
+            assert time.monotonic() < deadline, zygotes(descendants(process.pid))
+            time.sleep(0.2)
 
 
 def test_a_server_starts_while_another_process_holds_the_store_for_writing(open_sample_store, tmp_path):

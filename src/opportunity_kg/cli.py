@@ -406,9 +406,10 @@ def cmd_serve(args):
     from granian.server import Server
 
     multiprocessing.set_start_method("spawn", force=True)  # a fresh worker process: nothing of ours is forked
-    from .store.processes import SERVER_ID
+    from .store.processes import SERVER_ID, SERVER_PROCESSES
 
     os.environ[SERVER_ID] = str(os.getpid())  # granian's workers share one zygote (and in-memory copy) a store generation
+    os.environ[SERVER_PROCESSES] = str(args.workers)  # and each takes its share of the query slots
 
     # the threads are many on purpose (a thread whose query runs in a worker process only waits), which
     # granian warns about at start: not a problem the user has to act on (README, "HTTP")

@@ -27,7 +27,8 @@ SETTINGS = {s.name: s for s in [
     Setting("max_request_bytes", 1_000_000,
             "Largest HTTP request body accepted, in bytes (a query sent by POST)."),
     Setting("max_concurrent_queries", 8,
-            "Queries that may run at once; further requests wait for a free slot up to the query timeout, "
+            "Queries that may run at once (in the whole server: with `okg serve --workers N`, each process "
+            "runs its Nth); further requests wait for a free slot up to the query timeout, "
             "then get 503 with Retry-After. A slot is held until its query's work has stopped: its worker "
             "process has answered or been ended (see `OKG_QUERY_PROCESSES`)."),
     Setting("query_processes", 2,
@@ -43,7 +44,8 @@ SETTINGS = {s.name: s for s in [
             "taking the machine's memory until its timeout. 0: no limit. Only with worker processes "
             "(`OKG_QUERY_PROCESSES`)."),
     Setting("max_queries_per_client", 4,
-            "Queries one client (by its address) may run at once, of the `OKG_MAX_CONCURRENT_QUERIES`: a "
+            "Queries one client (by its address) may run at once, of the `OKG_MAX_CONCURRENT_QUERIES` (with N "
+            "server processes, its Nth in each, at least one): a "
             "client over it waits for one of its own to finish, so one client's flood of slow queries leaves "
             "the other slots to others."),
     Setting("update_token", "",

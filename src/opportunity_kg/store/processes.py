@@ -59,6 +59,12 @@ RECONNECTS = 2
 #: the environment variable ``okg serve`` names itself in for its worker processes, which then share
 #: one zygote per store generation (see the module's description)
 SERVER_ID = "_OKG_SERVE_ID"
+#: the environment variable ``okg serve`` gives its number of processes in: each takes its share of
+#: the query slots, so that the server as a whole runs at most ``max_concurrent_queries``
+SERVER_PROCESSES = "_OKG_SERVE_PROCESSES"
+#: how much likelier than others the system is to end a worker when memory runs out (Linux's
+#: oom_score_adj): a query's worker, never the zygote holding the in-memory copy for all
+WORKER_OOM_SCORE = 800
 
 _FRAME = struct.Struct("!Q")
 
@@ -195,9 +201,15 @@ class QueryProcesses:
         self._ask(("put", key, answer, most), None, reply=False)
 
     def claim(self, key):
-        """Whether this process is the first sharing the zygote to say it makes the answer ``key``
-        (so that answers made ahead are made once for all); True without a shared zygote."""
-        return self._ask(("claim", key), True)
+        """Who makes the answer ``key`` ahead: "make" (this process), "wait" (another is making the
+        answers ahead) or "skip" (it is made, or failed, already). The first of the processes sharing
+        the zygote to claim one makes them all, one at a time as a single process would, so that each
+        is made once and never two heavy ones at once; "make" without a shared zygote."""
+        return self._ask(("claim", key), "make")
+
+    def made(self, key):
+        """Say that this process is done with making the answer ``key`` ahead (kept or failed)."""
+        self._ask(("made", key), None, reply=False)
 
     def _ask(self, request, otherwise, reply=True):
         if self.shared is None or not self.ready.is_set():
@@ -391,6 +403,15 @@ def end_with_parent():
         pass
 
 
+def _first_to_go(score):
+    """Have the system end this process before others when memory runs out (Linux only)."""
+    try:
+        with open("/proc/self/oom_score_adj", "w", encoding="ascii") as adjust:
+            adjust.write(str(score))
+    except OSError:
+        pass
+
+
 def limit_memory(memory_mb):
     """Let this process take at most ``memory_mb`` MB more address space than it has now (what it
     shares with the zygote is already counted): past it an allocation fails and the process ends."""
@@ -487,7 +508,7 @@ def zygote(control, path, memory_triples, memory_mb=0):
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # ended workers are reaped by the system
     ready = ("ready", store is not None, size, why)
     servers = [] if listening else [control]
-    answers = (collections.OrderedDict(), set())  # answers kept for the servers, and those claimed
+    answers = (collections.OrderedDict(), set(), [])  # answers kept for the servers, those done, who makes them
     if not listening:
         send_frame(control, ready)
     while True:
@@ -511,6 +532,8 @@ def zygote(control, path, memory_triples, memory_mb=0):
             _keep_answers(sock, request, answers)
             continue
         if request != "fork":
+            if answers[2] and answers[2][0] is sock:
+                answers[2].clear()  # the process making the answers ahead has gone: another takes over
             servers.remove(sock)
             sock.close()
             if servers:
@@ -528,9 +551,9 @@ def zygote(control, path, memory_triples, memory_mb=0):
 
 def _keep_answers(sock, request, answers):
     """Answer a server's request about the answers kept for the servers sharing this zygote: ``get``
-    one, ``put`` one (the least recently used dropped past the number given), or ``claim`` the
-    making of one (whether no other server has)."""
-    kept, claimed = answers
+    one, ``put`` one (the least recently used dropped past the number given), ``claim`` the making
+    of one ahead (see :meth:`QueryProcesses.claim`) or say it is ``made``."""
+    kept, done, maker = answers
     try:
         if request[0] == "get":
             found = kept.get(request[1])
@@ -544,8 +567,14 @@ def _keep_answers(sock, request, answers):
             while len(kept) > most:
                 kept.popitem(last=False)
         elif request[0] == "claim":
-            send_frame(sock, request[1] not in claimed and request[1] not in kept)
-            claimed.add(request[1])
+            if request[1] in kept or request[1] in done:
+                send_frame(sock, "skip")
+                return
+            if not maker:
+                maker.append(sock)
+            send_frame(sock, "make" if maker[0] is sock else "wait")
+        elif request[0] == "made":
+            done.add(request[1])
     except OSError:
         pass  # that server has gone: the loop finds its socket closed
 
@@ -583,6 +612,7 @@ def _fork_worker(sock, others, store, path, memory_mb):
             theirs.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the server, which ends us
+            _first_to_go(WORKER_OOM_SCORE)
             worker_store = store if store is not None else ox.Store.read_only(path)
             limit_memory(memory_mb)
             serve_queries(mine, worker_store)

@@ -2,6 +2,7 @@
 slots, the timeout and the row limit, the kept canned answers and the answers made ahead."""
 
 import logging
+import os
 import pickle
 import threading
 import time
@@ -14,7 +15,7 @@ from ..errors import OkgError, QueryTimeout
 from ..store.history import snapshots
 from ..analytics.queries import load_queries
 from ..store import Result, run_query
-from ..store.processes import ProcessesEnded
+from ..store.processes import SERVER_PROCESSES, ProcessesEnded
 from ..analytics.support import generation
 from .formats import TABLE_FORMATS, prime, table_body
 from .slots import QuerySlots
@@ -59,7 +60,10 @@ class QueryRunner:
 
     def __init__(self, store, limits, in_memory=lambda: False, workers=lambda: None):
         self.store, self.limits, self.in_memory, self.workers = store, limits, in_memory, workers
-        self.slots = QuerySlots(limits["max_concurrent_queries"], limits["max_queries_per_client"])
+        # the server's slots shared out among its processes (okg serve --workers): each takes its share
+        share = max(1, int(os.environ.get(SERVER_PROCESSES, "1") or 1))
+        self.slots = QuerySlots(max(1, limits["max_concurrent_queries"] // share),
+                                max(1, limits["max_queries_per_client"] // share))
         self.answers = AnswerCache(limits["cache_entries"])
         self.answered_ahead_for = None  # (store generation, canned answers made ahead for it)
 
@@ -96,16 +100,10 @@ class QueryRunner:
     def answer(self, text, timeout=None):
         """A canned query's whole answer, from the kept ones when the store's generation has it (this
         process's, else those kept by the server processes sharing its query workers): (result, hit)."""
-        key = (text, generation(self.store()))
-        kept = self.answers.get(key)
+        kept = self.answer_kept(text)
         if kept is not None:
             return kept, True
-        shared = self.ready_workers()
-        found = shared.kept(text) if shared is not None and self.limits["cache_entries"] else None
-        if found is not None:
-            kept = pickle.loads(found)
-            self.answers.put(key, kept)
-            return kept, True
+        key, shared = (text, generation(self.store())), self.ready_workers()
         result = self.execute(text, timeout=timeout)
         # with the tables written from it, by format (:func:`~.formats.table_body`)
         kept = Result(result.kind, result.variables, prime(result.rows), result.cut, bodies={})
@@ -135,23 +133,49 @@ class QueryRunner:
         days = [date.fromisoformat(a) for _, _, a in snapshots(self.store())] or [date.today()]
         now = quarter_of(max(days))
         labels = [quarter_label(s) for s, _ in (now, quarter_of(now[1]))]
-        made, later = Counter(), []
+        made = Counter()
         questions = list(questions_ahead(load_queries().values(), labels))[:self.limits["cache_entries"]]
         for query, values in questions:  # (more would push the first ones out of the kept answers)
-            workers = self.ready_workers()
-            if workers is not None and not workers.claim(query.bind(values)):
-                later.append((query, values))  # another server process makes it: taken from it below
-                continue
-            made[self._answer_ahead(query, values)] += 1
-        deadline = time.monotonic() + self.limits["warm_timeout"]
-        for query, values in later:
-            workers = self.ready_workers()
-            while workers is not None and workers.kept(query.bind(values)) is None and time.monotonic() < deadline:
-                time.sleep(SHARED_WAIT_SECONDS)
-            made[self._answer_ahead(query, values)] += 1
+            key = query.bind(values)
+            turn = self._turn(key)
+            if turn == "make":
+                made[self._answer_ahead(query, values)] += 1
+                workers = self.ready_workers()
+                if workers is not None:
+                    workers.made(key)
+            else:  # made by another server process (or failed there, which it logged)
+                kept = self.answer_kept(key)
+                if kept is not None:
+                    for fmt in sorted(set(TABLE_FORMATS.values())):
+                        table_body(kept, fmt, self.limits)
+                    made["shared"] += 1
         log.info("canned answers made ahead: %d here, %d by the other server processes, %d failed", made["made"],
                  made["shared"], made["failed"])
         return made["made"] + made["shared"]
+
+    def _turn(self, key):
+        """Whether this process makes the answer ``key`` ahead ("make"), or takes it from another
+        server process sharing its query workers ("skip": made, or failed, there); waits its turn."""
+        while True:
+            workers = self.ready_workers()
+            turn = workers.claim(key) if workers is not None else "make"
+            if turn != "wait":
+                return turn
+            time.sleep(SHARED_WAIT_SECONDS)
+
+    def answer_kept(self, text):
+        """A canned answer kept for the store's generation, here or by another server process; else None."""
+        key = (text, generation(self.store()))
+        kept = self.answers.get(key)
+        if kept is not None:
+            return kept
+        shared = self.ready_workers()
+        found = shared.kept(text) if shared is not None and self.limits["cache_entries"] else None
+        if found is None:
+            return None
+        kept = pickle.loads(found)
+        self.answers.put(key, kept)
+        return kept
 
     def _answer_ahead(self, query, values):
         """Make one canned answer ahead, with its tables in each format: "made" (here), "shared" (taken
