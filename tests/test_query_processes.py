@@ -291,3 +291,57 @@ def test_the_server_processes_share_out_the_query_slots(sample_store, monkeypatc
     slots = create_app(sample_store[0], config=config).extensions["okg"].slots
     assert (slots.total, slots.per_client) == (8, 1)
 
+
+def ready_processes(path):
+    from opportunity_kg.store.processes import QueryProcesses
+
+    workers = QueryProcesses(path, "auto", memory_mb=0)
+    assert workers.ready.wait(30) and workers.failed is None
+    deadline = time.monotonic() + 30
+    while workers.status()["idle"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return workers
+
+
+def test_a_long_query_whose_worker_holds_too_much_memory_of_its_own_ends(sample_store):
+    """Pages of the shared in-memory copy a query writes to become its worker's own, which the limit on
+    its address space does not see: the server looks at the own memory of each query that has run a
+    second, and ends one past OKG_QUERY_MEMORY_MB, with the answer that says so."""
+    from opportunity_kg.errors import StoreFailed
+    from opportunity_kg.store.processes import own_memory_mb
+
+    assert own_memory_mb(os.getpid()) > 0
+    workers = ready_processes(sample_store[0])
+    try:
+        workers.memory_mb = 1  # no worker runs a query in 1 MB of its own
+        started = time.monotonic()
+        try:
+            list(workers.run(SLOW, timeout=60, max_rows=10).rows)
+            raise AssertionError("the query was not ended")
+        except StoreFailed as exc:
+            assert "OKG_QUERY_MEMORY_MB" in exc.message
+        assert time.monotonic() - started < 10
+    finally:
+        workers.close()
+
+
+def test_a_worker_whose_query_ran_long_is_not_kept(sample_store, monkeypatch):
+    """A worker that answered is kept for the next query, unless its query ran KEEP_AFTER_SECONDS or more
+    (it has likely made many pages of the shared copy its own): then it is ended and replaced."""
+    from opportunity_kg.store import processes
+
+    workers = ready_processes(sample_store[0])
+    try:
+        for keep_after, kept in ((60.0, True), (0.0, False)):
+            monkeypatch.setattr(processes, "KEEP_AFTER_SECONDS", keep_after)
+            before = {w.pid for w in workers._idle}
+            assert len(list(workers.run("SELECT ?s WHERE { ?s ?p ?o } LIMIT 1", timeout=30, max_rows=10).rows)) == 1
+            time.sleep(0.3)
+            after = {w.pid for w in workers._idle}
+            used = before - after if not kept else set()
+            assert (before <= after) == kept, (before, after)
+            assert all(not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+                       for pid in used)
+    finally:
+        workers.close()
+

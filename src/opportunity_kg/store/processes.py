@@ -53,6 +53,11 @@ from . import dataset_arguments, produce_answer, read_answer, timed_out
 SPARE = 2
 #: how long to wait for an ended worker to be gone before giving its slot back anyway (seconds)
 END_WAIT = 2.0
+#: how often the memory of the workers whose query has run that long is looked at (seconds)
+MEMORY_CHECK_SECONDS = 1.0
+#: a worker whose query ran this long is ended rather than kept for the next (seconds): it has likely
+#: made many pages of the shared in-memory copy its own
+KEEP_AFTER_SECONDS = 1.0
 #: how often a server process tries again to reach a shared zygote that ended as it connected
 RECONNECTS = 2
 
@@ -105,6 +110,7 @@ class Worker:
 
     def __init__(self, pid, sock):
         self.pid, self.sock = pid, sock
+        self.started = None  # when its query was sent (time.monotonic())
 
     def end(self):
         """End the process (whatever it is doing) and wait until it has gone."""
@@ -176,6 +182,7 @@ class QueryProcesses:
         self._log(f"store served {where}; queries run in worker processes, ended at their timeout")
         self._top_up()
         self.ready.set()
+        threading.Thread(target=self._watch_memory, daemon=True, name="okg-memory").start()
 
     def _fork(self):
         with self._fork_lock:
@@ -252,12 +259,31 @@ class QueryProcesses:
                 self._busy.add(worker)
         return worker
 
+    def _watch_memory(self):
+        """Every :data:`MEMORY_CHECK_SECONDS`, end the busy workers whose query has run that long and
+        whose own memory (pages of the shared copy the query wrote to included) passed ``memory_mb``.
+        The address-space limit of :func:`limit_memory` does not see those pages: Oxigraph writes to
+        the pages of the in-memory store it reads, and each such page becomes the worker's own (a
+        query scanning the store of 100,000 opportunities took 7.5 GB so)."""
+        while not self.closed:
+            time.sleep(MEMORY_CHECK_SECONDS)
+            now = time.monotonic()
+            with self._lock:
+                running = [w for w in self._busy if w.started is not None and now - w.started >= MEMORY_CHECK_SECONDS]
+            for worker in running:
+                if self.memory_mb and own_memory_mb(worker.pid) > self.memory_mb:
+                    try:
+                        os.kill(worker.pid, signal.SIGKILL)  # its reader reports the memory limit
+                    except ProcessLookupError:
+                        pass
+
     def _send(self, request):
         """A worker that has taken ``request``: an idle one, else a new one. One that died while idle
         (killed from outside, say) is ended and another tried."""
         for _ in range(3):
             worker = self._take()
             try:
+                worker.started = time.monotonic()
                 send_frame(worker.sock, request)
                 return worker
             except OSError:
@@ -268,7 +294,9 @@ class QueryProcesses:
         """A worker whose query ended: kept when it answered to the end, else ended and replaced."""
         with self._lock:
             self._busy.discard(worker)
-            keep = whole and not self.closed
+            # a query that ran long has likely made pages of the shared copy its own: not kept
+            keep = whole and not self.closed and worker.started is not None \
+                and time.monotonic() - worker.started < KEEP_AFTER_SECONDS
             if keep:
                 self._idle.append(worker)
             last = self.closed and not self._busy
@@ -401,6 +429,16 @@ def end_with_parent():
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def own_memory_mb(pid):
+    """The memory (MB) process ``pid`` holds alone (Linux's Private_Clean + Private_Dirty), pages it
+    copied from those it shared with its zygote included; 0 where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+            return sum(int(line.split()[1]) for line in rollup if line.startswith(("Private_Clean:", "Private_Dirty:"))) / 1024
+    except (OSError, ValueError):
+        return 0
 
 
 def _first_to_go(score):
