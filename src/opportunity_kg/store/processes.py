@@ -111,6 +111,7 @@ class Worker:
     def __init__(self, pid, sock):
         self.pid, self.sock = pid, sock
         self.started = None  # when its query was sent (time.monotonic())
+        self.watch = True  # whether its own memory is held to the limit while it runs
 
     def end(self):
         """End the process (whatever it is doing) and wait until it has gone."""
@@ -264,12 +265,15 @@ class QueryProcesses:
         whose own memory (pages of the shared copy the query wrote to included) passed ``memory_mb``.
         The address-space limit of :func:`limit_memory` does not see those pages: Oxigraph writes to
         the pages of the in-memory store it reads, and each such page becomes the worker's own (a
-        query scanning the store of 100,000 opportunities took 7.5 GB so)."""
+        query scanning the store of 100,000 opportunities took 7.5 GB so). Answers made ahead are not
+        watched: the server makes them one at a time, and a worker is what the system ends first when
+        memory runs out (:data:`WORKER_OOM_SCORE`)."""
         while not self.closed:
             time.sleep(MEMORY_CHECK_SECONDS)
             now = time.monotonic()
             with self._lock:
-                running = [w for w in self._busy if w.started is not None and now - w.started >= MEMORY_CHECK_SECONDS]
+                running = [w for w in self._busy if w.watch and w.started is not None
+                           and now - w.started >= MEMORY_CHECK_SECONDS]
             for worker in running:
                 if self.memory_mb and own_memory_mb(worker.pid) > self.memory_mb:
                     try:
@@ -308,9 +312,10 @@ class QueryProcesses:
             self._end_zygote()
 
     def run(self, query, *, timeout, max_rows, default_graph=None, named_graphs=None, union_default=True,
-            base_iri=None, on_done=None):
+            base_iri=None, on_done=None, watch=True):
         """:func:`~opportunity_kg.store.run_query` in a worker process (the same arguments and
-        :class:`~opportunity_kg.store.Result`); ``on_done`` is called once the worker is idle again
+        :class:`~opportunity_kg.store.Result`); ``watch``: whether its own memory is held to
+        ``memory_mb`` (:meth:`_watch_memory`); ``on_done`` is called once the worker is idle again
         or has gone."""
         deadline = time.monotonic() + timeout
         try:
@@ -321,6 +326,7 @@ class QueryProcesses:
             raise
         # ProcessesEnded: the caller runs the query another way
         worker = self._send((query, default_graph, named_graphs, union_default, base_iri))
+        worker.watch = watch
         state = {"whole": False, "stopped": False}
 
         def stop():
