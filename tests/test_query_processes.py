@@ -303,28 +303,6 @@ def ready_processes(path):
     return workers
 
 
-def test_a_long_query_whose_worker_holds_too_much_memory_of_its_own_ends(sample_store):
-    """Pages of the shared in-memory copy a query writes to become its worker's own, which the limit on
-    its address space does not see: the server looks at the own memory of each query that has run a
-    second, and ends one past OKG_QUERY_MEMORY_MB, with the answer that says so."""
-    from opportunity_kg.errors import StoreFailed
-    from opportunity_kg.store.processes import own_memory_mb
-
-    assert own_memory_mb(os.getpid()) > 0
-    workers = ready_processes(sample_store[0])
-    try:
-        workers.memory_mb = 1  # no worker runs a query in 1 MB of its own
-        started = time.monotonic()
-        try:
-            list(workers.run(SLOW, timeout=60, max_rows=10).rows)
-            raise AssertionError("the query was not ended")
-        except StoreFailed as exc:
-            assert "OKG_QUERY_MEMORY_MB" in exc.message
-        assert time.monotonic() - started < 10
-    finally:
-        workers.close()
-
-
 def test_a_worker_whose_query_ran_long_is_not_kept(sample_store, monkeypatch):
     """A worker that answered is kept for the next query, unless its query ran KEEP_AFTER_SECONDS or more
     (it has likely made many pages of the shared copy its own): then it is ended and replaced."""

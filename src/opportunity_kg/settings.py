@@ -41,8 +41,8 @@ SETTINGS = {s.name: s for s in [
     Setting("query_memory_mb", 2048,
             "Most memory (MB) one query's worker process may take beyond the store it shares: a query that "
             "needs more (a huge sort or join) ends at once with a 500 `store_error` that says so, instead of "
-            "taking the machine's memory until its timeout; the pages of the shared copy it writes to count "
-            "(looked at each second once it has run one). 0: no limit. Only with worker processes "
+            "taking the machine's memory until its timeout (a limit on its address space: the pages of the "
+            "shared copy it writes to are not counted). 0: no limit. Only with worker processes "
             "(`OKG_QUERY_PROCESSES`)."),
     Setting("max_queries_per_client", 4,
             "Queries one client (by its address) may run at once, of the `OKG_MAX_CONCURRENT_QUERIES` (with N "

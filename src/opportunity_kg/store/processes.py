@@ -53,10 +53,11 @@ from . import dataset_arguments, produce_answer, read_answer, timed_out
 SPARE = 2
 #: how long to wait for an ended worker to be gone before giving its slot back anyway (seconds)
 END_WAIT = 2.0
-#: how often the memory of the workers whose query has run that long is looked at (seconds)
-MEMORY_CHECK_SECONDS = 1.0
 #: a worker whose query ran this long is ended rather than kept for the next (seconds): it has likely
-#: made many pages of the shared in-memory copy its own
+#: made many pages of the shared in-memory copy its own. Oxigraph writes to the pages of the in-memory
+#: store it reads, and the system copies each such page for the worker: a canned query over the
+#: 100,000-opportunity store left its worker 7.5 GB of its own, which the address-space limit
+#: (:func:`limit_memory`) does not see
 KEEP_AFTER_SECONDS = 1.0
 #: how often a server process tries again to reach a shared zygote that ended as it connected
 RECONNECTS = 2
@@ -111,7 +112,6 @@ class Worker:
     def __init__(self, pid, sock):
         self.pid, self.sock = pid, sock
         self.started = None  # when its query was sent (time.monotonic())
-        self.watch = True  # whether its own memory is held to the limit while it runs
 
     def end(self):
         """End the process (whatever it is doing) and wait until it has gone."""
@@ -183,7 +183,6 @@ class QueryProcesses:
         self._log(f"store served {where}; queries run in worker processes, ended at their timeout")
         self._top_up()
         self.ready.set()
-        threading.Thread(target=self._watch_memory, daemon=True, name="okg-memory").start()
 
     def _fork(self):
         with self._fork_lock:
@@ -260,27 +259,6 @@ class QueryProcesses:
                 self._busy.add(worker)
         return worker
 
-    def _watch_memory(self):
-        """Every :data:`MEMORY_CHECK_SECONDS`, end the busy workers whose query has run that long and
-        whose own memory (pages of the shared copy the query wrote to included) passed ``memory_mb``.
-        The address-space limit of :func:`limit_memory` does not see those pages: Oxigraph writes to
-        the pages of the in-memory store it reads, and each such page becomes the worker's own (a
-        query scanning the store of 100,000 opportunities took 7.5 GB so). Answers made ahead are not
-        watched: the server makes them one at a time, and a worker is what the system ends first when
-        memory runs out (:data:`WORKER_OOM_SCORE`)."""
-        while not self.closed:
-            time.sleep(MEMORY_CHECK_SECONDS)
-            now = time.monotonic()
-            with self._lock:
-                running = [w for w in self._busy if w.watch and w.started is not None
-                           and now - w.started >= MEMORY_CHECK_SECONDS]
-            for worker in running:
-                if self.memory_mb and own_memory_mb(worker.pid) > self.memory_mb:
-                    try:
-                        os.kill(worker.pid, signal.SIGKILL)  # its reader reports the memory limit
-                    except ProcessLookupError:
-                        pass
-
     def _send(self, request):
         """A worker that has taken ``request``: an idle one, else a new one. One that died while idle
         (killed from outside, say) is ended and another tried."""
@@ -312,10 +290,9 @@ class QueryProcesses:
             self._end_zygote()
 
     def run(self, query, *, timeout, max_rows, default_graph=None, named_graphs=None, union_default=True,
-            base_iri=None, on_done=None, watch=True):
+            base_iri=None, on_done=None):
         """:func:`~opportunity_kg.store.run_query` in a worker process (the same arguments and
-        :class:`~opportunity_kg.store.Result`); ``watch``: whether its own memory is held to
-        ``memory_mb`` (:meth:`_watch_memory`); ``on_done`` is called once the worker is idle again
+        :class:`~opportunity_kg.store.Result`); ``on_done`` is called once the worker is idle again
         or has gone."""
         deadline = time.monotonic() + timeout
         try:
@@ -326,7 +303,6 @@ class QueryProcesses:
             raise
         # ProcessesEnded: the caller runs the query another way
         worker = self._send((query, default_graph, named_graphs, union_default, base_iri))
-        worker.watch = watch
         state = {"whole": False, "stopped": False}
 
         def stop():
@@ -435,16 +411,6 @@ def end_with_parent():
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-
-
-def own_memory_mb(pid):
-    """The memory (MB) process ``pid`` holds alone (Linux's Private_Clean + Private_Dirty), pages it
-    copied from those it shared with its zygote included; 0 where it cannot be read."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
-            return sum(int(line.split()[1]) for line in rollup if line.startswith(("Private_Clean:", "Private_Dirty:"))) / 1024
-    except (OSError, ValueError):
-        return 0
 
 
 def _first_to_go(score):

@@ -67,7 +67,7 @@ class QueryRunner:
         self.answers = AnswerCache(limits["cache_entries"])
         self.answered_ahead_for = None  # (store generation, canned answers made ahead for it)
 
-    def execute(self, query, timeout=None, client=None, watch=True, **kwargs):
+    def execute(self, query, timeout=None, client=None, **kwargs):
         """Run ``query`` under the timeout (``query_timeout`` unless given) and the row limit, in a slot
         of the ``client``'s (by default the Flask request's address)."""
         if client is None:  # the thread answering ahead has no request, and no client to count against
@@ -78,7 +78,7 @@ class QueryRunner:
                   "on_done": give_back}
         workers = self.ready_workers()  # worker processes, ended at the timeout; else a thread of this process
         try:
-            result = workers.run(query, **limits, **kwargs, watch=watch) if workers is not None else None
+            result = workers.run(query, **limits, **kwargs) if workers is not None else None
         except ProcessesEnded:
             result = None
         if result is None:
@@ -97,16 +97,14 @@ class QueryRunner:
         workers = self.workers()
         return workers is not None and not workers.ready.is_set() and workers.failed is None
 
-    def answer(self, text, timeout=None, ahead=False):
+    def answer(self, text, timeout=None):
         """A canned query's whole answer, from the kept ones when the store's generation has it (this
-        process's, else those kept by the server processes sharing its query workers): (result, hit).
-        ``ahead``: made ahead by the server, one at a time, so its worker's own memory is not held to
-        ``query_memory_mb`` (a canned query over a big store may need more)."""
+        process's, else those kept by the server processes sharing its query workers): (result, hit)."""
         kept = self.answer_kept(text)
         if kept is not None:
             return kept, True
         key, shared = (text, generation(self.store())), self.ready_workers()
-        result = self.execute(text, timeout=timeout, watch=not ahead)  # answers made ahead: one at a time
+        result = self.execute(text, timeout=timeout)
         # with the tables written from it, by format (:func:`~.formats.table_body`)
         kept = Result(result.kind, result.variables, prime(result.rows), result.cut, bodies={})
         self.answers.put(key, kept)
@@ -183,7 +181,7 @@ class QueryRunner:
         """Make one canned answer ahead, with its tables in each format: "made" (here), "shared" (taken
         from another server process) or "failed" (logged)."""
         try:
-            kept, hit = self.answer(query.bind(values), timeout=self.limits["warm_timeout"], ahead=True)
+            kept, hit = self.answer(query.bind(values), timeout=self.limits["warm_timeout"])
             for fmt in sorted(set(TABLE_FORMATS.values())):  # a dashboard's first call is then only bytes to send
                 table_body(kept, fmt, self.limits)
             return "shared" if hit else "made"
