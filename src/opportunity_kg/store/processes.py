@@ -138,7 +138,7 @@ class QueryProcesses:
         self.path, self.spare, self.memory_mb = str(path), spare, memory_mb
         self._log = log or (lambda message: None)
         self.ready, self.in_memory, self.failed, self.closed = threading.Event(), False, None, False
-        self._idle, self._busy, self._lock, self._fork_lock = [], set(), threading.Lock(), threading.Lock()
+        self._idle, self._busy, self._lock, self._control_lock = [], set(), threading.Lock(), threading.Lock()
         self._top_up_lock = threading.Lock()
         self._zygote, self.shared = None, None
         self._start = (memory_triples, memory_mb)
@@ -185,7 +185,7 @@ class QueryProcesses:
         self.ready.set()
 
     def _fork(self):
-        with self._fork_lock:
+        with self._control_lock:
             try:
                 send_frame(self._control, "fork")
                 data, fds, _, _ = socket.recv_fds(self._control, _FRAME.size, 1)
@@ -221,7 +221,7 @@ class QueryProcesses:
     def _ask(self, request, otherwise, reply=True):
         if self.shared is None or not self.ready.is_set():
             return otherwise
-        with self._fork_lock:
+        with self._control_lock:
             try:
                 send_frame(self._control, request)
                 return recv_frame(self._control) if reply else otherwise

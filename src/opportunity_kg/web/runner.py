@@ -107,10 +107,10 @@ class QueryRunner:
         result = self.execute(text, timeout=timeout)
         # with the tables written from it, by format (:func:`~.formats.table_body`)
         kept = Result(result.kind, result.variables, prime(result.rows), result.cut, bodies={})
+        if shared is not None and self.limits["cache_entries"]:  # for the other server processes too, before
+            # any thread here can find it and write its tables
+            shared.keep(text, pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL), self.limits["cache_entries"])
         self.answers.put(key, kept)
-        if shared is not None and self.limits["cache_entries"]:  # for the other server processes too
-            shared.keep(text, pickle.dumps(Result(kept.kind, kept.variables, kept.rows, kept.cut, bodies={}),
-                                           protocol=pickle.HIGHEST_PROTOCOL), self.limits["cache_entries"])
         return kept, False
 
     def supported(self):
@@ -146,8 +146,7 @@ class QueryRunner:
             else:  # made by another server process (or failed there, which it logged)
                 kept = self.answer_kept(key)
                 if kept is not None:
-                    for fmt in sorted(set(TABLE_FORMATS.values())):
-                        table_body(kept, fmt, self.limits)
+                    self._write_tables(kept)
                     made["shared"] += 1
         log.info("canned answers made ahead: %d here, %d by the other server processes, %d failed", made["made"],
                  made["shared"], made["failed"])
@@ -177,13 +176,17 @@ class QueryRunner:
         self.answers.put(key, kept)
         return kept
 
+    def _write_tables(self, kept):
+        """Write a kept answer's table in each format: a dashboard's first call is then only bytes to send."""
+        for fmt in sorted(set(TABLE_FORMATS.values())):
+            table_body(kept, fmt, self.limits)
+
     def _answer_ahead(self, query, values):
         """Make one canned answer ahead, with its tables in each format: "made" (here), "shared" (taken
         from another server process) or "failed" (logged)."""
         try:
             kept, hit = self.answer(query.bind(values), timeout=self.limits["warm_timeout"])
-            for fmt in sorted(set(TABLE_FORMATS.values())):  # a dashboard's first call is then only bytes to send
-                table_body(kept, fmt, self.limits)
+            self._write_tables(kept)
             return "shared" if hit else "made"
         except OkgError as exc:  # the user who asks it will meet the same error, or its answer late
             hint = f" (answers made ahead run under OKG_WARM_TIMEOUT, {self.limits['warm_timeout']:g} s)" \
