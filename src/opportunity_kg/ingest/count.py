@@ -84,23 +84,26 @@ class Tally:
         lines = (self.rest + bytes(chunk)).split(b"\n")
         self.rest = lines.pop()
         self.lines += len(lines)
-        for line in lines:
-            hashed = line_digest(line)
-            self.digest += hashed
-            subject = line[:line.index(b" ")]
+        blake2b, from_bytes, records, files = hashlib.blake2b, int.from_bytes, self.records, self.files
+        digest = 0
+        for line in lines:  # line_digest, written out: this loop runs once per triple of the snapshot
+            hashed = from_bytes(blake2b(line, digest_size=16).digest(), "big")
+            digest += hashed
+            cut = line.index(b" ")
+            subject = line[:cut]
             if subject != self.current:
                 self.close()
                 self.current = subject
-            rest = line[len(subject) + 1:]
-            if self.records is not None and not rest.startswith(LINK):  # a record's facts, not its links
-                self.records[subject] = self.records.get(subject, 0) + hashed
-            if rest.startswith(LINK):
-                file, _, line = rest[len(LINK) + 1:-3].rpartition(b"#line=")
-                if file in self.files:
-                    self.sources.add(self.files[file])
-                    self.loaded[self.files[file]].add(int(line))
+            if line.startswith(LINK, cut + 1):
+                file, _, number = line[cut + 2 + len(LINK):-3].rpartition(b"#line=")
+                if file in files:
+                    self.sources.add(files[file])
+                    self.loaded[files[file]].add(int(number))
                     continue
+            elif records is not None:  # a record's facts, not its links
+                records[subject] = records.get(subject, 0) + hashed
             self.group.append(line)
+        self.digest += digest
         return len(chunk)
 
     def flush(self):

@@ -30,7 +30,6 @@ from datetime import date, timedelta
 from urllib.parse import quote, unquote
 
 import pyoxigraph as ox
-from ..periods import months_later
 from ..vocabulary import NUMERIC_DATATYPES, OKG, PROV, XSD, RDF_TYPE
 
 GRAPH_BASE = "https://w3id.org/opportunity-kg/graph/"
@@ -174,11 +173,18 @@ def tracked_values(store, graph, subjects=None):
 def _quads(store, graph, patterns):
     """The quads of one graph matching any of ``patterns`` ((predicate, object or None) pairs); a
     SPARQL server, which answers no such pattern, gives its whole graph, filtered here."""
+    return [q for _, q in _matches(store, graph, patterns)]
+
+
+def _matches(store, graph, patterns):
+    """(the index in ``patterns`` of the pattern it matches, quad) for each quad :func:`_quads`
+    gives: the caller tells the facts apart by that number, without reading each quad's predicate
+    as text (which, at a million quads, takes seconds)."""
     try:
-        return [q for p, o in patterns for q in store.quads_for_pattern(None, p, o, graph)]
+        return [(i, q) for i, (p, o) in enumerate(patterns) for q in store.quads_for_pattern(None, p, o, graph)]
     except NotImplementedError:
-        return [q for q in store.quads_for_pattern(None, None, None, graph)
-                if any(q.predicate == p and (o is None or q.object == o) for p, o in patterns)]
+        return [(i, q) for q in store.quads_for_pattern(None, None, None, graph)
+                for i, (p, o) in enumerate(patterns) if q.predicate == p and (o is None or q.object == o)]
 
 
 def changes_since(before, after, system, as_of, sources):
@@ -267,27 +273,27 @@ def stage_intervals(store, system, facts=None, scope=None):
     wanted = {OKG + "changeOf": 0, OKG + "stage": 1, OKG + "changedAt": 2}
     changes, orders, closed, deals = {}, {}, set(), set()
     won, probabilities, defined, flagged, won_told = set(), {}, set(), set(), set()
+    patterns = [(ox.NamedNode(p), None) for p in list(wanted) + [OKG + "sortOrder", OKG + "isClosed",
+                                                                 OKG + "isWon", OKG + "probability"]]
+    patterns += [(RDF_TYPE, ox.NamedNode(OKG + "Opportunity")), (RDF_TYPE, ox.NamedNode(OKG + "SalesStage"))]
     for where, graph in sources:
-        patterns = [(ox.NamedNode(p), None) for p in list(wanted) + [OKG + "sortOrder", OKG + "isClosed",
-                                                                     OKG + "isWon", OKG + "probability"]]
-        for q in _quads(where, graph, patterns + [(RDF_TYPE, ox.NamedNode(OKG + "Opportunity")),
-                                                  (RDF_TYPE, ox.NamedNode(OKG + "SalesStage"))]):
-            p = q.predicate.value
-            if p in wanted:
-                changes.setdefault(q.subject, [None, None, None])[wanted[p]] = q.object
-            elif p == OKG + "sortOrder" and re.fullmatch(r"-?\d+", q.object.value):
-                orders[q.subject] = int(q.object.value)
-            elif p == OKG + "isClosed":
+        for i, q in _matches(where, graph, patterns):  # i: 0-2 a part of a change, then as listed above
+            if i < 3:
+                changes.setdefault(q.subject, [None, None, None])[i] = q.object
+            elif i == 3:
+                if re.fullmatch(r"-?\d+", q.object.value):
+                    orders[q.subject] = int(q.object.value)
+            elif i == 4:
                 flagged.add(q.subject)
                 if q.object.value == "true":
                     closed.add(q.subject)
-            elif p == OKG + "isWon":
+            elif i == 5:
                 won_told.add(q.subject)
                 if q.object.value == "true":
                     won.add(q.subject)
-            elif p == OKG + "probability":
+            elif i == 6:
                 probabilities[q.subject] = q.object.value
-            elif q.object.value == OKG + "SalesStage":
+            elif i == 8:
                 defined.add(q.subject)
             else:
                 deals.add(q.subject)
@@ -297,6 +303,9 @@ def stage_intervals(store, system, facts=None, scope=None):
             by_deal.setdefault(deal, set()).add((at.value, stage))
     base = intervals_graph(system)
     xsd_datetime, xsd_integer = ox.NamedNode(XSD + "dateTime"), ox.NamedNode(XSD + "integer")
+    stage_interval, interval_of, interval_stage, started_at, ended_at, duration_days = (
+        ox.NamedNode(OKG + name) for name in ("StageInterval", "intervalOf", "intervalStage", "startedAt", "endedAt",
+                                              "durationDays"))
     inferred = list(infer_stages(deals, changes, by_deal, orders, closed, won, probabilities, defined, flagged))
     if scope is not None:
         scope.start(base, changes, everything=bool(inferred))  # an inferred stage depends on every deal
@@ -323,17 +332,15 @@ def stage_intervals(store, system, facts=None, scope=None):
         for n, (start, stage) in enumerate(runs):
             interval = ox.NamedNode(f"{base}/{local}/{n + 1}")
             if made:
-                yield from [(interval, RDF_TYPE, ox.NamedNode(OKG + "StageInterval")),
-                            (interval, ox.NamedNode(OKG + "intervalOf"), deal),
-                            (interval, ox.NamedNode(OKG + "intervalStage"), stage),
-                            (interval, ox.NamedNode(OKG + "startedAt"), ox.Literal(start, datatype=xsd_datetime))]
+                yield from [(interval, RDF_TYPE, stage_interval), (interval, interval_of, deal),
+                            (interval, interval_stage, stage),
+                            (interval, started_at, ox.Literal(start, datatype=xsd_datetime))]
             if n + 1 < len(runs):
                 end = runs[n + 1][0]
                 days = (date.fromisoformat(end[:10]) - date.fromisoformat(start[:10])).days
                 if made:
-                    yield from [(interval, ox.NamedNode(OKG + "endedAt"), ox.Literal(end, datatype=xsd_datetime)),
-                                (interval, ox.NamedNode(OKG + "durationDays"),
-                                 ox.Literal(str(days), datatype=xsd_integer))]
+                    yield from [(interval, ended_at, ox.Literal(end, datatype=xsd_datetime)),
+                                (interval, duration_days, ox.Literal(str(days), datatype=xsd_integer))]
                 if deal in closed and stage not in closed:  # as win-patterns counted it: any stage not closed
                     stays[(deal, stage)] = stays.get((deal, stage), 0) + days
     yield from _slow_deals(stays)
@@ -429,10 +436,10 @@ def state_spans(changes, closed):
             if end is None:
                 yield change, ongoing, still
                 continue
-            first, last = date.fromisoformat(start).replace(day=1), date.fromisoformat(end) - timedelta(days=1)
-            while first <= last:
-                yield change, in_month, ox.Literal(first.isoformat()[:7], datatype=month)
-                first = months_later(first, 1)
+            last = date.fromisoformat(end) - timedelta(days=1)
+            at, until = int(start[:4]) * 12 + int(start[5:7]) - 1, last.year * 12 + last.month - 1  # months counted
+            for index in range(at, until + 1):
+                yield change, in_month, ox.Literal(f"{index // 12:04d}-{index % 12 + 1:02d}", datatype=month)
 
 
 def _later(new, old):
@@ -457,11 +464,11 @@ def deal_patterns(sources, deals, won):
     ``okg:relatedAccountWonBefore`` (a parent or sibling of its account had won a deal that closed
     before this one was created). ``sources``: the (store, graph) pairs of the latest facts and the
     history; ``won``: the deals won (as exported or as :func:`_flags_from_stage` says)."""
-    wanted = {OKG + name: name for name in ("account", "createdAt", "parentAccount")}
-    facts = {name: {} for name in wanted.values()}
+    wanted = ("account", "createdAt", "parentAccount")
+    facts = {name: {} for name in wanted}
     for where, graph in sources:
-        for q in _quads(where, graph, [(ox.NamedNode(p), None) for p in wanted]):
-            facts[wanted[q.predicate.value]].setdefault(q.subject, q.object)
+        for i, q in _matches(where, graph, [(ox.NamedNode(OKG + name), None) for name in wanted]):
+            facts[wanted[i]].setdefault(q.subject, q.object)
     pushed = _close_date_pushed(sources)
     parent_of = facts["parentAccount"]
     children = {}

@@ -78,12 +78,14 @@ def _property_checks(g, prop):
     v = g.value
     if v(prop, SH.minCount) is not None:
         n = int(v(prop, SH.minCount))
-        checks.append(("MinCount", f"OPTIONAL {{ ?this {p} ?value }} }} GROUP BY ?this HAVING (COUNT(DISTINCT ?value) < {n})",
-                       f"fewer than {n} values", False))
+        body = (f"FILTER NOT EXISTS {{ ?this {p} ?value }} }}" if n == 1 else  # the common case, without grouping
+                f"OPTIONAL {{ ?this {p} ?value }} }} GROUP BY ?this HAVING (COUNT(DISTINCT ?value) < {n})")
+        checks.append(("MinCount", body, f"fewer than {n} values", False))
     if v(prop, SH.maxCount) is not None:
         n = int(v(prop, SH.maxCount))
-        checks.append(("MaxCount", f"?this {p} ?value }} GROUP BY ?this HAVING (COUNT(DISTINCT ?value) > {n})",
-                       f"more than {n} values", False))
+        body = (f"?this {p} ?value . ?this {p} ?other FILTER (!sameTerm(?value, ?other)) }}" if n == 1 else
+                f"?this {p} ?value }} GROUP BY ?this HAVING (COUNT(DISTINCT ?value) > {n})")
+        checks.append(("MaxCount", body, f"more than {n} values", False))
     datatype = v(prop, SH.datatype)
     if datatype is not None:
         well_formed = f"BIND (<{datatype}>(?value) AS ?cast) " if datatype in CASTABLE else ""
@@ -195,7 +197,10 @@ class SparqlRule:
         text = "\n".join(prefixes) + "\n" + select.replace("$this", "?this")
         if targets:
             at = where_group_start(text)
-            text = text[:at] + "\n  " + " UNION ".join(targets) + "\n" + text[at:]
+            # each focus node once, before the rule's own patterns (a record that is the subject of
+            # several target properties would otherwise be checked, and reported, once for each)
+            union = " UNION ".join(targets)
+            text = text[:at] + f"\n  {{ SELECT DISTINCT ?this WHERE {{ {union} }} }}\n" + text[at:]
         message = g.value(constraint, SH.message) or g.value(shape, SH.message) or "breaks a rule"
         severity = g.value(shape, SH.severity) or SH.Violation
         return cls(str(shape), text, str(message), str(severity))
@@ -257,7 +262,7 @@ def compile_shapes(shapes, reasons=None):
                 reasons.append((str(shape), str(exc)))
             continue
         for rule in compiled:
-            rule.query = f"SELECT ?this{' ?value' if rule.has_value else ''} WHERE {{ {targets} . {rule.body}"
+            rule.query = f"SELECT DISTINCT ?this{' ?value' if rule.has_value else ''} WHERE {{ {targets} . {rule.body}"
         rules += compiled if targets else []
     rest = rdflib.Graph()
     for prefix, namespace in shapes.namespaces():  # pyshacl's default messages name terms by their prefixes
