@@ -264,3 +264,34 @@ def test_the_store_is_compacted_once_enough_facts_were_removed(weeks, tmp_path, 
     third = ingest(weeks[2], store_path)
     assert third.compacted and removed_since() == [0]
     assert run_query(open_store(store_path, read_only=True), "ASK { ?s a <https://w3id.org/opportunity-kg/ontology#Opportunity> }").rows
+
+
+def test_digests_kept_in_the_older_long_form_are_compared_whole_once(weeks, alone, tmp_path):
+    """A store whose record and derived digests were kept as 32 hexadecimal digits (before they were
+    shortened to fit inside the quad): the next ingest finds no digest equal, compares those records
+    whole, stores exactly the changes and the same derived facts, and keeps short digests from then on."""
+    path = tmp_path / "store"
+    ingest(weeks[0], path)
+    store = open_store(path)
+    system_graph = ox.NamedNode(snapshots.snapshots_graph_of("salesforce"))
+    kept = list(store.quads_for_pattern(None, None, None, system_graph))
+    digests = [q for q in kept if q.predicate.value.endswith(("#recordDigest", "#derivedDigest"))]
+    assert digests and all(len(q.object.value) == 15 for q in digests)
+    for q in digests:  # as an older version wrote them: the same hash, 128 bits of it
+        store.remove(q)
+        store.add(ox.Quad(q.subject, q.predicate, ox.Literal(q.object.value.rjust(32, "a")), q.graph_name))
+    del store
+    ingest(weeks[1], path)
+    store = open_store(path)  # a past snapshot is rebuilt in a graph of its own
+    dates = sorted(alone)
+    added, removed = snapshots.changes(store, dates[1])
+    assert facts(added) == alone[dates[1]] - alone[dates[0]] and facts(removed) == alone[dates[0]] - alone[dates[1]]
+    assert facts(snapshots.snapshot_triples(store, dates[1])) == alone[dates[1]]
+    assert graph(store, intervals_graph("salesforce")) == set(derived_facts(store, "salesforce"))
+    left = [q for q in store.quads_for_pattern(None, None, None, system_graph)
+            if q.predicate.value.endswith(("#recordDigest", "#derivedDigest"))]
+    # every record's digest is short now; a derived subject's is where its facts were made again (the
+    # others' facts were left as they are, and their digest is compared whole when they are next made)
+    records = [q for q in left if q.predicate.value.endswith("#recordDigest")]
+    assert records and all(len(q.object.value) == 15 for q in records)
+    assert any(len(q.object.value) == 15 for q in left if q.predicate.value.endswith("#derivedDigest"))

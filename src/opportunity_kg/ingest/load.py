@@ -13,7 +13,8 @@ import pyoxigraph as ox
 from .. import settings
 from ..store.history import snapshots
 from ..store.remote import is_remote
-from ..store.snapshots import chain, copy_graph, current_graph, fits_in_memory, forget_description, incoming_graph, upgrade
+from ..store.snapshots import (chain, copy_graph, current_graph, digest_text, fits_in_memory, forget_description,
+                               incoming_graph, upgrade)
 from ..store import (INGEST_MEMORY_SHARE, ONTOLOGY_GRAPH, Loader, Staging, delete_quads, facts_in_graph, memory_quads,
                      staged)
 from ..validation.validate import ALL_GRAPHS
@@ -164,7 +165,7 @@ def replace_graph(store, graph, triples, digests_in=None, scope=None):
     if digests_in:
         store.update(f"DELETE WHERE {{ GRAPH <{digests_in}> {{ ?s {DERIVED_DIGEST} ?d }} }}")
         kept = Loader([(store, ox.NamedNode(digests_in))])  # one per subject: a bulk load, not a transaction
-        kept.add([(s, DERIVED_DIGEST, ox.Literal(f"{d % 2 ** 128:032x}")) for s, d in subjects.items()])
+        kept.add([(s, DERIVED_DIGEST, ox.Literal(digest_text(d))) for s, d in subjects.items()])
         kept.close()
     return (before.digest, before.lines) != (digest, seen) if before is not None else seen > 0
 
@@ -181,7 +182,7 @@ def update_subjects(store, name, triples, kept, digests, untouched=None):
         subjects[triple[0]] = subjects.get(triple[0], 0) + line_digest(line.encode("utf-8"))
         loader.add_line(line)
     loader.close()
-    new = {s: f"{d % 2 ** 128:032x}" for s, d in subjects.items()}
+    new = {s: digest_text(d) for s, d in subjects.items()}
     changed = [s for s, d in new.items() if kept.get(s) != d]
     gone = [s for s in kept if s not in new and not (untouched and untouched(s))]
     if not changed and not gone:
