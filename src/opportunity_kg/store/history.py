@@ -270,30 +270,33 @@ def stage_intervals(store, system, facts=None, scope=None):
     if latest is None:
         return
     sources = [latest, (store, ox.NamedNode(history_graph(system)))]
-    wanted = {OKG + "changeOf": 0, OKG + "stage": 1, OKG + "changedAt": 2}
     changes, orders, closed, deals = {}, {}, set(), set()
     won, probabilities, defined, flagged, won_told = set(), {}, set(), set(), set()
-    patterns = [(ox.NamedNode(p), None) for p in list(wanted) + [OKG + "sortOrder", OKG + "isClosed",
-                                                                 OKG + "isWon", OKG + "probability"]]
-    patterns += [(RDF_TYPE, ox.NamedNode(OKG + "Opportunity")), (RDF_TYPE, ox.NamedNode(OKG + "SalesStage"))]
+    # the facts read, in the order of their patterns: the three parts of a stage change first, then
+    # a stage's facts, then the two classes
+    read = ("changeOf", "stage", "changedAt", "sortOrder", "isClosed", "isWon", "probability", "Opportunity",
+            "SalesStage")
+    patterns = ([(ox.NamedNode(OKG + name), None) for name in read[:7]]
+                + [(RDF_TYPE, ox.NamedNode(OKG + name)) for name in read[7:]])
     for where, graph in sources:
-        for i, q in _matches(where, graph, patterns):  # i: 0-2 a part of a change, then as listed above
+        for i, q in _matches(where, graph, patterns):
+            kind = read[i]
             if i < 3:
                 changes.setdefault(q.subject, [None, None, None])[i] = q.object
-            elif i == 3:
+            elif kind == "sortOrder":
                 if re.fullmatch(r"-?\d+", q.object.value):
                     orders[q.subject] = int(q.object.value)
-            elif i == 4:
+            elif kind == "isClosed":
                 flagged.add(q.subject)
                 if q.object.value == "true":
                     closed.add(q.subject)
-            elif i == 5:
+            elif kind == "isWon":
                 won_told.add(q.subject)
                 if q.object.value == "true":
                     won.add(q.subject)
-            elif i == 6:
+            elif kind == "probability":
                 probabilities[q.subject] = q.object.value
-            elif i == 8:
+            elif kind == "SalesStage":
                 defined.add(q.subject)
             else:
                 deals.add(q.subject)
@@ -699,17 +702,18 @@ def hierarchy_spells(store, system, facts=None):
     where, graph = _latest_facts(store, system, facts)
     parent_of = {}
     patterns = [(RDF_TYPE, ox.NamedNode(OKG + "Account")), (ox.NamedNode(PARENT), None)]
-    quads = _quads(where, graph, patterns)
-    for q in quads:
-        if q.predicate == RDF_TYPE:
+    found = _matches(where, graph, patterns)  # 0: an account, 1: a parent link
+    for i, q in found:
+        if i == 0:
             parent_of.setdefault(q.subject, None)
-    for q in quads:
-        if q.predicate.value == PARENT and q.subject in parent_of:
+    for i, q in found:
+        if i == 1 and q.subject in parent_of:
             parent_of[q.subject] = q.object
     events = {}  # event -> {"account", "date", "previous"}
-    wanted = {OKG + "parentChangeOf": "account", OKG + "changedAt": "date", OKG + "previousParent": "previous"}
-    for q in _quads(store, ox.NamedNode(history_graph(system)), [(ox.NamedNode(p), None) for p in wanted]):
-        events.setdefault(q.subject, {})[wanted[q.predicate.value]] = q.object
+    parts = {"parentChangeOf": "account", "changedAt": "date", "previousParent": "previous"}
+    names = list(parts.values())
+    for i, q in _matches(store, ox.NamedNode(history_graph(system)), [(ox.NamedNode(OKG + p), None) for p in parts]):
+        events.setdefault(q.subject, {})[names[i]] = q.object
     undo = {}  # day -> [(account, parent before that day)]
     for event in events.values():
         if "account" in event and "date" in event and event["account"] in parent_of:
