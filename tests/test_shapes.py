@@ -181,3 +181,57 @@ def test_counts_and_several_targets_give_pyshacls_results_each_once():
                                                                  ("d9", "its http://example.com/owner is not known")]
     # the default messages of the two paths differ in words (the project's shapes all give theirs)
     assert [r if "known" in r[2] else r[:2] for r in results(True)] == [r if "known" in r[2] else r[:2] for r in reference]
+
+
+FOCUS_SHAPES = """
+@prefix sh: <http://www.w3.org/ns/shacl#> . @prefix ex: <http://example.com/> .
+ex:Targets a sh:NodeShape ; sh:targetSubjectsOf ex:owner , ex:account ;
+    sh:sparql [ sh:message "its {?p} is not known" ; sh:select
+        "SELECT $this ?p WHERE { { $this <http://example.com/owner> ?o BIND (<http://example.com/owner> AS ?p) } UNION { $this <http://example.com/account> ?o BIND (<http://example.com/account> AS ?p) } FILTER NOT EXISTS { ?o a ?any } }" ] .
+ex:Bound a sh:NodeShape ; sh:targetClass ex:Deal ;
+    sh:sparql [ sh:message "amount {?a} is over 5" ; sh:select
+        "SELECT $this ?a WHERE { $this <http://example.com/amount> ?a . FILTER (?a > 5) OPTIONAL { $this <http://example.com/tag> ?t } }" ] .
+ex:Optional a sh:NodeShape ; sh:targetClass ex:Deal ;
+    sh:sparql [ sh:message "no amount" ; sh:select
+        "SELECT $this WHERE { OPTIONAL { $this <http://example.com/amount> ?a } FILTER (!BOUND(?a)) }" ] .
+"""
+FOCUS_DATA = """
+@prefix ex: <http://example.com/> . @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+ex:Deal2 rdfs:subClassOf ex:Deal .
+ex:big a ex:Deal , ex:Deal2 ; ex:amount 9 ; ex:tag "a", "b" ; ex:owner ex:nobody ; ex:account ex:nowhere .
+ex:small a ex:Deal ; ex:amount 1 ; ex:owner ex:big .
+ex:bare a ex:Deal2 .
+ex:not-a-deal ex:amount 7 ; ex:owner ex:nobody .
+"""
+
+
+def test_rules_read_their_focus_nodes_where_the_pre_binding_would():
+    """A SHACL-SPARQL rule's focus nodes are read before its patterns, after them, or not at all
+    (:func:`~opportunity_kg.validation.shacl_sparql.focus_in`); each way gives pyshacl's results:
+    a rule whose patterns find only its targets, one whose patterns bind the focus node but also
+    find nodes that are not targets (not reported), and one that binds it only in an OPTIONAL.
+    Solutions that give the same result (two tags, one amount) give it once, as in pyshacl."""
+    from opportunity_kg.validation.shacl_sparql import focus_in
+    from opportunity_kg.validation.validate import split_shapes
+
+    shapes = rdflib.Graph().parse(data=FOCUS_SHAPES, format="turtle")
+    placed = {r.shape.rsplit("/", 1)[-1]: r.query for r in split_shapes(shapes)[1]}
+    assert "SELECT DISTINCT ?this" not in placed["Targets"]  # no need to read the focus nodes
+    for name in ("Bound", "Optional"):
+        at = placed[name].index("SELECT DISTINCT ?this")
+        assert (at > placed[name].index("/amount>")) == (name == "Bound")  # after the patterns only where they bind it
+    assert focus_in("SELECT ?this WHERE { { SELECT ?x WHERE { ?this <http://e/p> ?x } } }") is None  # ?this not projected
+    assert focus_in("SELECT ?this (COUNT(?x) AS ?n) WHERE { ?this <http://e/p> ?x } GROUP BY ?this") is None
+    assert focus_in("not SPARQL") is None
+    data = rdflib.Graph().parse(data=FOCUS_DATA, format="turtle")
+
+    def results(sparql_in_store):
+        return sorted((r.focus.rsplit("/", 1)[-1], r.message)
+                      for r in validate_triples(data, shapes, rdflib.Graph(), sparql_in_store=sparql_in_store))
+
+    reference = results(False)
+    assert reference == [("bare", "no amount"), ("big", "amount 9 is over 5"),
+                         ("big", "its http://example.com/account is not known"),
+                         ("big", "its http://example.com/owner is not known"),
+                         ("not-a-deal", "its http://example.com/owner is not known")]
+    assert results(True) == reference

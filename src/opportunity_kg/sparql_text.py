@@ -11,6 +11,21 @@ def where_group_start(text):
     return where_group_starts(text, first=True)[0]
 
 
+def where_group_end(text):
+    """The index of the '}' that closes the outermost WHERE group."""
+    depth, inside = 0, False
+    for i, token in _tokens(text):
+        if token == "WHERE" and not inside:
+            inside = True
+        elif token == "{" and inside:
+            depth += 1
+        elif token == "}" and inside:
+            depth -= 1
+            if depth == 0:
+                return i
+    raise QueryError("the query's WHERE group is not closed")
+
+
 def _tokens(text):
     """(index, token) for each '{', '}', and WHERE or UNION keyword of a query, skipping comments,
     strings and IRIs."""

@@ -42,6 +42,7 @@ class Rows:
         self.files = {}  # file IRI -> file name
         self.headers = {}  # file -> {column the mapping reads: the file's own header} where they differ
         self.reference = set()
+        self.file_iris = {}  # a source file's path -> its IRI within the snapshot graph
 
     def add_map(self, mapping, tm, missing):
         name = tm.source.path.name
@@ -54,7 +55,10 @@ class Rows:
         """A mapped row's triples, with the link from its subject to its file and line."""
         triples = [q[:3] for q in mapped.quads]
         if mapped.subject is not None:
-            record = f"{file_iri(self.graph, mapped.file.name)}#line={mapped.line}"
+            iri = self.file_iris.get(mapped.file)
+            if iri is None:  # once per file: the rows of one file share it
+                iri = self.file_iris[mapped.file] = file_iri(self.graph, mapped.file.name)
+            record = f"{iri}#line={mapped.line}"
             triples.append((mapped.subject, DERIVED, ox.NamedNode(record)))
         return triples
 

@@ -469,9 +469,9 @@ class Loader:
             self.buffer.append("\n".join(self.lines))  # sent with the triples, as one more piece of text
             self.lines = []
         if self.buffer:
-            text = "".join(t if isinstance(t, str) else f"{t[0]} {t[1]} {t[2]} .\n" for t in self.buffer)
+            text = "".join(t if isinstance(t, str) else f"{t[0]} {t[1]} {t[2]} .\n" for t in self.buffer).encode()
             for channel in self.queues:
-                channel.put(text.encode("utf-8"))
+                channel.put(text)
             self.buffer = []
 
     def close(self):
