@@ -140,6 +140,33 @@ def test_count_adds_up_and_the_digest_is_the_same_for_the_same_rows(model):
         check_accounts("opportunity.csv", {2, 3, 4}, {2}, {3}, set())
 
 
+def test_counting_in_a_process_of_its_own_gives_the_same_counts_and_digests(model):
+    """What the first ingest does: a process of its own counts while this one does other work; the
+    counts, the snapshot's digest and each record's are those counted here, and the work done
+    meanwhile is kept. Work that fails meanwhile fails the count, and the counting process goes."""
+    import multiprocessing
+
+    results = []
+    for meanwhile in (None, lambda: "derived meanwhile"):
+        run, target = mapped(CORPUS, model)
+        check_rows(run, target, *model[:2], QUIET)
+        digest, records = count_rows(run, target, QUIET, meanwhile=meanwhile)
+        results.append((digest, records, {n: vars(c) for n, c in run.counts.items()}))
+        if meanwhile is not None:
+            assert run.meanwhile == "derived meanwhile"
+    assert results[0][0] == results[1][0] and results[0][1] == results[1][1] and results[0][2] == results[1][2]
+    assert sum(c["triples"] for c in results[1][2].values()) > 0
+
+    def fails():
+        raise OkgError("the work meanwhile failed")
+
+    run, target = mapped(CORPUS, model)
+    check_rows(run, target, *model[:2], QUIET)
+    with pytest.raises(OkgError, match="meanwhile failed"):
+        count_rows(run, target, QUIET, meanwhile=fails)
+    assert not [p for p in multiprocessing.active_children() if p.name == "okg-count"]
+
+
 def through_publish(folder, model, store):
     run, target = mapped(folder, model, store)
     check_rows(run, target, *model[:2], QUIET)

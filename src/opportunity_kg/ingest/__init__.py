@@ -16,7 +16,9 @@ these stages, each a module of this package:
 4. **check** (:mod:`.check`): the SHACL shapes; rows whose facts break one are taken out, then
    validation runs again; warnings become row warnings in the file's own words;
 5. **count** (:mod:`.count`): every row read is loaded, quarantined or deleted (else nothing is
-   stored); the triples of each file; the snapshot's and each record's digest;
+   stored); the triples of each file; the snapshot's and each record's digest. On a first ingest a
+   process of its own counts, while this one derives the stage facts (stage 7), which need no
+   counts: counting is Python, and one Python process runs on one core;
 6. **publish** (:mod:`.publish`): the snapshot's PROV-O description and ``okg:contentDigest``; it
    becomes its system's newest state (the first one its current graph, a later one folded in as
    changes, see :mod:`opportunity_kg.store.snapshots`), or changes nothing when its digest is the

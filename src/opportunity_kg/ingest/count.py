@@ -2,6 +2,8 @@
 snapshot's digest and each record's, read back from the loaded graph."""
 
 import hashlib
+import multiprocessing
+import threading
 from collections import defaultdict
 
 import pyoxigraph as ox
@@ -12,10 +14,19 @@ from ..vocabulary import PROV
 LINK = f"<{PROV}wasDerivedFrom> ".encode()
 
 
-def count_rows(run, target, progress):
+#: bytes of N-Triples sent at once to the process that counts beside other work
+COUNT_CHUNK = 1 << 20
+
+
+def count_rows(run, target, progress, meanwhile=None):
     """Fill ``run.counts`` (rows read, loaded, quarantined and deleted, triples per file) and return
     (the sum of the loaded triples' digests, each record's digest). Stops the ingest if the rows
-    do not add up."""
+    do not add up.
+
+    ``meanwhile``, a function, is work of the caller's that does not need the counts: it is called
+    here while a process of its own counts (the count is Python, and Python runs on one core per
+    process), and what it returns is kept in ``run.meanwhile``. The first ingest derives its stage
+    facts then."""
     quarantined = defaultdict(set)
     for name, line, *_ in run.rejects:
         quarantined[name].add(line)
@@ -27,13 +38,97 @@ def count_rows(run, target, progress):
     progress.phase("counting the snapshot's triples")
     # the on-disk store writes each subject's triples together; the in-memory one may not
     tally = Tally(run.counts, run.rows.files, run.reference, runs=target.check is not None, records=True)
-    target.working.dump(tally, ox.RdfFormat.N_TRIPLES, from_graph=target.graph)
-    tally.close(final=True)
+    if meanwhile is None:
+        target.working.dump(tally, ox.RdfFormat.N_TRIPLES, from_graph=target.graph)
+        tally.close(final=True)
+    else:
+        tally, run.meanwhile = count_apart(tally, target.working, target.graph, meanwhile)
+        for name, counted in tally.counts.items():
+            run.counts[name].triples = counted.triples
     for name, read in run.lines_read.items():
         loaded = tally.loaded.get(name, set())
         run.counts[name].rows_loaded = len(loaded)
         check_accounts(name, read, loaded, quarantined[name], run.deleted[name])
     return tally.digest, tally.records
+
+
+def count_apart(tally, store, graph, meanwhile):
+    """(``tally`` filled with ``graph`` of ``store`` in a process of its own, what ``meanwhile()``
+    returned here in the meantime). A thread here streams the graph to the process as N-Triples."""
+    # a fork: it starts at once and runs no module again (a spawned process would import the caller's
+    # main module, and run a script that calls ingest() without a __main__ guard a second time); it
+    # only hashes the text it is sent, and touches none of the stores it shares with this process
+    context = multiprocessing.get_context("fork")
+    here, there = context.Pipe()
+    process = context.Process(target=_tally_in_process, args=(there, tally), name="okg-count", daemon=True)
+    process.start()
+    there.close()
+    failed = []
+
+    def send():
+        sender = _Sender(here)
+        try:
+            store.dump(sender, ox.RdfFormat.N_TRIPLES, from_graph=graph)
+            sender.flush()
+        except Exception as exc:  # noqa: BLE001  (raised below, once the work here is done)
+            failed.append(exc)
+        finally:
+            try:
+                here.send_bytes(b"")  # the end of the graph
+            except OSError as exc:
+                failed.append(exc)
+
+    feeding = threading.Thread(target=send, name="okg-count-feed", daemon=True)
+    feeding.start()
+    try:
+        result = meanwhile()
+        feeding.join()
+        if failed:
+            raise failed[0]
+        tally = here.recv()
+    except EOFError:
+        raise OkgError("counting the snapshot's triples failed: the process counting them ended early; "
+                       "nothing was stored") from None
+    except BaseException:
+        process.kill()
+        raise
+    finally:
+        process.join()
+        here.close()
+    return tally, result
+
+
+def _tally_in_process(connection, tally):
+    """The process of :func:`count_apart`: the graph's N-Triples in, the filled tally back."""
+    while True:
+        chunk = connection.recv_bytes()
+        if not chunk:
+            break
+        tally.write(chunk)
+    tally.close(final=True)
+    tally.counted_for = tally.counted = None  # what only the count needed: not sent back
+    connection.send(tally)
+    connection.close()
+
+
+class _Sender:
+    """A file-like sink that sends what a store dumps into it in chunks of :data:`COUNT_CHUNK`."""
+
+    def __init__(self, connection):
+        self.connection, self.parts, self.size = connection, [], 0
+
+    def write(self, chunk):
+        data = bytes(chunk)
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size >= COUNT_CHUNK:
+            self.flush()
+        return len(data)
+
+    def flush(self):
+        if self.parts:
+            self.connection.send_bytes(b"".join(self.parts))
+            self.parts, self.size = [], 0
 
 
 def check_accounts(name, read, loaded, quarantined, deleted):

@@ -15,7 +15,16 @@ def derive(report, target, changes, progress):
     staged store or on the SPARQL server; whether either changed."""
     if target.remote:
         return _derive_remotely(report, target, changes, progress)
-    store, history = target.store, ox.NamedNode(history_graph(report.source))
+    changed, report.stage_facts_remade = derive_facts(report.source, report.graph, report.as_of, target, changes,
+                                                      progress)
+    return changed
+
+
+def derive_facts(source, snapshot, as_of, target, changes, progress):
+    """:func:`derive` for the staged store of ``source``'s snapshot ``snapshot`` of ``as_of``: (whether the history
+    or the derived graph changed, how many deals' stage facts were made again or None for all).
+    Needs no counts: the first ingest runs it while its triples are counted."""
+    store, history = target.store, ox.NamedNode(history_graph(source))
     new_history = [ox.Quad(*t, history) for t in changes if ox.Quad(*t, history) not in store]
     store.extend(new_history)
     progress.phase("summarising the stage history")
@@ -24,11 +33,10 @@ def derive(report, target, changes, progress):
     facts = (target.check, target.graph) if target.check is not None and (
         target.starts_chain or target.in_memory_fold) else None
     scope = derive_scope(target.folded, facts, changes) if facts is not None else None
-    derived_changed = replace_graph(store, intervals_graph(report.source),
-                                    lambda within: derived_facts(store, report.source, facts, within),
-                                    digests_in=snapshots_graph(report.graph), scope=scope)
-    report.stage_facts_remade = scope.remade if scope is not None else None
-    return bool(new_history or derived_changed)
+    derived_changed = replace_graph(store, intervals_graph(source),
+                                    lambda within: derived_facts(store, source, facts, within, as_of),
+                                    digests_in=snapshots_graph(snapshot), scope=scope)
+    return bool(new_history or derived_changed), scope.remade if scope is not None else None
 
 
 def derive_scope(folded, facts, changes):

@@ -1,6 +1,7 @@
 """The ingest, stage by stage: read, map, load, check, count, publish, derive (see the package's
 description). Each stage is a function of its own module; this one only runs them in order."""
 
+import functools
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from ..analytics.support import support
 from ..validation.validate import droppable, from_rdflib, load_ontology, load_shapes, value_rules
 from .check import check_rows
 from .count import count_rows
-from .derive import count_history, derive
+from .derive import count_history, derive, derive_facts
 from .load import Target, workspace
 from .mapping import load_reference, map_export
 from .publish import describe, due_for_compaction, publish
@@ -74,14 +75,21 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         progress.phase(f"writing {target.count:,} triples to the store")
         target.close()
         check_rows(run, target, shapes, ontology, progress)
-        digest, records = count_rows(run, target, progress)
+        # a first snapshot's stage facts need no counts, nor anything published: they are derived from
+        # its facts in memory while another process counts its triples, on the other core
+        early = target.starts_chain and not remote and target.check is not None
+        digest, records = count_rows(run, target, progress, meanwhile=functools.partial(
+            derive_facts, run.source, run.graph, run.as_of, target, [], progress) if early else None)
         report = _report(run, store_path, quarantine)
         describe(report, target, digest, plan.export_dir)
         changes, changed = publish(report, target, records, progress)
         count_history(report, changes, changed, target.holder)
         write_quarantine(quarantine, run.rejects, run.rows.headers)
         write_warnings(warnings_path(quarantine), run.warnings)
-        derived = derive(report, target, changes, progress)
+        if early:  # (a first snapshot is compared with none: it adds no history)
+            derived, report.stage_facts_remade = run.meanwhile
+        else:
+            derived = derive(report, target, changes, progress)
         report.changed = bool(changed or derived or (target.ontology_changed and not remote))
         work.keep = report.changed
         if report.changed and not target.starts_chain and not remote and due_for_compaction(target.store, report):

@@ -28,6 +28,7 @@ class Run:
     #: subject -> (file, line, "quarantined" or "deleted") of records left out
     gone: dict = field(default_factory=dict)
     reference: list = field(default_factory=list)  # (name, triples) of the system's reference files
+    meanwhile: object = None  # what the work done while the triples were counted returned (count_rows)
 
     @property
     def source(self):

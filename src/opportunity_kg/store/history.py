@@ -679,24 +679,25 @@ def _stage_summary(deals, changes, by_deal, orders, closed):
     return out
 
 
-def derived_facts(store, system, facts=None, scope=None):
+def derived_facts(store, system, facts=None, scope=None, as_of=None):
     """Everything the system's intervals graph holds: its stage intervals (:func:`stage_intervals`)
     and its accounts' hierarchy spells (:func:`hierarchy_spells`). ``facts`` is (store, graph) where
     the system's latest facts are when not in ``store``: an ingest's in-memory copy of them;
     ``scope`` (a :class:`DeriveScope`): the deals whose intervals and states are made, the others'
-    are left out."""
+    are left out; ``as_of``: the date of a snapshot not described in ``store`` yet."""
     yield from stage_intervals(store, system, facts, scope)
-    yield from hierarchy_spells(store, system, facts)
+    yield from hierarchy_spells(store, system, facts, as_of)
 
 
-def hierarchy_spells(store, system, facts=None):
+def hierarchy_spells(store, system, facts=None, as_of=None):
     """An ``okg:HierarchySpell`` for each stretch of time over which an account of ``system`` kept
     the same direct and ultimate parent: from its current parent and the ``okg:ParentChange`` s
     of its history, which tell the parent before each change. The first spell starts at the
     system's first snapshot; each ends where a parent change on its path (its own or an
     ancestor's) begins the next. So "the hierarchy on a day" is one spell per account, without
-    keeping each snapshot whole."""
-    dates = sorted(a for _, s, a in snapshots(store) if s == system)
+    keeping each snapshot whole. ``as_of``: the date of a snapshot not described in ``store`` yet
+    (the first ingest derives before it describes)."""
+    dates = sorted({a for _, s, a in snapshots(store) if s == system} | ({str(as_of)} if as_of else set()))
     if not dates:
         return
     where, graph = _latest_facts(store, system, facts)

@@ -18,6 +18,8 @@ complete SHACL processor. ``tests/test_shapes.py`` checks both paths agree on
 every shape's examples.
 """
 
+import concurrent.futures
+import functools
 from dataclasses import dataclass
 
 import rdflib
@@ -239,6 +241,23 @@ class SparqlRule:
 _KEEPS_BINDINGS = {"Distinct", "Reduced", "Filter", "Extend", "ToMultiSet", "OrderBy", "Graph"}
 
 
+@functools.lru_cache(maxsize=256)
+def _algebra(query):
+    """rdflib's algebra of a query (None if it cannot parse it), made on a thread of its own: the
+    parser's failed attempts leave reference cycles through their tracebacks, and a traceback's
+    frames hold every frame above them, here the ingest's with its staged store, which would then
+    stay open until Python collects the cycles (a store of the same path cannot be staged again
+    meanwhile)."""
+    def parse():
+        from rdflib.plugins.sparql import prepareQuery
+        try:
+            return prepareQuery(query).algebra
+        except Exception:  # noqa: BLE001  (any parse failure)
+            return None
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="okg-parse") as pool:
+        return pool.submit(parse).result()
+
+
 def focus_in(query, classes=(), subjects_of=()):
     """What a SHACL-SPARQL select (``query``, ``$this`` written ``?this``) says of its focus node in
     each answer, outside any OPTIONAL or MINUS:
@@ -252,10 +271,8 @@ def focus_in(query, classes=(), subjects_of=()):
       focus nodes may come after its patterns;
     - None: neither, or in doubt (grouping, a subquery without ``?this``, a query rdflib cannot
       parse): the focus nodes come first, as the pre-binding does."""
-    try:
-        from rdflib.plugins.sparql import prepareQuery
-        algebra = prepareQuery(query).algebra
-    except Exception:  # noqa: BLE001  (any parse failure: the focus nodes go first, as always)
+    algebra = _algebra(query)
+    if algebra is None:  # a query rdflib cannot parse: the focus nodes go first, as always
         return None
     this, rdf_type = rdflib.Variable("this"), RDF.type
     classes, subjects_of = set(classes), set(subjects_of)
