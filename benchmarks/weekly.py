@@ -16,8 +16,9 @@ order into one on-disk store, each in a child process (its own peak memory). It 
 
 import argparse
 import csv
+import json
+import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -73,6 +74,9 @@ def main():
     parser.add_argument("--seed", type=int, default=None, help="the sample's seed (default: its own)")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    # the queries are timed, not limited: at 100,000 opportunities on a busy machine one took over the
+    # default 30 s, and the run lost everything it had measured
+    os.environ.setdefault("OKG_QUERY_TIMEOUT", "3600")
     from opportunity_kg.samples.sample import write_weekly_samples
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,6 +95,7 @@ def main():
                 queries_first = query_seconds(store, args.runs)
                 size_first = (quads(store), disk_mb(store))
             rows.append((week.name, result, changed_share(weeks[n - 1], week) if n else None))
+            print(f"{week.name}: {json.dumps(result)}", file=sys.stderr, flush=True)  # kept if a later step fails
         size_last = (quads(store), disk_mb(store))
         queries_last = query_seconds(store, args.runs)
         # the same last export alone in a store: what the queries cost on that org without the history
