@@ -194,6 +194,10 @@ ex:Bound a sh:NodeShape ; sh:targetClass ex:Deal ;
 ex:Optional a sh:NodeShape ; sh:targetClass ex:Deal ;
     sh:sparql [ sh:message "no amount" ; sh:select
         "SELECT $this WHERE { OPTIONAL { $this <http://example.com/amount> ?a } FILTER (!BOUND(?a)) }" ] .
+ex:ObjectsOf a sh:NodeShape ; sh:targetObjectsOf ex:owner ;
+    sh:sparql [ sh:message "an owner of no type" ; sh:select "SELECT $this WHERE { FILTER NOT EXISTS { $this a ?t } }" ] .
+ex:NoTargets a sh:NodeShape ;
+    sh:sparql [ sh:message "never: no focus nodes" ; sh:select "SELECT $this WHERE { $this <http://example.com/amount> ?a }" ] .
 """
 FOCUS_DATA = """
 @prefix ex: <http://example.com/> . @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
@@ -209,7 +213,8 @@ def test_rules_read_their_focus_nodes_where_the_pre_binding_would():
     """A SHACL-SPARQL rule's focus nodes are read before its patterns, after them, or not at all
     (:func:`~opportunity_kg.validation.shacl_sparql.focus_in`); each way gives pyshacl's results:
     a rule whose patterns find only its targets, one whose patterns bind the focus node but also
-    find nodes that are not targets (not reported), and one that binds it only in an OPTIONAL.
+    find nodes that are not targets (not reported), one that binds it only in an OPTIONAL, one
+    whose targets are the objects of a property, and one without targets (no focus nodes).
     Solutions that give the same result (two tags, one amount) give it once, as in pyshacl."""
     from opportunity_kg.validation.shacl_sparql import focus_in
     from opportunity_kg.validation.validate import split_shapes
@@ -233,5 +238,6 @@ def test_rules_read_their_focus_nodes_where_the_pre_binding_would():
     assert reference == [("bare", "no amount"), ("big", "amount 9 is over 5"),
                          ("big", "its http://example.com/account is not known"),
                          ("big", "its http://example.com/owner is not known"),
+                         ("nobody", "an owner of no type"),
                          ("not-a-deal", "its http://example.com/owner is not known")]
     assert results(True) == reference

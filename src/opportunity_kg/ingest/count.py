@@ -1,9 +1,11 @@
 """Stage 5, count: every row read is loaded, quarantined or deleted; the triples each file gave; the
 snapshot's digest and each record's, read back from the loaded graph."""
 
+import gc
 import hashlib
 import multiprocessing
 import threading
+import warnings
 from collections import defaultdict
 
 import pyoxigraph as ox
@@ -38,6 +40,8 @@ def count_rows(run, target, progress, meanwhile=None):
     progress.phase("counting the snapshot's triples")
     # the on-disk store writes each subject's triples together; the in-memory one may not
     tally = Tally(run.counts, run.rows.files, run.reference, runs=target.check is not None, records=True)
+    if meanwhile is not None and "fork" not in multiprocessing.get_all_start_methods():
+        run.meanwhile, meanwhile = meanwhile(), None  # (Windows has no fork: one after the other)
     if meanwhile is None:
         target.working.dump(tally, ox.RdfFormat.N_TRIPLES, from_graph=target.graph)
         tally.close(final=True)
@@ -61,7 +65,15 @@ def count_apart(tally, store, graph, meanwhile):
     context = multiprocessing.get_context("fork")
     here, there = context.Pipe()
     process = context.Process(target=_tally_in_process, args=(there, tally), name="okg-count", daemon=True)
-    process.start()
+    # this process's objects are kept out of the child's garbage collections, which would touch each
+    # one and so make the system copy every page they are on
+    gc.freeze()
+    try:
+        with warnings.catch_warnings():  # Python 3.12 warns of a fork beside other threads (the stores'):
+            warnings.simplefilter("ignore", DeprecationWarning)  # the child takes none of their locks
+            process.start()
+    finally:
+        gc.unfreeze()
     there.close()
     failed = []
 

@@ -60,6 +60,7 @@ def _term(node):
 def _targets(g, shape):
     parts = [f"{{ ?this a/<{RDFS_SUBCLASS}>* <{c}> }}" for c in g.objects(shape, SH.targetClass)]
     parts += [f"{{ ?this <{p}> [] }}" for p in g.objects(shape, SH.targetSubjectsOf)]
+    parts += [f"{{ [] <{p}> ?this }}" for p in g.objects(shape, SH.targetObjectsOf)]
     parts += [f"{{ BIND ({_term(n)} AS ?this) }}" for n in g.objects(shape, SH.targetNode)]
     if (shape, RDF.type, rdflib.RDFS.Class) in g:
         parts.append(f"{{ ?this a/<{RDFS_SUBCLASS}>* <{shape}> }}")
@@ -189,28 +190,30 @@ class SparqlRule:
         for holder in g.objects(constraint, SH.prefixes):
             for declaration in g.objects(holder, SH.declare):
                 prefixes.append(f"PREFIX {g.value(declaration, SH.prefix)}: <{g.value(declaration, SH.namespace)}>")
-        classes, subjects_of = set(g.objects(shape, SH.targetClass)), set(g.objects(shape, SH.targetSubjectsOf))
-        targets = [f"{{ ?this a/<{RDFS_SUBCLASS}>* <{c}> }}" for c in classes]
-        targets += [f"{{ ?this <{p}> [] }}" for p in subjects_of]
-        targets += [f"{{ BIND (<{node}> AS ?this) }}" for node in g.objects(shape, SH.targetNode)]
+        message = g.value(constraint, SH.message) or g.value(shape, SH.message) or "breaks a rule"
+        severity = g.value(shape, SH.severity) or SH.Violation
+        targets = _targets(g, shape)
+        if not targets:  # a shape without targets has no focus nodes: nothing to check (as in pyshacl)
+            return cls(str(shape), "", str(message), str(severity))
+        classes = set(g.objects(shape, SH.targetClass)) | ({shape} if (shape, RDF.type, rdflib.RDFS.Class) in g else set())
         text = "\n".join(prefixes) + "\n" + select.replace("$this", "?this")
-        found = focus_in(text, classes, subjects_of) if targets else "targets"
+        found = focus_in(text, classes, set(g.objects(shape, SH.targetSubjectsOf)))
         if found != "targets":
             # each focus node once (a record that is the subject of several target properties would
             # otherwise be checked, and reported, once for each): before the rule's own patterns, or
             # after them where those bind the focus node in every answer, which reads the focus nodes
             # once instead of the rule's patterns once per focus node (StageHistoryOrderShape)
-            focus = f"\n  {{ SELECT DISTINCT ?this WHERE {{ {' UNION '.join(targets)} }} }}\n"
+            focus = f"\n  {{ SELECT DISTINCT ?this WHERE {{ {targets} }} }}\n"
             at = where_group_end(text) if found == "bound" else where_group_start(text)
             text = text[:at] + focus + text[at:]
-        message = g.value(constraint, SH.message) or g.value(shape, SH.message) or "breaks a rule"
-        severity = g.value(shape, SH.severity) or SH.Violation
         return cls(str(shape), text, str(message), str(severity))
 
     def run(self, store, graphs=None, every=False):
         """The rule's results over ``store``'s default graph, or over the union of ``graphs``
         (a list of named nodes) when they are given; ``every``: they are all the store's named
         graphs (Oxigraph reads their union faster than the same graphs listed)."""
+        if not self.query:  # no focus nodes
+            return
         if every:
             results = store.query(self.query, use_default_graph_as_union=True)
         elif graphs:
