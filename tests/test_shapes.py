@@ -196,6 +196,12 @@ ex:Optional a sh:NodeShape ; sh:targetClass ex:Deal ;
         "SELECT $this WHERE { OPTIONAL { $this <http://example.com/amount> ?a } FILTER (!BOUND(?a)) }" ] .
 ex:ObjectsOf a sh:NodeShape ; sh:targetObjectsOf ex:owner ;
     sh:sparql [ sh:message "an owner of no type" ; sh:select "SELECT $this WHERE { FILTER NOT EXISTS { $this a ?t } }" ] .
+ex:Off a sh:NodeShape ; sh:targetClass ex:Deal ; sh:deactivated true ;
+    sh:property [ sh:path ex:amount ; sh:minCount 1 ; sh:message "off: never" ] ;
+    sh:sparql [ sh:message "off: never" ; sh:select "SELECT $this WHERE { $this <http://example.com/amount> ?a }" ] .
+ex:RuleOff a sh:NodeShape ; sh:targetClass ex:Deal ;
+    sh:sparql [ sh:message "off: never" ; sh:deactivated true ;
+                sh:select "SELECT $this WHERE { $this <http://example.com/amount> ?a }" ] .
 ex:NoTargets a sh:NodeShape ;
     sh:sparql [ sh:message "never: no focus nodes" ; sh:select "SELECT $this WHERE { $this <http://example.com/amount> ?a }" ] .
 """
@@ -214,7 +220,8 @@ def test_rules_read_their_focus_nodes_where_the_pre_binding_would():
     (:func:`~opportunity_kg.validation.shacl_sparql.focus_in`); each way gives pyshacl's results:
     a rule whose patterns find only its targets, one whose patterns bind the focus node but also
     find nodes that are not targets (not reported), one that binds it only in an OPTIONAL, one
-    whose targets are the objects of a property, and one without targets (no focus nodes).
+    whose targets are the objects of a property, one without targets (no focus nodes), and shapes
+    and a rule switched off (sh:deactivated).
     Solutions that give the same result (two tags, one amount) give it once, as in pyshacl."""
     from opportunity_kg.validation.shacl_sparql import focus_in
     from opportunity_kg.validation.validate import split_shapes

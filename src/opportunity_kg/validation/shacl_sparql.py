@@ -57,6 +57,11 @@ def _term(node):
     raise Unsupported(f"blank node {node} as a value")
 
 
+def _deactivated(g, node):
+    """Whether a shape (or a SPARQL constraint) is switched off (``sh:deactivated true``)."""
+    return any(value.toPython() is True for value in g.objects(node, SH.deactivated) if isinstance(value, rdflib.Literal))
+
+
 def _targets(g, shape):
     parts = [f"{{ ?this a/<{RDFS_SUBCLASS}>* <{c}> }}" for c in g.objects(shape, SH.targetClass)]
     parts += [f"{{ ?this <{p}> [] }}" for p in g.objects(shape, SH.targetSubjectsOf)]
@@ -193,7 +198,8 @@ class SparqlRule:
         message = g.value(constraint, SH.message) or g.value(shape, SH.message) or "breaks a rule"
         severity = g.value(shape, SH.severity) or SH.Violation
         targets = _targets(g, shape)
-        if not targets:  # a shape without targets has no focus nodes: nothing to check (as in pyshacl)
+        if not targets or _deactivated(g, shape) or _deactivated(g, constraint):
+            # no focus nodes, or switched off: nothing to check (as in pyshacl)
             return cls(str(shape), "", str(message), str(severity))
         classes = set(g.objects(shape, SH.targetClass)) | ({shape} if (shape, RDF.type, rdflib.RDFS.Class) in g else set())
         text = "\n".join(prefixes) + "\n" + select.replace("$this", "?this")
@@ -313,6 +319,8 @@ def compile_shapes(shapes, reasons=None):
 
     rules, rest_shapes = [], []
     for shape in sorted(set(shapes.subjects(RDF.type, SH.NodeShape)), key=str):
+        if _deactivated(shapes, shape):
+            continue
         targets = _targets(shapes, shape)
         try:
             keys = set(shapes.predicates(shape))
