@@ -151,6 +151,9 @@ def test_update_needs_the_bearer_token(app_with):
     assert ask["boolean"] is True
     bad = requests.post(base + "/update", data={"update": "INSERT nonsense"}, headers={"Authorization": "Bearer s3cret"})
     assert bad.status_code == 400
+    utf16 = requests.post(base + "/update", data=update.encode("utf-16"), headers={
+        "Authorization": "Bearer s3cret", "Content-Type": "application/sparql-update; charset=utf-16"})
+    assert utf16.status_code == 415 and "UTF-8" in utf16.json()["message"]
 
 
 def test_cors_only_for_configured_origins(app_with, server):

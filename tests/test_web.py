@@ -60,6 +60,22 @@ def test_protocol_errors(server):
     assert r.status_code == 415 and "application/sparql-query" in r.json()["message"]
 
 
+def test_a_direct_post_is_utf8(server):
+    """The protocol sends a direct POST's query as UTF-8: another charset is a 415 that says so, bytes
+    that are not UTF-8 a 400 that says so (not a parse error about garbled text)."""
+    def post(body, content_type):
+        return requests.post(server + "/sparql", data=body, headers={"Content-Type": content_type})
+
+    query = 'ASK { ?s ?p "Café" }'
+    r = post(query.encode("utf-16"), "application/sparql-query; charset=UTF-16")
+    assert r.status_code == 415 and "UTF-8" in r.json()["message"] and "utf-16" in r.json()["message"]
+    r = post(query.encode("latin-1"), "application/sparql-query")
+    assert r.status_code == 400 and r.json()["message"].startswith("the query is not UTF-8 text")
+    for content_type in ("application/sparql-query; charset=utf-8", "application/sparql-query;charset=UTF8"):
+        r = post(query.encode("utf-8"), content_type)
+        assert r.status_code == 200 and r.json()["boolean"] is False
+
+
 def test_endpoint_is_read_only(server):
     update = "INSERT DATA { <http://x/a> <http://x/b> <http://x/c> }"
     r = requests.post(server + "/sparql", data={"query": update})

@@ -78,10 +78,24 @@ def protocol_arguments(request):
         form = request.form
         return form.getlist("query"), form.getlist("default-graph-uri"), form.getlist("named-graph-uri")
     if content_type == "application/sparql-query":
-        body = request.get_data(as_text=True)
+        body = utf8_body(request, "query")
         args = request.args
         return [body], args.getlist("default-graph-uri"), args.getlist("named-graph-uri")
     raise UnsupportedMedia(content_type)
+
+
+def utf8_body(request, what):
+    """A direct POST's body (``what``: "query" or "update") as text. The SPARQL protocol sends it
+    as UTF-8: a body that says another charset is refused with 415, one that is not UTF-8 with 400,
+    instead of being read as garbled text that fails to parse."""
+    charset = (request.mimetype_params.get("charset") or "utf-8").strip().lower()
+    if charset not in ("utf-8", "utf8"):
+        raise UnsupportedCharset(charset, what)
+    try:
+        return request.get_data().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise QueryError(f"the {what} is not UTF-8 text (byte {exc.start + 1} of the body): send it as UTF-8",
+                         field=what) from None
 
 
 class UnsupportedMedia(OkgError):
@@ -91,6 +105,14 @@ class UnsupportedMedia(OkgError):
     def __init__(self, content_type, what="query", direct="application/sparql-query"):
         super().__init__(f"POST {'a' if what == 'query' else 'an'} {what} as application/x-www-form-urlencoded "
                          f"or {direct}, not {content_type or 'no content type'}")
+
+
+class UnsupportedCharset(OkgError):
+    kind = "unsupported_media_type"
+    status = 415
+
+    def __init__(self, charset, what):
+        super().__init__(f"send the {what} as UTF-8 (charset=utf-8), as the SPARQL protocol says, not {charset}")
 
 
 def prime(rows):

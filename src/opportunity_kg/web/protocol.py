@@ -11,7 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 from .. import __version__
 from ..errors import Forbidden, NotFound, OkgError, QueryError, Unauthorized
 from ..store.history import snapshots
-from .formats import UnsupportedMedia, respond
+from .formats import UnsupportedMedia, respond, utf8_body
 from .runner import runner
 
 log = logging.getLogger("opportunity_kg.web")
@@ -48,7 +48,7 @@ def update():
     if content_type == "application/x-www-form-urlencoded":
         updates = request.form.getlist("update")
     elif content_type == "application/sparql-update":
-        updates = [request.get_data(as_text=True)]
+        updates = [utf8_body(request, "update")]
     else:
         raise UnsupportedMedia(content_type, "update", "application/sparql-update")
     if len(updates) != 1:
