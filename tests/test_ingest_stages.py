@@ -167,6 +167,47 @@ def test_counting_in_a_process_of_its_own_gives_the_same_counts_and_digests(mode
     assert not [p for p in multiprocessing.active_children() if p.name == "okg-count"]
 
 
+def test_load_streams_into_an_on_disk_store_in_one_bulk_load(tmp_path):
+    """The on-disk store takes the chunks through one bulk load fed by a named pipe (one bulk load per
+    chunk slows as the store grows); it ends up holding what chunk-by-chunk loading gives, a bulk
+    load that fails is the loader's error without keeping its caller waiting, and no pipe is left."""
+    import tempfile
+    import threading
+
+    from opportunity_kg.store import Loader
+
+    def triples(n):
+        return [(ox.NamedNode(f"http://example.com/deal/{i}"), ox.NamedNode("http://example.com/amount"),
+                 ox.Literal(str(i * 7), datatype=ox.NamedNode("http://www.w3.org/2001/XMLSchema#integer")))
+                for i in range(n)]
+
+    pipes = set(Path(tempfile.gettempdir()).glob("okg-load-*"))
+    graph = ox.NamedNode("http://example.com/g")
+    streamed, chunked, memory = ox.Store(str(tmp_path / "a")), ox.Store(str(tmp_path / "b")), ox.Store()
+    loader = Loader([(streamed, graph), (chunked, graph), (memory, graph)], chunk=997, streamed=[streamed])
+    for start in range(0, 20_000, 1000):
+        loader.add(triples(20_000)[start:start + 1000])
+    loader.add_line('<http://example.com/deal/x> <http://example.com/name> "Café \\"Ü\\"" .')
+    assert "okg-bulk-load" in [t.name for t in threading.enumerate()]  # one bulk load, running while chunks come
+    loader.close()
+    assert "okg-bulk-load" not in [t.name for t in threading.enumerate()]
+    held = [sorted(str(q) for q in store.quads_for_pattern(None, None, None, graph))
+            for store in (streamed, chunked, memory)]
+    assert len(held[0]) == 20_001 and held[0] == held[1] == held[2]
+
+    broken = ox.Store(str(tmp_path / "c"))
+    loader = Loader([(broken, graph)], chunk=10, streamed=[broken])
+    loader.add_line("<not an IRI> <http://example.com/p> <http://example.com/o> .")
+    finished = []
+    feeding = threading.Thread(target=lambda: finished.append([loader.add(triples(50)) for _ in range(200)]))
+    feeding.start()
+    feeding.join(timeout=60)
+    assert finished, "the loader kept its caller waiting after its bulk load failed"
+    with pytest.raises(OkgError, match="the store failed while loading"):
+        loader.close()
+    assert set(Path(tempfile.gettempdir()).glob("okg-load-*")) == pipes
+
+
 def through_publish(folder, model, store):
     run, target = mapped(folder, model, store)
     check_rows(run, target, *model[:2], QUIET)

@@ -72,7 +72,7 @@ class Target:
         self.folded = None  # (facts added, facts removed) when folded in memory: what derive reads anew
         self.spilled = False  # whether the export outgrew ``in_memory`` and was validated on disk
         self.loader = Loader(([(self.check, self.graph)] if self.check is not None else [])
-                             + ([] if self.in_memory_fold else [(store, self.graph)]))
+                             + ([] if self.in_memory_fold else [(store, self.graph)]), streamed=[store])
 
     def add(self, triples):
         self.loader.add(triples)
@@ -91,7 +91,7 @@ class Target:
         self.loader.drop(self.check)
         if self.in_memory_fold:  # what the in-memory store holds goes to disk, and the rest after it
             copy_graph(self.check, self.store, self.graph.value)
-            self.loader.attach(self.store, self.graph)
+            self.loader.attach(self.store, self.graph, streamed=True)
             self.in_memory_fold = False
         self.check = None
 

@@ -14,12 +14,14 @@ timeout. Both hand over the answer the same way (:func:`produce_answer`,
 """
 
 import contextlib
+import errno
 import fcntl
 import gc
 import itertools
 import os
 import queue
 import shutil
+import tempfile
 import threading
 import time
 import weakref
@@ -411,20 +413,26 @@ class Loader:
     thread of its own, in chunks, while the caller makes the next ones: pyoxigraph's
     ``bulk_load`` releases the GIL, so mapping and loading use every core. ``targets`` is a
     list of (store, graph name or None for the default graph). :meth:`close` waits for the
-    last chunk and raises what a thread raised."""
+    last chunk and raises what a thread raised.
 
-    def __init__(self, targets, chunk=None):
+    The stores in ``streamed`` (on-disk ones) take every chunk in one bulk load, fed through a
+    named pipe as the chunks come (:meth:`_stream`): a bulk load per chunk writes RocksDB files
+    per chunk, which the store then merges again and again as it grows (docs/benchmarks.md,
+    "Ingest"). Where the system has no named pipes, they too are loaded chunk by chunk."""
+
+    def __init__(self, targets, chunk=None, streamed=()):
         self.chunk = chunk or LOAD_CHUNK
         self.buffer, self.lines, self.errors, self.count = [], [], [], 0
         self.queues, self.threads, self.stores = [], [], []
         for store, graph in targets:
-            self.attach(store, graph)
+            self.attach(store, graph, streamed=any(store is s for s in streamed))
 
-    def attach(self, store, graph):
-        """Load the next chunks into ``graph`` of ``store`` too."""
+    def attach(self, store, graph, streamed=False):
+        """Load the next chunks into ``graph`` of ``store`` too (in one bulk load if ``streamed``)."""
         self.stores.append(store)
         channel = queue.Queue(maxsize=2)  # at most two chunks of text wait: memory stays bounded
-        thread = threading.Thread(target=self._run, args=(store, graph, channel), name="okg-loader", daemon=True)
+        run = self._stream if streamed and hasattr(os, "mkfifo") else self._run
+        thread = threading.Thread(target=run, args=(store, graph, channel), name="okg-loader", daemon=True)
         thread.start()
         self.queues.append(channel)
         self.threads.append(thread)
@@ -439,6 +447,39 @@ class Loader:
                     store.bulk_load(text, format=ox.RdfFormat.N_TRIPLES, to_graph=graph)
                 except Exception as exc:  # noqa: BLE001  (handed to the caller by close)
                     self.errors.append(exc)
+
+    def _stream(self, store, graph, channel):
+        """Feed each chunk of ``channel`` to one ``bulk_load`` of ``store``, which reads a named pipe on
+        a thread of its own (in Rust, without the GIL) until the last chunk has been written."""
+        folder = Path(tempfile.mkdtemp(prefix="okg-load-"))
+        pipe = folder / "triples.nt"
+        os.mkfifo(pipe)
+
+        def load():
+            try:
+                store.bulk_load(path=str(pipe), format=ox.RdfFormat.N_TRIPLES, to_graph=graph)
+            except Exception as exc:  # noqa: BLE001  (handed to the caller by close)
+                self.errors.append(exc)
+
+        loading = threading.Thread(target=load, name="okg-bulk-load", daemon=True)
+        loading.start()
+        ended = False  # whether the last chunk has been taken
+        try:
+            feed = _open_pipe(pipe, loading)
+            with feed or contextlib.nullcontext():  # its end is the end of the input: the bulk load finishes
+                for text in iter(channel.get, None):
+                    if feed is not None and not self.errors:
+                        feed.write(text)
+                ended = True
+            loading.join()
+        except OSError as exc:  # the bulk load ended early (a broken pipe: its own error says why) or the pipe failed
+            while not ended:  # take the rest, so that the caller is never kept waiting
+                ended = channel.get() is None
+            loading.join(timeout=PIPE_WAIT)
+            if not self.errors:
+                self.errors.append(exc)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def add(self, triples):
         self.count += len(triples)
@@ -519,10 +560,29 @@ def delete_quads(store, quads):
         store.update(f"DELETE DATA {{ {quad_data(named)}\n{plain} }}")
 
 
+def _open_pipe(pipe, reader):
+    """The named pipe ``pipe`` opened for writing once ``reader`` (a thread) has opened it for reading;
+    None if that thread ends first (opening it plainly would then wait for ever)."""
+    while True:
+        try:
+            fd = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: nobody reads it yet
+                raise
+            if not reader.is_alive():
+                return None
+            time.sleep(0.001)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "wb")
+
+
 #: quads removed per DELETE DATA update
 DELETE_BATCH = 20000
 #: quads bulk-loaded at a time
 LOAD_CHUNK = 200_000
+#: seconds a loader whose named pipe failed waits for its bulk load to end
+PIPE_WAIT = 10
 
 
 @dataclass
