@@ -453,7 +453,11 @@ class Loader:
         a thread of its own (in Rust, without the GIL) until the last chunk has been written."""
         folder = Path(tempfile.mkdtemp(prefix="okg-load-"))
         pipe = folder / "triples.nt"
-        os.mkfifo(pipe)
+        try:
+            os.mkfifo(pipe)
+        except OSError:  # a temporary folder that cannot hold a named pipe: chunk by chunk
+            shutil.rmtree(folder, ignore_errors=True)
+            return self._run(store, graph, channel)
 
         def load():
             try:
