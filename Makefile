@@ -25,11 +25,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# setuptools 77 or later reads the licence as an SPDX expression (pyproject.toml); the wheel test
+# builds with this environment's setuptools
 install: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet 'setuptools>=77' -e .
 
 install-test: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet 'setuptools>=77' -e '.[test]'
 
 # the page tests drive Debian's chromium with playwright (playwright cannot download browsers here)
 browser:
