@@ -66,12 +66,16 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         if target.upgraded:
             run.notes.append(f"the store kept each snapshot of {', '.join(target.upgraded)} whole; they are now "
                              "kept as changes (the current graph and what each snapshot added and removed)")
-        map_export(run, target, progress)
+        try:
+            map_export(run, target, progress)
+            load_reference(run, target)
+        except BaseException:  # a file that cannot be read, say: no loading thread is left behind
+            target.loader.abort()
+            raise
         if target.spilled:
             run.notes.append(f"the export has more triples than ingest_memory_triples allows in memory "
                              f"({target.in_memory_why}): validated and counted in the on-disk store, "
                              "several times slower")
-        load_reference(run, target)
         progress.phase(f"writing {target.count:,} triples to the store")
         target.close()
         check_rows(run, target, shapes, ontology, progress)

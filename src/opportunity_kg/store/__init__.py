@@ -521,12 +521,22 @@ class Loader:
 
     def close(self):
         self._send()
+        self._end()
+        if self.errors:
+            raise OkgError(f"the store failed while loading: {self.errors[0]}")
+
+    def abort(self):
+        """Stop after a failure elsewhere: what was sent is loaded (into a store about to be thrown
+        away) and every thread ends, so that none keeps the store, or its named pipe, open."""
+        self.buffer, self.lines = [], []
+        self._end()
+
+    def _end(self):
         for channel in self.queues:
             channel.put(None)
         for thread in self.threads:
             thread.join()
-        if self.errors:
-            raise OkgError(f"the store failed while loading: {self.errors[0]}")
+        self.queues, self.threads, self.stores = [], [], []
 
 
 def write_changes(path, adds, removes):
