@@ -2,6 +2,7 @@
 
 import csv
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -110,6 +111,37 @@ def test_missing_required_column_names_file_and_column(sample_export, tmp_path):
     message = str(info.value)
     assert "Opportunity.csv" in message and "'Id'" in message
     assert not (tmp_path / "store").exists()  # nothing written
+
+
+def test_a_failed_ingest_names_the_file_and_leaves_no_loader_running(sample_export, tmp_path):
+    """A reference file with a Turtle error, read after every row is mapped and while the on-disk
+    store is being bulk-loaded: the error names the file and line, no store is written, and no
+    loading thread or named pipe is left behind (they would hold the staged store open)."""
+    import tempfile
+    import threading
+
+    from opportunity_kg.paths import MAPPINGS_DIR
+
+    mappings = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS_DIR, mappings)
+    (mappings / "salesforce" / "reference").mkdir()
+    (mappings / "salesforce" / "reference" / "regions.ttl").write_text(
+        '@prefix ex: <http://example.com/> .\nex:emea ex:label "EMEA" .\nex:apac ex:label "APAC .\n',
+        encoding="utf-8")
+
+    def loading():
+        return sorted(t.name for t in threading.enumerate() if t.name in ("okg-loader", "okg-bulk-load"))
+
+    def pipes():
+        return set(Path(tempfile.gettempdir()).glob("okg-load-*"))
+
+    threads, folders = loading(), pipes()
+    with pytest.raises(OkgError) as info:
+        ingest(sample_export, tmp_path / "store", mappings_dir=mappings)
+    assert info.value.file.name == "regions.ttl" and info.value.line == 3
+    assert "not valid Turtle" in str(info.value)
+    assert not (tmp_path / "store").exists()
+    assert loading() == threads and pipes() == folders
 
 
 def test_a_missing_optional_column_is_one_note_per_file(sample_export, tmp_path):

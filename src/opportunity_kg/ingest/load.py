@@ -38,7 +38,8 @@ def workspace(store_path):
 
 
 class Target:
-    """The stores and graph one snapshot is loaded into (see the module's description)."""
+    """The stores and graph one snapshot is loaded into (see the module's description). Used as a
+    context manager, it stops its loaders when the block fails."""
 
     def __init__(self, store, remote, source, graph_iri, as_of, ontology_triples):
         self.store, self.remote = store, remote
@@ -73,6 +74,13 @@ class Target:
         self.spilled = False  # whether the export outgrew ``in_memory`` and was validated on disk
         self.loader = Loader(([(self.check, self.graph)] if self.check is not None else [])
                              + ([] if self.in_memory_fold else [(store, self.graph)]), streamed=[store])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, trace):
+        if kind is not None:  # a failure on the way (a file that cannot be read, say): no loading thread
+            self.loader.abort()  # is left reading its named pipe and holding the staged store
 
     def add(self, triples):
         self.loader.add(triples)

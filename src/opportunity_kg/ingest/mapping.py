@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import pyoxigraph as ox
 
+from ..errors import MappingError
 from ..mapping.rml import RowError, natural_key
 from .report import FileCounts, RowWarning, in_file_words
 from .rows import id_column as record_id_column
@@ -118,7 +119,11 @@ def load_reference(run, target):
     for path in sorted((run.plan.system_dir / "reference").glob("*.ttl")):
         name = f"reference/{path.name}"
         run.counts[name] = FileCounts()
-        triples = [(q.subject, q.predicate, q.object) for q in ox.parse(path=str(path), format=ox.RdfFormat.TURTLE)]
+        try:
+            triples = [(q.subject, q.predicate, q.object) for q in ox.parse(path=str(path), format=ox.RdfFormat.TURTLE)]
+        except SyntaxError as exc:  # a reference file a data architect edited: name it, and where
+            raise MappingError(f"the reference data is not valid Turtle: {exc.msg}", file=path,
+                               line=exc.lineno) from None
         run.reference.append((name, triples))
         target.add(triples)
     run.rows.reference = {t for _, triples in run.reference for t in triples}

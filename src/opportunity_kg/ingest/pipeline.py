@@ -61,17 +61,14 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         mapping.droppable = lenient
     ontology_triples = [tuple(from_rdflib(t) for t in spo) for spo in ontology]
     remote = RemoteStore(store_path) if is_remote(store_path) else None
-    with workspace(store_path) as work:
-        target = Target(work.store, remote, plan.source, graph_iri, as_of, ontology_triples)
+    # a Target stops its loading threads if anything below fails (a file that cannot be read, say)
+    with workspace(store_path) as work, Target(work.store, remote, plan.source, graph_iri, as_of,
+                                               ontology_triples) as target:
         if target.upgraded:
             run.notes.append(f"the store kept each snapshot of {', '.join(target.upgraded)} whole; they are now "
                              "kept as changes (the current graph and what each snapshot added and removed)")
-        try:
-            map_export(run, target, progress)
-            load_reference(run, target)
-        except BaseException:  # a file that cannot be read, say: no loading thread is left behind
-            target.loader.abort()
-            raise
+        map_export(run, target, progress)
+        load_reference(run, target)
         if target.spilled:
             run.notes.append(f"the export has more triples than ingest_memory_triples allows in memory "
                              f"({target.in_memory_why}): validated and counted in the on-disk store, "
