@@ -159,7 +159,9 @@ def replace_graph(store, graph, triples, digests_in=None, scope=None):
         before = Tally({}, {}, [], runs=False)  # its digest only
         store.dump(before, ox.RdfFormat.N_TRIPLES, from_graph=name)
         store.clear_graph(name)
-    loader = Loader([(store, name)])  # a bulk load: inserting quads one by one is many times slower
+    # one bulk load fed as the triples come: inserting them one by one is many times slower, and a
+    # bulk load per chunk slows as the store grows (18% slower for 4.9 M derived triples)
+    loader = Loader([(store, name)], streamed=[store])
     digest, seen, subjects = 0, 0, {}
     for triple in triples:
         line = f"{triple[0]} {triple[1]} {triple[2]} ."

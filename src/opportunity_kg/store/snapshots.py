@@ -280,11 +280,11 @@ def write_digests(store, system, records):
     """Keep each record's digest (``records``: subject in N-Triples -> digest) in ``system``'s
     snapshots graph, in place of the ones kept before."""
     forget_digests(store, system)
-    lines = [f"{key.decode()} <{RECORD_DIGEST}> \"{digest_text(value)}\" .\n" for key, value in records.items()
-             if not key.startswith(b"_:")]
-    for start in range(0, len(lines), 200_000):
-        store.bulk_load("".join(lines[start:start + 200_000]).encode("utf-8"), format=ox.RdfFormat.N_TRIPLES,
-                        to_graph=ox.NamedNode(snapshots_graph_of(system)))
+    loader = Loader([(store, ox.NamedNode(snapshots_graph_of(system)))], streamed=[store])  # one bulk load
+    for key, value in records.items():
+        if not key.startswith(b"_:"):
+            loader.add_line(f"{key.decode()} <{RECORD_DIGEST}> \"{digest_text(value)}\" .")
+    loader.close()
 
 
 def forget_digests(store, system):
