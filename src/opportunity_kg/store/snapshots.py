@@ -293,13 +293,13 @@ def forget_digests(store, system):
 
 
 def record_changes(store, snapshot, added, removed):
-    """Write ``snapshot``'s changes (sets of (s, p, o) terms) into the store's default graph, at
+    """Write ``snapshot``'s changes (sets of (s, p, o) terms) into its system's snapshots graph, at
     bulk-load speed."""
-    lines = [f"<{snapshot}> {kind} <<( {t[0]} {t[1]} {t[2]} )>> .\n"
-             for kind, facts in ((ADDED, added), (REMOVED, removed)) for t in facts]
-    for start in range(0, len(lines), 200_000):
-        store.bulk_load("".join(lines[start:start + 200_000]).encode("utf-8"), format=ox.RdfFormat.N_TRIPLES,
-                        to_graph=ox.NamedNode(snapshots_graph(snapshot)))
+    loader = Loader([(store, ox.NamedNode(snapshots_graph(snapshot)))], streamed=[store])  # one bulk load
+    for kind, facts in ((ADDED, added), (REMOVED, removed)):
+        for t in facts:
+            loader.add_line(f"<{snapshot}> {kind} <<( {t[0]} {t[1]} {t[2]} )>> .")
+    loader.close()
 
 
 def copy_graph(source, target, graph):
