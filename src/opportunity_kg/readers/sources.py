@@ -143,6 +143,27 @@ class CsvSource:
                 yield Row(start, number, dict(zip(self.header, record)))
 
 
+    def column_values(self, names):
+        """A tuple of the values of the columns ``names`` (in that order) for each record of the
+        header's width: a quick read of a few columns of every row, making no :class:`Row` (a
+        malformed record and a report's footer are skipped; :meth:`rows` says what they are)."""
+        if not self.header:
+            return
+        width, indexes = len(self.header), [self.header.index(name) for name in names]
+        with open(self.path, encoding=self.encoding, newline="") as handle:
+            reader = csv.reader(handle, delimiter=self.delimiter, strict=True)
+            next(reader, None)
+            while True:
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error:
+                    continue
+                if len(record) == width:
+                    yield tuple(record[i] for i in indexes)
+
+
 class _LineCounter:
     """Wraps a file so the csv reader's position in physical lines is known."""
 
