@@ -269,20 +269,24 @@ def test_the_store_is_compacted_once_enough_facts_were_removed(weeks, tmp_path, 
     assert run_query(open_store(store_path, read_only=True), "ASK { ?s a <https://w3id.org/opportunity-kg/ontology#Opportunity> }").rows
 
 
-def test_digests_kept_in_the_older_long_form_are_compared_whole_once(weeks, alone, tmp_path):
-    """A store whose record and derived digests were kept as 32 hexadecimal digits (before they were
-    shortened to fit inside the quad): the next ingest finds no digest equal, compares those records
-    whole, stores exactly the changes and the same derived facts, and keeps short digests from then on."""
+def test_digests_kept_one_quad_each_are_compared_whole_once(weeks, alone, tmp_path):
+    """A store whose record and derived digests were kept one quad each (okg:recordDigest and
+    okg:derivedDigest, before the digest tables): the next ingest finds no table, compares the
+    records whole, stores exactly the changes and the same derived facts, drops the old quads and
+    keeps tables from then on."""
     path = tmp_path / "store"
     ingest(weeks[0], path)
     store = open_store(path)
     system_graph = ox.NamedNode(snapshots.snapshots_graph_of("salesforce"))
-    kept = list(store.quads_for_pattern(None, None, None, system_graph))
-    digests = [q for q in kept if q.predicate.value.endswith(("#recordDigest", "#derivedDigest"))]
-    assert digests and all(len(q.object.value) == 15 for q in digests)
-    for q in digests:  # as an older version wrote them: the same hash, 128 bits of it
+    tables = [q for q in store.quads_for_pattern(None, None, None, system_graph)
+              if q.predicate.value.endswith(("#recordDigests", "#derivedDigests"))]
+    assert {q.predicate.value.rsplit("#")[-1] for q in tables} == {"recordDigests", "derivedDigests"}
+    for q in tables:  # as the version before the tables wrote them: a quad per subject
         store.remove(q)
-        store.add(ox.Quad(q.subject, q.predicate, ox.Literal(q.object.value.rjust(32, "a")), q.graph_name))
+        for line in q.object.value.split("\n"):
+            iri, digest = line.split(" ")
+            store.add(ox.Quad(ox.NamedNode(iri), ox.NamedNode(q.predicate.value[:-1]), ox.Literal(digest),
+                              q.graph_name))
     del store
     ingest(weeks[1], path)
     store = open_store(path)  # a past snapshot is rebuilt in a graph of its own
@@ -291,10 +295,7 @@ def test_digests_kept_in_the_older_long_form_are_compared_whole_once(weeks, alon
     assert facts(added) == alone[dates[1]] - alone[dates[0]] and facts(removed) == alone[dates[0]] - alone[dates[1]]
     assert facts(snapshots.snapshot_triples(store, dates[1])) == alone[dates[1]]
     assert graph(store, intervals_graph("salesforce")) == set(derived_facts(store, "salesforce"))
-    left = [q for q in store.quads_for_pattern(None, None, None, system_graph)
-            if q.predicate.value.endswith(("#recordDigest", "#derivedDigest"))]
-    # every record's digest is short now; a derived subject's is where its facts were made again (the
-    # others' facts were left as they are, and their digest is compared whole when they are next made)
-    records = [q for q in left if q.predicate.value.endswith("#recordDigest")]
-    assert records and all(len(q.object.value) == 15 for q in records)
-    assert any(len(q.object.value) == 15 for q in left if q.predicate.value.endswith("#derivedDigest"))
+    kept = {q.predicate.value.rsplit("#")[-1] for q in store.quads_for_pattern(None, None, None, system_graph)}
+    assert {"recordDigests", "derivedDigests"} <= kept and not kept & {"recordDigest", "derivedDigest"}
+    current = graph(store, snapshots.current_graph("salesforce"))
+    assert set(snapshots.read_digests(store, "salesforce")) == {t[0].value for t in current if t[1].value != DERIVED}

@@ -14,16 +14,18 @@ from .. import settings
 from ..store.history import snapshots
 from ..store.remote import is_remote
 from ..store.snapshots import (chain, copy_graph, current_graph, digest_text, fits_in_memory, forget_description,
-                               incoming_graph, upgrade)
-from ..store import (INGEST_MEMORY_SHARE, ONTOLOGY_GRAPH, Loader, Staging, delete_quads, facts_in_graph, memory_quads,
+                               incoming_graph, read_table, upgrade, write_table)
+from ..store import (INGEST_MEMORY_SHARE, ONTOLOGY_GRAPH, Loader, Staging, delete_quads, memory_quads,
                      staged)
 from ..validation.validate import ALL_GRAPHS
 from ..vocabulary import OKG
 from .count import Tally, line_digest
 
-#: the property that keeps each subject's digest of a derived graph (the intervals graph), in the
-#: system's snapshots graph, so that the next ingest rewrites only what changed
+#: the property that kept one derived subject's digest (versions before digest tables: dropped when met)
 DERIVED_DIGEST = ox.NamedNode(OKG + "derivedDigest")
+#: the property of the digest table, in the system's snapshots graph, that keeps each subject's digest
+#: of a derived graph (the intervals graph), so that the next ingest rewrites only what changed
+DERIVED_DIGESTS = OKG + "derivedDigests"
 
 
 @contextlib.contextmanager
@@ -147,11 +149,10 @@ def replace_graph(store, graph, triples, digests_in=None, scope=None):
     ``scope`` where digests are kept, and with None (every triple) where they are not."""
     name = ox.NamedNode(graph)
     if digests_in and store.contains_named_graph(name):
-        kept = {subject: digest.value for subject, digest in facts_in_graph(store, digests_in, DERIVED_DIGEST.value)}
+        kept = read_table(store, digests_in, DERIVED_DIGESTS)
         if kept:
             made = triples(scope) if callable(triples) else triples
-            return update_subjects(store, name, made, kept, ox.NamedNode(digests_in),
-                                   scope.untouched if scope is not None else None)
+            return update_subjects(store, name, made, kept, digests_in, scope.untouched if scope is not None else None)
     if callable(triples):
         triples = triples(None)
     before = None
@@ -172,19 +173,17 @@ def replace_graph(store, graph, triples, digests_in=None, scope=None):
             subjects[triple[0]] = subjects.get(triple[0], 0) + hashed
         loader.add_line(line)
     loader.close()
-    if digests_in:
+    if digests_in:  # (and those a version before digest tables kept one by one: dropped)
         store.update(f"DELETE WHERE {{ GRAPH <{digests_in}> {{ ?s {DERIVED_DIGEST} ?d }} }}")
-        kept = Loader([(store, ox.NamedNode(digests_in))])  # one per subject: a bulk load, not a transaction
-        kept.add([(s, DERIVED_DIGEST, ox.Literal(digest_text(d))) for s, d in subjects.items()])
-        kept.close()
+        write_table(store, digests_in, DERIVED_DIGESTS, {s.value: digest_text(d) for s, d in subjects.items()})
     return (before.digest, before.lines) != (digest, seen) if before is not None else seen > 0
 
 
 def update_subjects(store, name, triples, kept, digests, untouched=None):
     """:func:`replace_graph` by subject: the new triples go to an in-memory store, each subject's
-    digest is compared with the one ``kept``, and only the subjects that changed, came or went are
-    read off disk and rewritten; a kept subject the triples leave out is gone unless ``untouched``
-    says it was left as it is. Whether anything changed."""
+    digest is compared with the one ``kept`` (IRI -> digest, the table in graph ``digests``), and only
+    the subjects that changed, came or went are read off disk and rewritten; a kept subject the
+    triples leave out is gone unless ``untouched`` says it was left as it is. Whether anything changed."""
     fresh, subjects = ox.Store(), {}
     loader = Loader([(fresh, name)])
     for triple in triples:
@@ -193,8 +192,9 @@ def update_subjects(store, name, triples, kept, digests, untouched=None):
         loader.add_line(line)
     loader.close()
     new = {s: digest_text(d) for s, d in subjects.items()}
-    changed = [s for s, d in new.items() if kept.get(s) != d]
-    gone = [s for s in kept if s not in new and not (untouched and untouched(s))]
+    changed = [s for s, d in new.items() if kept.get(s.value) != d]
+    made = {s.value for s in new}
+    gone = [s for s in (ox.NamedNode(iri) for iri in kept if iri not in made) if not (untouched and untouched(s))]
     if not changed and not gone:
         return False
     delete_quads(store, [q for s in changed + gone for q in store.quads_for_pattern(s, None, None, name)])
@@ -202,6 +202,9 @@ def update_subjects(store, name, triples, kept, digests, untouched=None):
     for s in changed:
         loader.add([(q.subject, q.predicate, q.object) for q in fresh.quads_for_pattern(s, None, None, name)])
     loader.close()
-    delete_quads(store, [(s, DERIVED_DIGEST, ox.Literal(kept[s]), digests) for s in changed + gone if s in kept])
-    store.extend(ox.Quad(s, DERIVED_DIGEST, ox.Literal(new[s]), digests) for s in changed)
+    kept = dict(kept)
+    kept.update((s.value, new[s]) for s in changed)
+    for s in gone:
+        del kept[s.value]
+    write_table(store, digests, DERIVED_DIGESTS, kept)
     return True

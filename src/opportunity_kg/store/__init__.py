@@ -557,13 +557,6 @@ def write_changes(path, adds, removes):
     return len(adds), len(removes)
 
 
-def facts_in_graph(store, graph, predicate):
-    """(subject, object) of each ``predicate`` fact in ``graph`` (both IRIs given as text): one SPARQL SELECT,
-    a third faster than pattern by pattern (1.6 s against 2.2 s for 196,227 digests)."""
-    return ((row[0], row[1]) for row in store.query(
-        f"SELECT ?s ?o WHERE {{ GRAPH <{graph}> {{ ?s <{predicate}> ?o }} }}"))
-
-
 def delete_quads(store, quads):
     """Remove the quads (tuples of terms; the graph may be ``ox.DefaultGraph()``) from the store, in batches."""
     quads = list(quads)
