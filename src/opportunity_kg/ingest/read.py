@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from ..errors import OkgError
-from ..mapping.functions import _parse_datetime
+from ..mapping.functions import _ISO_START, _parse_datetime
 from ..paths import MAPPINGS_DIR
 from ..mapping.rml import load_mapping
 from ..readers.sources import CsvSource
@@ -210,16 +210,13 @@ def _as_of_from(values, current, columns=AS_OF_COLUMNS):
     return _newest_date([values.get(column) for column in columns] if values else [], current)
 
 
-#: a value that starts with an ISO 8601 day, which is then the day it names if it is a valid date at all
-_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
 def _newest_date(texts, current):
     """The newest of ``current`` (an ISO day, or None) and the valid dates and times among ``texts``, as
-    an ISO day. A value starting with an ISO day no later than ``current`` is not parsed: it cannot be
-    newer (most of an export's modstamps, read in a 100,000-opportunity export's every row)."""
+    an ISO day. A value starting with an ISO day (then the day it names, if it is a date at all) no
+    later than ``current`` is not parsed: it cannot be newer (most of an export's modstamps, read in
+    every row of a 100,000-opportunity export)."""
     for text in texts:
-        if not text or current is not None and text[:10] <= current and _ISO_DAY.match(text):
+        if not text or current is not None and text[:10] <= current and _ISO_START.match(text):
             continue
         try:
             day = _parse_datetime(text.strip()).date().isoformat()
