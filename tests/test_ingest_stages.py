@@ -14,6 +14,7 @@ from opportunity_kg.errors import OkgError
 from opportunity_kg.store.history import history_graph, intervals_graph
 from opportunity_kg.ingest.check import check_rows
 from opportunity_kg.ingest.count import check_accounts, count_rows
+from opportunity_kg.store.snapshots import entry_parts
 from opportunity_kg.ingest.derive import derive
 from opportunity_kg.ingest.load import Target
 from opportunity_kg.ingest.mapping import load_reference, map_export
@@ -147,7 +148,10 @@ def test_count_adds_up_and_the_digest_is_the_same_for_the_same_rows(model):
             assert counts.rows_read == counts.rows_loaded + counts.rows_quarantined + counts.rows_deleted, name
         assert run.counts["opportunity.csv"].rows_loaded == len(read_csv(CORPUS / "opportunity.csv")) \
             - run.counts["opportunity.csv"].rows_quarantined - run.counts["opportunity.csv"].rows_deleted
-        assert records and all(isinstance(d, int) for d in records.values())
+        # each record's entry: its digest, and the triples counted for it and the file they counted for
+        assert records and all(entry_parts(e) is not None for e in records.values())
+        assert sum(entry_parts(e)[1] for e in records.values()) == sum(
+            c.triples for name, c in run.counts.items() if not name.startswith("reference/"))
         digests.append(digest)
     assert digests[0] == digests[1]
     with pytest.raises(OkgError, match="do not add up"):

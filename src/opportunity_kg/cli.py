@@ -96,6 +96,11 @@ def cmd_ingest(args):
     if report.changed and report.previous_snapshot:
         print(f"{report.facts_added:,} facts added and {report.facts_removed:,} removed since <{report.previous_snapshot}>, "
               "kept as changes" + ("; the store was compacted (OKG_COMPACT_SHARE)" if report.compacted else ""))
+        if report.rows_reused:
+            print(f"{report.rows_reused:,} of {report.totals.rows_read:,} rows were as in the last export: read, "
+                  "not mapped again (their records' facts are as they were)")
+        elif report.reuse_missed:
+            print(f"every row was mapped again: {report.reuse_missed}")
         if report.stage_facts_remade is not None:
             print(f"stage intervals made again for the {report.stage_facts_remade:,} deals whose stage history "
                   "changed (the others' are as they were)")

@@ -62,6 +62,11 @@ SETTINGS = {s.name: s for s in [
             "ingest starts, at 450 bytes a triple (5,000,000 when it cannot be read). A larger export is "
             "validated in the on-disk staged store instead, with memory flat as exports grow; a number sets "
             "the cap, 0 always validates on disk."),
+    Setting("ingest_reuse_rows", True,
+            "Whether a re-ingest reads again unchanged the rows the last ingest of the system loaded cleanly: "
+            "only the records whose rows changed (and the parts of the same deal) are mapped, validated, "
+            "counted and compared; the others keep their facts (see \"Weekly exports\" in the README). "
+            "Off: 0, false or no: every row is mapped, as a first ingest does."),
     Setting("compact_share", 0.1,
             "A re-ingest compacts the on-disk store (RocksDB's compaction, after which reads are as fast as in "
             "a fresh store; about 1 s per 200,000 triples here) once the facts re-ingests have removed since "

@@ -13,9 +13,11 @@ from .rows import focus_term
 MAX_VALIDATION_PASSES = 5
 
 
-def check_rows(run, target, shapes, ontology, progress):
+def check_rows(run, target, shapes, ontology, progress, keep=None):
     """Validate until no row breaks a shape (at most :data:`MAX_VALIDATION_PASSES` times), adding the
-    rows that do to ``run.rejects`` and the warnings of the last pass to ``run.warnings``."""
+    rows that do to ``run.rejects`` and the warnings of the last pass to ``run.warnings``. ``keep``, a
+    function, picks the results that count (a re-ingest's about the records it made anew,
+    :meth:`~opportunity_kg.ingest.unchanged.Reuse.keep`)."""
     rows, lookup = run.rows, target.lookup
     take_out = {(r[0], r[1]) for r in run.rejects}
     bad = {}  # (file, line) -> (the row, the reason, the column, the value)
@@ -27,6 +29,8 @@ def check_rows(run, target, shapes, ontology, progress):
                 run.gone.setdefault(subject, where + ("quarantined",))
         progress.phase("validating against the shapes")
         violations = validate_store(*target.checked, shapes, ontology)
+        if keep is not None:
+            violations = keep(violations)
         errors = [v for v in violations if v.is_violation]
         where = {v.focus: rows.lines_of(v.focus, *lookup) for v in errors}
         mapped = rows.map_lines({key for keys in where.values() for key in keys})

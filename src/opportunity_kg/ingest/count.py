@@ -11,6 +11,7 @@ from collections import defaultdict
 import pyoxigraph as ox
 
 from ..errors import OkgError
+from ..store.snapshots import record_entry
 from ..vocabulary import PROV
 
 LINK = f"<{PROV}wasDerivedFrom> ".encode()
@@ -51,9 +52,11 @@ def count_rows(run, target, progress, meanwhile=None):
             run.counts[name].triples = counted.triples
     for name, read in run.lines_read.items():
         loaded = tally.loaded.get(name, set())
+        if run.reuse is not None:  # and the rows read again unchanged (ingest.unchanged)
+            loaded = loaded | run.reuse.lines.get(name, set())
         run.counts[name].rows_loaded = len(loaded)
         check_accounts(name, read, loaded, quarantined[name], run.deleted[name])
-    return tally.digest, tally.records
+    return tally.digest, tally.entries()
 
 
 def count_apart(tally, store, graph, meanwhile):
@@ -118,7 +121,8 @@ def _tally_in_process(connection, tally):
             break
         tally.write(chunk)
     tally.close(final=True)
-    tally.counted_for = tally.counted = None  # what only the count needed: not sent back
+    tally.entries()  # made here, from what only the count needed (not sent back)
+    tally.counted_for = tally.counted = None
     connection.send(tally)
     connection.close()
 
@@ -186,6 +190,7 @@ class Tally:
         self.counted_for, self.counted, self.pending = {}, {}, defaultdict(list)
         self.runs = runs
         self.records = {} if records else None  # subject (N-Triples bytes) -> the sum of its facts' digests
+        self.made = None  # :meth:`entries`
 
     def write(self, chunk):
         lines = (self.rest + bytes(chunk)).split(b"\n")
@@ -215,6 +220,18 @@ class Tally:
 
     def flush(self):
         pass
+
+    def entries(self):
+        """Each record's :func:`~opportunity_kg.store.snapshots.record_entry` (subject IRI, or ``_:``
+        for a blank node -> entry): its digest, and the file its triples counted for and how many,
+        where the store wrote each subject's triples in runs the tally remembers (``runs``)."""
+        if self.made is None and self.records is not None:
+            counted_for, counted = self.counted_for or {}, self.counted or {}
+            self.made = {(key[1:-1] if key.startswith(b"<") else key).decode():
+                         record_entry(value, counted_for.get(key), counted.get(key, 0))
+                         for key, value in self.records.items()}
+            self.records = None
+        return self.made
 
     def close(self, final=False):
         subject = self.current if self.runs else None  # a store that writes each subject once needs no memory

@@ -30,9 +30,11 @@ def derive_facts(source, snapshot, as_of, target, changes, progress):
     progress.phase("summarising the stage history")
     # the new snapshot's facts, in memory, are the system's latest when it started the chain or was
     # folded in there: read from memory, several times faster than the disk
-    facts = (target.check, target.graph) if target.check is not None and (
+    memory = (target.check, target.graph) if target.check is not None and (
         target.starts_chain or target.in_memory_fold) else None
-    scope = derive_scope(target.folded, facts, changes) if facts is not None else None
+    # (only the records made anew are in memory when unchanged rows were read again: the rest on disk)
+    facts = memory if not target.partial else None
+    scope = derive_scope(target.folded, memory, changes) if memory is not None else None
     derived_changed = replace_graph(store, intervals_graph(source),
                                     lambda within: derived_facts(store, source, facts, within, as_of),
                                     digests_in=snapshots_graph(snapshot), scope=scope)

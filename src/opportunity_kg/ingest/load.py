@@ -14,7 +14,7 @@ from .. import settings
 from ..store.history import snapshots
 from ..store.remote import is_remote
 from ..store.snapshots import (chain, copy_graph, current_graph, digest_text, fits_in_memory, forget_description,
-                               incoming_graph, read_table, upgrade, write_table)
+                               incoming_graph, read_table, same_digest, upgrade, write_table)
 from ..store import (INGEST_MEMORY_SHARE, ONTOLOGY_GRAPH, Loader, Staging, delete_quads, memory_quads,
                      staged)
 from ..validation.validate import ALL_GRAPHS
@@ -73,6 +73,9 @@ class Target:
         self.in_memory_fold = (self.check is not None and not self.starts_chain and not self.replaced
                                and not remote and fits_in_memory(store, source, graph_iri, as_of))
         self.folded = None  # (facts added, facts removed) when folded in memory: what derive reads anew
+        #: whether the in-memory graph holds only the records made anew (the rows read again unchanged
+        #: were not mapped: :mod:`opportunity_kg.ingest.unchanged`)
+        self.partial = False
         self.spilled = False  # whether the export outgrew ``in_memory`` and was validated on disk
         self.loader = Loader(([(self.check, self.graph)] if self.check is not None else [])
                              + ([] if self.in_memory_fold else [(store, self.graph)]), streamed=[store])
@@ -192,7 +195,7 @@ def update_subjects(store, name, triples, kept, digests, untouched=None):
         loader.add_line(line)
     loader.close()
     new = {s: digest_text(d) for s, d in subjects.items()}
-    changed = [s for s, d in new.items() if kept.get(s.value) != d]
+    changed = [s for s, d in new.items() if not same_digest(kept.get(s.value), d)]
     made = {s.value for s in new}
     gone = [s for s in (ox.NamedNode(iri) for iri in kept if iri not in made) if not (untouched and untouched(s))]
     if not changed and not gone:

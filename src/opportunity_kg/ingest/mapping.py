@@ -8,9 +8,10 @@ from collections import defaultdict
 import pyoxigraph as ox
 
 from ..errors import MappingError
-from ..mapping.rml import RowError, natural_key
+from ..mapping.rml import natural_key
 from .report import FileCounts, RowWarning, in_file_words
 from .rows import id_column as record_id_column
+from .unchanged import Miss, row_key, subject_of
 
 #: the column that marks a row deleted (Salesforce's IsDeleted, in any case) and the values that mean yes
 DELETED_COLUMNS = ("IsDeleted",)
@@ -29,10 +30,15 @@ def map_export(run, target, progress):
     named_by = {}  # file -> {column it lacks: (the columns whose values name the records instead, own id?)}
     footers = {}  # file -> the lines of its report footer
     total = 0
+    reuse, keys = run.reuse, run.row_keys
+    maps_of = defaultdict(list)  # file -> its triples maps, in plan order
+    for _, tm in run.plan.planned:
+        maps_of[tm.source.path.name].append(id(tm))
     for mapping, tm in run.plan.planned:
         name = tm.source.path.name
         run.counts.setdefault(name, FileCounts())
-        source_file = tm.source.open()
+        index, width = maps_of[name].index(id(tm)), len(maps_of[name])
+        source_file = tm.source.open() if reuse is None else reuse.files[name].sources[index]
         if not source_file.header:
             run.lines_read.setdefault(name, set())
             run.file_notes.append(f"{name}: the file is empty (not even a header); nothing read")
@@ -51,13 +57,22 @@ def map_export(run, target, progress):
         named_by_id = id_column in tm.subject.references
         deleted_column = _deleted_column(source_file.header)
         file_number = list(run.counts).index(name)
-        for row in source_file.rows():
-            mapped = mapping.map_row(tm, source_file, row, missing)
+        rows = ((row, None, row.line, None) for row in source_file.rows()) if reuse is None \
+            else reuse.rows_of(tm, source_file)
+        for row, unchanged, line, mapped in rows:
             total += 1
-            run.lines_read[name].add(row.line)
+            run.lines_read[name].add(line)
             if not total % PROGRESS_ROWS:
-                progress.rows(name, row.number, total)
+                progress.rows(name, row.number if row is not None else line, total)
                 target.spill(progress)
+            if row is None:  # read again unchanged: its facts are in the current graph (ingest.unchanged)
+                if unchanged:
+                    _reused(reuse, seen, tm, name, line, unchanged, file_number)
+                    gave[name].add(line)
+                continue
+            if keys is not None and row.values is not None and (name, line) not in keys:
+                keys[(name, line)] = row_key(name, list(row.values.values()))
+            mapped = mapped or mapping.map_row(tm, source_file, row, missing)
             if deleted_column and row.values and _is_true(row.values.get(deleted_column)):
                 run.deleted[name].add(row.line)  # kept out of the current data, counted on its own
                 if mapped.subject is not None:
@@ -69,7 +84,7 @@ def map_export(run, target, progress):
             if mapped.error:
                 run.rejects.append((name, mapped.line, record_id, mapped.field or "", mapped.value or "",
                                     mapped.error, mapped.values))
-                subject = _subject_of(mapping, tm, mapped.values)
+                subject = subject_of(mapping, tm, mapped.values)
                 if subject is not None:
                     run.gone.setdefault(subject, (name, mapped.line, "quarantined"))
                 continue
@@ -97,8 +112,11 @@ def map_export(run, target, progress):
                     continue
                 seen[key] = file_number << 32 | mapped.line
             target.add(run.rows.triples(mapped))
-        if source_file.footer:
-            footers[name] = source_file.footer
+            if keys is not None and mapped.subject is not None:
+                run.row_subjects.setdefault((name, line), [""] * width)[index] = mapped.subject.value
+        footer = source_file.footer if reuse is None else reuse.files[name].footer
+        if footer:
+            footers[name] = footer
     del seen
     for name, lines in footers.items():
         run.notes.append(f"{name}: lines {lines[0][0]}-{lines[-1][0]} after the last record are a report's footer "
@@ -112,6 +130,18 @@ def map_export(run, target, progress):
                   for name, columns in absent.items() if columns]
     run.notes += [f"{name}: no {column} column: {'each record is' if own else 'the records it refers to are'} "
                   f"named by {by}" for name, columns in named_by.items() for column, (by, own) in columns.items()]
+
+
+def _reused(reuse, seen, tm, name, line, subject, file_number):
+    """Note a row read again unchanged that gives ``subject`` a fact: its link to its line, and its
+    subject among those seen (a duplicate of a changed row's means every row must be mapped)."""
+    reuse.lines[name].add(line)
+    reuse.links.add((subject, name, line))
+    if tm.source.unique_subjects:
+        key = hash((tm.name, subject))
+        if key in seen:
+            raise Miss(f"{name} line {line} repeats a record another row gives")
+        seen[key] = file_number << 32 | line
 
 
 def load_reference(run, target):
@@ -136,11 +166,3 @@ def _deleted_column(header):
 
 def _is_true(value):
     return bool(value) and value.strip().casefold() in TRUE_VALUES
-
-
-def _subject_of(mapping, tm, values):
-    """The subject a row would have had (for a row that failed to map), or None."""
-    try:
-        return tm.subject.term(values, mapping.base_iri) if values is not None else None
-    except RowError:  # the subject itself could not be made
-        return None

@@ -2,6 +2,7 @@
 description). Each stage is a function of its own module; this one only runs them in order."""
 
 import functools
+import gc
 from collections import Counter
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from .read import as_of_in, plan_export
 from .report import IngestReport, unique, warnings_path, write_quarantine, write_warnings
 from .rows import Rows
 from .state import Run
+from .unchanged import (Miss, add_context, complete, file_sources, fingerprint, keep_rows, keeps_rows, plan_reuse,
+                        write_rows)
 
 
 def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, mappings_dir=MAPPINGS_DIR,
@@ -35,7 +38,16 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
     :class:`~opportunity_kg.progress.Progress`) shows how far it is on a terminal."""
     progress = progress or Progress(enabled=False)
     try:
-        report = _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, progress)
+        try:
+            report, missed = _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, progress), ""
+        except Miss as miss:  # a change reached rows that did not change: every row is mapped
+            missed = str(miss)
+            miss.__traceback__ = None  # its frames hold the staged store, which must close before it is staged again
+        if missed:
+            gc.collect()
+            progress.phase("mapping every row again")
+            report = _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, progress, reuse=False)
+            report.reuse_missed = missed
         progress.phase("checking what the canned queries can answer")
         report.support = support(open_store(store_path, read_only=True), cache=False)
         return report
@@ -43,7 +55,7 @@ def ingest(export_dir, store_path, *, source=None, as_of=None, quarantine=None, 
         progress.close()
 
 
-def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, progress):
+def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, progress, reuse=True):
     plan = plan_export(export_dir, source, mappings_dir)
     store_path, quarantine = _places(store_path, quarantine)
     notes = []
@@ -67,6 +79,10 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         if target.upgraded:
             run.notes.append(f"the store kept each snapshot of {', '.join(target.upgraded)} whole; they are now "
                              "kept as changes (the current graph and what each snapshot added and removed)")
+        if keeps_rows(target):
+            run.row_keys = {}
+            run.reuse = plan_reuse(run, target, progress) if reuse else None
+            target.partial = run.reuse is not None
         map_export(run, target, progress)
         load_reference(run, target)
         if target.spilled:
@@ -75,15 +91,26 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
                              "several times slower")
         progress.phase(f"writing {target.count:,} triples to the store")
         target.close()
-        check_rows(run, target, shapes, ontology, progress)
+        context = add_context(run.reuse, target, run.source) if run.reuse is not None else None
+        check_rows(run, target, shapes, ontology, progress, keep=run.reuse.keep if run.reuse is not None else None)
+        if context is not None:
+            target.check.remove_graph(context)
         # a first snapshot's stage facts need no counts, nor anything published: they are derived from
         # its facts in memory while another process counts its triples, on the other core
         early = target.starts_chain and not remote and target.check is not None
         digest, records = count_rows(run, target, progress, meanwhile=functools.partial(
             derive_facts, run.source, run.graph, run.as_of, target, [], progress) if early else None)
+        if run.reuse is not None:
+            digest, records = complete(run, run.reuse, digest, records)
         report = _report(run, store_path, quarantine)
+        report.rows_reused = run.reuse.rows - run.reuse.mapped if run.reuse is not None else 0
         describe(report, target, digest, plan.export_dir)
         changes, changed = publish(report, target, records, progress)
+        if changed and not remote:  # for the next export: the rows this one loaded cleanly (or none)
+            files = file_sources(plan) if run.row_keys is not None and (
+                target.starts_chain or target.folded is not None) else None  # (None: a file is empty)
+            rows = keep_rows(run, records) if files else None
+            write_rows(target.store, run.source, fingerprint(plan, files) if rows is not None else "", rows)
         count_history(report, changes, changed, target.holder)
         write_quarantine(quarantine, run.rejects, run.rows.headers)
         write_warnings(warnings_path(quarantine), run.warnings)

@@ -41,6 +41,10 @@ class IngestReport:
     # the deals whose stage intervals and states were made again (None: every deal's, see DeriveScope)
     stage_facts_remade: int | None = None
     digest: str = ""
+    #: the rows read again unchanged and not mapped (:mod:`opportunity_kg.ingest.unchanged`), and why
+    #: every row was mapped when a re-ingest could not do so ("" when it did, or did not try)
+    rows_reused: int = 0
+    reuse_missed: str = ""
     warnings_file: str = ""
     #: row warnings by kind ("value dropped", "warning") and the notes about whole files ("note")
     warning_counts: dict = field(default_factory=dict)
@@ -72,6 +76,7 @@ class IngestReport:
             "history_changes": self.history_changes, "parent_changes": self.parent_changes,
             "changed": self.changed, "compacted": self.compacted, "digest": self.digest,
             "stage_facts_remade": self.stage_facts_remade,
+            "rows_reused": self.rows_reused, "reuse_missed": self.reuse_missed,
         }
 
 

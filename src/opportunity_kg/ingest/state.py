@@ -28,6 +28,12 @@ class Run:
     #: subject -> (file, line, "quarantined" or "deleted") of records left out
     gone: dict = field(default_factory=dict)
     reference: list = field(default_factory=list)  # (name, triples) of the system's reference files
+    #: the rows read again unchanged, not mapped (:class:`~opportunity_kg.ingest.unchanged.Reuse`), or None
+    reuse: object = None
+    #: (file, line) -> the row's key, and the subjects each triples map of its file gave it, for the
+    #: next ingest's table of unchanged rows (None: no table is kept)
+    row_keys: dict | None = None
+    row_subjects: dict = field(default_factory=dict)
     meanwhile: object = None  # what the work done while the triples were counted returned (count_rows)
 
     @property

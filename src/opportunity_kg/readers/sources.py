@@ -99,9 +99,10 @@ class CsvSource:
         if duplicates:
             raise DataError(f"duplicate column names in header: {sorted(duplicates)}", file=path, line=1)
 
-    def rows(self):
+    def rows(self, lists=False):
         """Yield a :class:`Row` per record, malformed records with ``error`` set. A footer after the
-        records (see :attr:`footer`) is skipped."""
+        records (see :attr:`footer`) is skipped. With ``lists``, a row's ``values`` are the list of
+        its fields in the header's order (no dict is made)."""
         if not self.header:
             return
         width = len(self.header)
@@ -140,7 +141,7 @@ class CsvSource:
                     yield Row(start, number, None,
                               f"has {len(record)} fields, the header has {width}")
                     continue
-                yield Row(start, number, dict(zip(self.header, record)))
+                yield Row(start, number, record if lists else dict(zip(self.header, record)))
 
 
     def column_values(self, names):

@@ -37,6 +37,7 @@ serves the embedded store and a SPARQL server (the remote path).
 import contextlib
 import tempfile
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import pyoxigraph as ox
 
@@ -190,19 +191,18 @@ def fold_in_memory(disk, memory, system, snapshot, incoming, previous_state=None
     in graph ``incoming`` of the in-memory store ``memory`` (where the ingest validated them); only
     the changes are written to the store ``disk``.
 
-    With ``records`` (subject in N-Triples -> the digest of its facts, as the ingest's count made
-    them) and the digests the last ingest kept (:func:`write_digests`), the records are compared
-    by digest and only the changed ones are read off disk; otherwise the whole current graph is
-    copied into memory and compared there. Returns (the facts added, the facts removed): sets of
-    (s, p, o) terms."""
+    With ``records`` (subject IRI -> its :func:`record_entry`, as the ingest's count made them; a
+    blank node's key is its ``_:`` form) and the digests the last ingest kept (:func:`write_digests`),
+    the records are compared by digest and only the changed ones are read off disk; otherwise the
+    whole current graph is copied into memory and compared there. Returns (the facts added, the
+    facts removed): sets of (s, p, o) terms."""
     current = current_graph(system)
     previous = [iri for _, iri in chain(disk, system) if iri != snapshot][-1]
     kept = read_digests(disk, system) if records is not None else None
-    by_digest = bool(kept) and not any(key.startswith(b"_:") for key in records)
+    by_digest = bool(kept) and not any(key.startswith("_:") for key in records)
     if by_digest:
-        new = {key[1:-1].decode(): digest_text(value) for key, value in records.items()}
-        changed = [iri for iri, value in new.items() if kept.get(iri) != value]
-        gone = [iri for iri in kept if iri not in new]
+        changed = [iri for iri, entry in records.items() if not same_digest(kept.get(iri), entry)]
+        gone = [iri for iri in kept if iri not in records]
         subjects = [ox.NamedNode(iri) for iri in changed + gone]
         before = {(q.subject, q.predicate, q.object) for s in subjects
                   for q in disk.quads_for_pattern(s, None, None, ox.NamedNode(current))}
@@ -224,7 +224,7 @@ def fold_in_memory(disk, memory, system, snapshot, incoming, previous_state=None
     loader.close()
     record_changes(disk, snapshot, added, removed)
     if by_digest:  # every record's digest: those that changed, came or went, and the others as they were
-        write_table(disk, snapshots_graph_of(system), RECORD_DIGESTS, new)
+        write_table(disk, snapshots_graph_of(system), RECORD_DIGESTS, records)
     elif records is not None:
         write_digests(disk, system, records)
     return added, removed
@@ -249,9 +249,12 @@ RECORD_DIGEST = OKG + "recordDigest"
 RECORD_DIGESTS = OKG + "recordDigests"
 
 
-#: the bits of a record's or derived subject's hash that are kept: 15 hexadecimal digits; a changed
-#: record keeps its digest by chance once in 2 ** 60
-DIGEST_BITS = 60
+#: the bits of a record's or derived subject's hash that are kept: all 128 (the snapshot's digest is
+#: their sum, so a record read again unchanged adds its kept digest to it)
+DIGEST_BITS = 128
+#: the bits two kept digests are compared by (15 hexadecimal digits, what tables kept before
+#: DIGEST_BITS was 128): a changed record keeps its digest by chance once in 2 ** 60
+COMPARED_BITS = 60
 #: the lines ("IRI digest") in each literal of a digest table
 DIGEST_LINES = 2000
 
@@ -262,25 +265,62 @@ def digest_text(value):
     return f"{value % 2 ** DIGEST_BITS:0{DIGEST_BITS // 4}x}"
 
 
+def record_entry(value, file=None, triples=0):
+    """A record's line in the digest table: its :func:`digest_text`, and where the ingest's count
+    counted its triples (``file``, ``triples``: "digest/triples/file", the file's name
+    percent-encoded), which lets the next ingest count a record it does not read again."""
+    return digest_text(value) + (f"/{triples}/{quote(file, safe='')}" if file is not None else "")
+
+
+def entry_parts(entry):
+    """(the digest as a number, triples, file) of a :func:`record_entry`; None for a digest alone
+    (a table kept before the counts were)."""
+    digest, _, rest = entry.partition("/")
+    if not rest or len(digest) != DIGEST_BITS // 4:
+        return None
+    triples, _, file = rest.partition("/")
+    return int(digest, 16), int(triples), unquote(file)
+
+
+def same_digest(kept, new):
+    """Whether two kept digests (or :func:`record_entry` s) say the same facts, by their low
+    :data:`COMPARED_BITS` bits; False when either is missing."""
+    if kept is None or new is None:
+        return False
+    width = COMPARED_BITS // 4
+    return kept.partition("/")[0][-width:] == new.partition("/")[0][-width:]
+
+
 def read_table(store, graph, predicate):
     """IRI -> digest text, from the digest table ``predicate`` keeps in ``graph`` (:func:`write_table`)."""
     out = {}
-    for quad in store.quads_for_pattern(None, ox.NamedNode(predicate), None, ox.NamedNode(graph)):
-        for line in quad.object.value.split("\n"):
-            iri, _, digest = line.rpartition(" ")
-            out[iri] = digest
+    for line in read_lines(store, graph, predicate):
+        iri, _, digest = line.rpartition(" ")
+        out[iri] = digest
     return out
 
 
 def write_table(store, graph, predicate, digests):
     """Keep ``digests`` (IRI -> digest text) as a digest table in ``graph``, in place of the one kept
-    before: literals of :data:`DIGEST_LINES` lines "IRI digest" each, the objects of ``predicate``
-    on ``<graph/digests/...>``. Two million records are a thousand quads, read in about a second,
-    where a quad per record took 24 s to read at 100,000 opportunities and 20 s to write."""
+    before (:func:`write_lines`, a line "IRI digest" each). Two million records are a thousand quads,
+    read in about a second, where a quad per record took 24 s to read at 100,000 opportunities
+    and 20 s to write."""
+    write_lines(store, graph, predicate, [f"{iri} {digest}" for iri, digest in digests.items()])
+
+
+def read_lines(store, graph, predicate):
+    """The lines of the table ``predicate`` keeps in ``graph`` (:func:`write_lines`)."""
+    for quad in store.quads_for_pattern(None, ox.NamedNode(predicate), None, ox.NamedNode(graph)):
+        yield from quad.object.value.split("\n")
+
+
+def write_lines(store, graph, predicate, lines):
+    """Keep ``lines`` (text without line breaks) as a table in ``graph``, in place of the one kept
+    before: literals of :data:`DIGEST_LINES` lines each, the objects of ``predicate`` on
+    ``<graph/digests/...>``."""
     where, kind = ox.NamedNode(graph), ox.NamedNode(predicate)
     for quad in list(store.quads_for_pattern(None, kind, None, where)):
         store.remove(quad)
-    lines = [f"{iri} {digest}" for iri, digest in digests.items()]
     name = predicate.rsplit("#", 1)[-1]
     store.extend(ox.Quad(ox.NamedNode(f"{graph}/digests/{name}/{n // DIGEST_LINES + 1}"), kind,
                          ox.Literal("\n".join(lines[n:n + DIGEST_LINES])), where)
@@ -301,11 +341,11 @@ def has_digests(store, system):
 
 
 def write_digests(store, system, records):
-    """Keep each record's digest (``records``: subject in N-Triples -> the sum of its facts' hashes) in
-    ``system``'s snapshots graph, in place of the ones kept before."""
+    """Keep each record's :func:`record_entry` (``records``: subject IRI -> entry; blank nodes,
+    keyed ``_:``, are left out) in ``system``'s snapshots graph, in place of the ones kept before."""
     forget_digests(store, system)
     write_table(store, snapshots_graph_of(system), RECORD_DIGESTS,
-                {key[1:-1].decode(): digest_text(value) for key, value in records.items() if not key.startswith(b"_:")})
+                {key: entry for key, entry in records.items() if not key.startswith("_:")})
 
 
 def forget_digests(store, system):
