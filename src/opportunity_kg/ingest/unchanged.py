@@ -28,6 +28,7 @@ when the fingerprint differs, when the table is missing, or when too much is dir
 """
 
 import hashlib
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,13 @@ REUSE_MOST = 0.8
 #: ... unless the system has fewer records than this: both ways take well under a second then
 REUSE_SMALL = 1000
 DERIVED = ox.NamedNode(PROV + "wasDerivedFrom")
+OWL_CLASS = ox.NamedNode("http://www.w3.org/2002/07/owl#Class")
+#: a record naming more records than this (a competitor its deals) has only their types copied
+#: beside it for validation, not their facts
+FAN_OUT = 100
+#: the properties whose chains (a parent's parent) the validation of a record may follow (cycles)
+HIERARCHY = tuple(ox.NamedNode(OKG + name) for name in ("parentAccount", "parentTeam", "parentTerritory", "manager",
+                                                          "reportsTo", "directParent"))
 
 
 class Miss(OkgError):
@@ -295,20 +303,27 @@ def _read_dirty_rows(reuse):
 
 
 def add_context(reuse, target, system):
-    """Copy beside the dirty records, into a graph of the in-memory store validation reads, the facts
-    of the records they name and of the records naming a dirty one whose facts changed (or that is
-    gone), and the types of what those name. Returns the graph (dropped after validation)."""
+    """Copy beside the dirty records, into a graph of the in-memory store validation reads, what the
+    rules about them read of other records (see the module's description): the facts of the records
+    they name (only the types of those a record naming more than :data:`FAN_OUT` names, a
+    competitor's deals, say), of the records naming a dirty one whose facts changed or that is gone,
+    the chains of parents (:data:`HIERARCHY`) above them, the types of what those name, and one
+    record of each class the current graph has (a rule may ask whether the export has that kind of
+    record at all). Returns the graph (dropped after validation)."""
     disk, memory = target.store, target.check
     current, incoming = ox.NamedNode(current_graph(system)), target.graph
     context = ox.NamedNode(incoming.value + "/context")
     dirty, kept = reuse.dirty, reuse.kept
-    sums, named = defaultdict(int), set()
+    sums, named, typed = defaultdict(int), set(), set()
+    names = defaultdict(set)
     for q in memory.quads_for_pattern(None, None, None, incoming):
         if q.predicate == DERIVED:
             continue
         sums[q.subject.value] += line_digest(f"{q.subject} {q.predicate} {q.object} .".encode("utf-8"))
         if isinstance(q.object, ox.NamedNode) and q.predicate != RDF_TYPE and q.object.value not in dirty:
-            named.add(q.object.value)
+            names[q.subject.value].add(q.object.value)
+    for subject, objects in names.items():
+        (named if len(objects) <= FAN_OUT else typed).update(objects)
     changed = [iri for iri in dirty if iri in kept and not same_digest(kept[iri], _text(sums.get(iri)))]
     for iri in changed:
         reuse.referrers.update(q.subject.value for q in disk.quads_for_pattern(None, None, ox.NamedNode(iri), current)
@@ -316,15 +331,33 @@ def add_context(reuse, target, system):
     beside = named | reuse.referrers
     if _too_many(len(beside) + len(dirty), kept):
         raise Miss(f"{len(beside):,} records beside the {len(dirty):,} that changed would be validated again")
-    facts, further = [], set()
+    facts, further = [], set(typed)
     for iri in beside:
         for q in disk.quads_for_pattern(ox.NamedNode(iri), None, None, current):
             facts.append(ox.Quad(q.subject, q.predicate, q.object, context))
             if isinstance(q.object, ox.NamedNode) and q.predicate not in (RDF_TYPE, DERIVED):
                 further.add(q.object.value)
+    # the chains of parents above them, whole: from the parents the dirty records and those beside name
+    above = {q.object.value for predicate in HIERARCHY for q in memory.quads_for_pattern(None, predicate, None, incoming)}
+    above |= {q.object.value for q in facts if q.predicate in HIERARCHY}
+    above -= dirty | beside
+    seen = set()
+    while above:
+        seen |= above
+        step = set()
+        for iri in above:
+            for predicate in HIERARCHY:
+                for q in disk.quads_for_pattern(ox.NamedNode(iri), predicate, None, current):
+                    facts.append(ox.Quad(q.subject, q.predicate, q.object, context))
+                    step.add(q.object.value)
+        further |= above
+        above = step - seen - dirty - beside
     for iri in further - beside - dirty:
         facts.extend(ox.Quad(q.subject, q.predicate, q.object, context)
                      for q in disk.quads_for_pattern(ox.NamedNode(iri), RDF_TYPE, None, current))
+    for cls in {t[0] for t in target.ontology_triples if t[1] == RDF_TYPE and t[2] == OWL_CLASS}:
+        facts.extend(ox.Quad(q.subject, q.predicate, q.object, context)
+                     for q in itertools.islice(disk.quads_for_pattern(None, RDF_TYPE, cls, current), 1))
     memory.extend(facts)
     return context
 
