@@ -311,6 +311,8 @@ def add_context(reuse, target, system):
     record of each class the current graph has (a rule may ask whether the export has that kind of
     record at all). Returns the graph (dropped after validation)."""
     disk, memory = target.store, target.check
+    if memory is None or not target.in_memory_fold:  # (the records made anew outgrew ingest_memory_triples)
+        raise Miss("the rows mapped did not fit in ingest_memory_triples")
     current, incoming = ox.NamedNode(current_graph(system)), target.graph
     context = ox.NamedNode(incoming.value + "/context")
     dirty, kept = reuse.dirty, reuse.kept
