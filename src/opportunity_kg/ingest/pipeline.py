@@ -107,10 +107,14 @@ def _ingest(export_dir, store_path, source, as_of, quarantine, mappings_dir, pro
         describe(report, target, digest, plan.export_dir)
         changes, changed = publish(report, target, records, progress)
         if changed and not remote:  # for the next export: the rows this one loaded cleanly (or none)
-            files = file_sources(plan) if run.row_keys is not None and (
-                target.starts_chain or target.folded is not None) else None  # (None: a file is empty)
-            rows = keep_rows(run, records) if files else None
-            write_rows(target.store, run.source, fingerprint(plan, files) if rows is not None else "", rows)
+            rows, stamp = None, ""
+            if run.reuse is not None:  # (the fingerprint it was read again with is this export's)
+                rows, stamp = keep_rows(run, records), run.reuse.fingerprint
+            elif run.row_keys is not None and (target.starts_chain or target.folded is not None):
+                files = file_sources(plan)  # (None: a file is empty)
+                rows = keep_rows(run, records) if files else None
+                stamp = fingerprint(plan, files) if rows is not None else ""
+            write_rows(target.store, run.source, stamp, rows)
         count_history(report, changes, changed, target.holder)
         write_quarantine(quarantine, run.rejects, run.rows.headers)
         write_warnings(warnings_path(quarantine), run.warnings)
